@@ -1,0 +1,16 @@
+package align
+
+import "github.com/klauspost/cpuid/v2"
+
+// CacheLine is the CPU's cache-line size in bytes (64 when cpuid cannot
+// tell), for padding counters that different goroutines update.
+var CacheLine = func() int {
+	if n := cpuid.CPU.CacheLine; n > 0 {
+		return n
+	}
+	return 64
+}()
+
+// Pad is one cache line's worth of padding, sized for the largest common line
+// (128 bytes covers x86 adjacent-line prefetch and Apple's M-series).
+type Pad [128]byte

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package align
+
+func discover(string) (int, Source) { return Default, SourceDefault }

@@ -1,0 +1,17 @@
+package fallback
+
+import (
+	"os"
+
+	"golang.org/x/sys/windows"
+)
+
+func lockFile(f *os.File) error {
+	var ol windows.Overlapped
+	return windows.LockFileEx(windows.Handle(f.Fd()),
+		windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ol)
+}
+
+// syncDir is a no-op: windows cannot open a directory for flushing, and NTFS
+// journals its directory changes.
+func syncDir(string) error { return nil }

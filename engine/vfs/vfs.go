@@ -1,0 +1,174 @@
+// Package vfs is the one interface between the dwal engine and its storage
+// backends: the files of one directory.
+//
+// It imports nothing else of dwal. The engine imports it and picks a backend;
+// the backends (uring, fallback) and the test backends (memfs, errorfs) import
+// it and never the engine, so each can be tested alone and there is no import
+// cycle.
+//
+// Layers: bytes (this package) → format (engine segment files) → log
+// (engine.Coordinator).
+package vfs
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+)
+
+// Sentinel errors a backend returns (wrapped, so errors.Is works). The engine
+// re-exports ErrLocked; it maps ErrNoSpace (and syscall.ENOSPC) to its own.
+var (
+	// ErrLocked: Lock found the directory locked by another opener.
+	ErrLocked = errors.New("dwal: directory is locked by another process")
+	// ErrNoSpace: the file system has no room for the requested allocation.
+	ErrNoSpace = errors.New("dwal: no space left on device")
+	// ErrShortWrite: the device accepted fewer bytes than asked. The linked
+	// sync, if any, was not run.
+	ErrShortWrite = errors.New("dwal: short write")
+	// ErrUnsupported: the backend cannot run here (wrapped with the reason).
+	ErrUnsupported = errors.New("dwal: backend not supported")
+)
+
+// SyncMode says what WriteAt must make durable before it returns.
+type SyncMode uint8
+
+const (
+	// SyncNone: the write is submitted and completed; nothing is made durable
+	// (for O_DIRECT it may sit in the device cache, for buffered I/O in the
+	// page cache).
+	SyncNone SyncMode = iota
+	// SyncData: the write is followed by an fdatasync of the file; on io_uring
+	// the two are one submission (WRITE linked to FDATASYNC with
+	// IOSQE_IO_LINK), so a failed or short write cancels the sync.
+	SyncData
+	// SyncDSync: the write itself carries RWF_DSYNC (FUA where the device has
+	// it); backends without it emulate it as SyncData.
+	SyncDSync
+)
+
+func (m SyncMode) String() string {
+	switch m {
+	case SyncNone:
+		return "none"
+	case SyncData:
+		return "fdatasync"
+	case SyncDSync:
+		return "dsync"
+	}
+	return "unknown"
+}
+
+// FS is a directory of files. All names are base names inside that directory
+// (no separators). Methods are safe for concurrent use unless a method says
+// otherwise.
+type FS interface {
+	// Name names the backend ("io_uring", "fallback", "memfs", ...).
+	Name() string
+
+	// Alignment is the byte alignment every WriteAt and ReadAt buffer
+	// address, length and offset must have (a power of two >= 512). It never
+	// changes for the life of the FS.
+	Alignment() int
+
+	// Create makes a new file (it must not exist) and preallocates size bytes
+	// (fallocate: the file's size is size, its blocks reserved, reads return
+	// zeros). A failed allocation removes the file and returns an error
+	// wrapping ErrNoSpace when the cause is ENOSPC. The new directory entry is
+	// durable only after SyncDir; the allocation only after File.Sync.
+	Create(name string, size int64) (File, error)
+
+	// Open opens an existing file for reading and writing (or reading only
+	// with readOnly). A missing file gives an error wrapping fs.ErrNotExist.
+	Open(name string, readOnly bool) (File, error)
+
+	// Remove deletes a file; durable after SyncDir. A missing file gives an
+	// error wrapping fs.ErrNotExist.
+	Remove(name string) error
+
+	// Rename atomically replaces newname with oldname; durable after SyncDir.
+	Rename(oldname, newname string) error
+
+	// SyncDir makes every create, rename and remove done before it durable.
+	SyncDir() error
+
+	// List returns the directory's entries, in no particular order.
+	List() ([]fs.DirEntry, error)
+
+	// ReadFile reads a small file whole (no alignment needed).
+	ReadFile(name string) ([]byte, error)
+
+	// WriteFile creates or truncates name, writes data (no alignment needed)
+	// and syncs the file before returning. It is not atomic: callers write a
+	// temporary name, then Rename and SyncDir.
+	WriteFile(name string, data []byte) error
+
+	// Lock takes the directory's exclusive lock (a LOCK file, flock on Unix).
+	// It fails at once, wrapping ErrLocked, when another holder has it; the
+	// lock is released by closing the returned Closer (or by process exit).
+	Lock() (io.Closer, error)
+
+	// Close releases the backend's own resources (a ring, say). Files it
+	// opened must be closed first.
+	Close() error
+}
+
+// File is one open file of an FS.
+//
+// Concurrency: WriteAt and ReadAt may be called from many goroutines at once
+// on disjoint ranges; the backend bounds what is in flight and blocks callers
+// beyond that bound. Sync, Truncate, Allocate and Close must not run
+// concurrently with a WriteAt or ReadAt on the same file.
+//
+// Buffers: p is only read (WriteAt) or written (ReadAt) until the call
+// returns; the backend keeps it alive until the kernel is done with it, and
+// the caller may reuse it after the call.
+type File interface {
+	// WriteAt writes all of p at off. p's address, len(p) and off must be
+	// multiples of the FS alignment and len(p) > 0 (align.Check); otherwise
+	// it returns an error and writes nothing. With mode SyncData or SyncDSync
+	// it returns nil only when p and the metadata needed to read it back (file
+	// size, extent state) are durable. A short write returns an error wrapping
+	// ErrShortWrite. Errors from the sync are final: a failed fdatasync is
+	// never retried (after a writeback error the kernel may have marked pages
+	// clean, so a second fsync could succeed falsely).
+	WriteAt(p []byte, off int64, mode SyncMode) error
+
+	// ReadAt reads len(p) bytes at off, with the alignment rules of WriteAt.
+	// It returns the bytes read; fewer than len(p) only at the end of the
+	// file, with io.EOF.
+	ReadAt(p []byte, off int64) (int, error)
+
+	// Sync makes all completed writes and the file's size durable
+	// (fdatasync; F_FULLFSYNC on darwin). Never retried after an error.
+	Sync() error
+
+	// Truncate sets the file's size. Durable after Sync.
+	Truncate(size int64) error
+
+	// Size returns the file's current size in bytes.
+	Size() (int64, error)
+
+	// Close closes the file after every operation in flight on it completes.
+	Close() error
+}
+
+// Options are what every real backend's constructor takes.
+type Options struct {
+	// FilePerm is the mode of files the backend creates (0600 when zero).
+	FilePerm fs.FileMode
+	// DirPerm is the mode of the directory when the backend creates it (0700
+	// when zero).
+	DirPerm fs.FileMode
+}
+
+// WithDefaults fills zero fields.
+func (o Options) WithDefaults() Options {
+	if o.FilePerm == 0 {
+		o.FilePerm = 0o600
+	}
+	if o.DirPerm == 0 {
+		o.DirPerm = 0o700
+	}
+	return o
+}
