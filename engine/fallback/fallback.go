@@ -250,3 +250,8 @@ func noSpace(err error) error {
 
 // NoSpace wraps ENOSPC with vfs.ErrNoSpace (for other backends).
 func NoSpace(err error) error { return noSpace(err) }
+
+// PageCache reports that writes go through the page cache: after a failed
+// fsync the kernel may have dropped or kept the dirty pages, so the engine
+// turns read-only rather than trust a rollback.
+func (f *FS) PageCache() bool { return true }

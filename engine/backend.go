@@ -1,0 +1,40 @@
+package engine
+
+import (
+	"fmt"
+
+	"dwal/engine/fallback"
+	"dwal/engine/vfs"
+)
+
+// openBackend returns the FS that Config asks for, what to report about it,
+// and whether the Coordinator owns (and closes) it.
+func openBackend(cfg Config) (vfs.FS, BackendInfo, bool, error) {
+	opts := vfs.Options{FilePerm: cfg.FilePerm, DirPerm: cfg.DirPerm}
+	if cfg.FS != nil {
+		return cfg.FS, BackendInfo{Name: cfg.FS.Name(), Reason: "Config.FS"}, false, nil
+	}
+	switch cfg.Backend {
+	case BackendFallback:
+		f, err := fallback.New(cfg.Dir, opts)
+		if err != nil {
+			return nil, BackendInfo{}, false, err
+		}
+		return f, BackendInfo{Name: "fallback", Reason: "Config.Backend is BackendFallback"}, true, nil
+	case BackendUring:
+		f, err := newUring(cfg.Dir, opts)
+		if err != nil {
+			return nil, BackendInfo{}, false, fmt.Errorf("dwal: io_uring backend requested: %w", err)
+		}
+		return f, BackendInfo{Name: f.Name(), Reason: "Config.Backend is BackendUring"}, true, nil
+	}
+	u, uerr := newUring(cfg.Dir, opts)
+	if uerr == nil {
+		return u, BackendInfo{Name: u.Name(), Reason: "auto: io_uring and O_DIRECT work in this directory"}, true, nil
+	}
+	f, err := fallback.New(cfg.Dir, opts)
+	if err != nil {
+		return nil, BackendInfo{}, false, err
+	}
+	return f, BackendInfo{Name: "fallback", Reason: "auto: " + uerr.Error()}, true, nil
+}

@@ -1,0 +1,178 @@
+package engine
+
+import (
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"dwal/engine/vfs"
+)
+
+// LSN is a log sequence number, chosen by the caller.
+type LSN uint64
+
+// BackendKind selects the storage backend.
+type BackendKind int
+
+const (
+	// BackendAuto (the zero value) uses io_uring + O_DIRECT when both work
+	// for the directory, else the fallback, and says why in Backend().
+	BackendAuto BackendKind = iota
+	// BackendUring requires io_uring + O_DIRECT; Open fails where they cannot
+	// run.
+	BackendUring
+	// BackendFallback uses the portable os.File backend.
+	BackendFallback
+)
+
+func (k BackendKind) String() string {
+	switch k {
+	case BackendAuto:
+		return "auto"
+	case BackendUring:
+		return "io_uring"
+	case BackendFallback:
+		return "fallback"
+	}
+	return fmt.Sprintf("BackendKind(%d)", int(k))
+}
+
+// SyncMethod says how a synced batch is made durable.
+type SyncMethod int
+
+const (
+	// SyncFdatasync (the zero value): the batch's write is linked to an
+	// fdatasync in one submission.
+	SyncFdatasync SyncMethod = iota
+	// SyncDSync: the write carries RWF_DSYNC (FUA where the device has it).
+	SyncDSync
+)
+
+// Config configures a Coordinator. Zero values mean the defaults.
+type Config struct {
+	// Dir is the WAL directory; it is created (DirPerm) when missing.
+	Dir string
+	// SegmentSize is the size at which a segment is sealed and the next one
+	// started (default 64 MiB). A segment rotates after the flush that makes
+	// it reach SegmentSize; tiny sizes are legal and mean "rotate after every
+	// flush".
+	SegmentSize int64
+	// SegmentsToRetain is how many sealed segments are kept before the
+	// current one (default 10); older ones are removed at rotation.
+	SegmentsToRetain int
+	// FlushInterval is the FlushThread's default period (default 10ms).
+	FlushInterval time.Duration
+	// SyncOnFlush makes Flush(..., true) durable (default true). In a Config
+	// from DefaultConfig it is honoured as set; in a Config literal its zero
+	// value means the default (true), since a zero Config must be durable:
+	// there, turn syncing off with NoSyncOnFlush.
+	SyncOnFlush bool
+	// NoSyncOnFlush turns syncing off whatever SyncOnFlush says.
+	NoSyncOnFlush bool
+	// MaxEntrySize bounds one entry (default 64 MiB, at most 1 GiB).
+	MaxEntrySize int
+	// Backend picks the storage backend (default BackendAuto).
+	Backend BackendKind
+	// FS, when set, is the backend to use as it is (Backend is ignored, Dir
+	// only names the directory in messages): a custom backend, or the test
+	// backends memfs and errorfs. The Coordinator does not close it.
+	FS vfs.FS
+	// SyncMethod picks linked fdatasync or RWF_DSYNC writes.
+	SyncMethod SyncMethod
+	// FilePerm and DirPerm are the modes of created files (default 0600) and
+	// of the directory when created (default 0700).
+	FilePerm fs.FileMode
+	DirPerm  fs.FileMode
+	// Logger receives recovery actions, the backend choice, rotations (debug)
+	// and slow syncs (warn). Nil means silent.
+	Logger *slog.Logger
+	// SlowSyncThreshold is the sync duration above which a warning is logged
+	// (default 1s).
+	SlowSyncThreshold time.Duration
+
+	// fromDefault marks a Config made by DefaultConfig, whose SyncOnFlush is
+	// meant as written.
+	fromDefault bool
+}
+
+// Defaults.
+const (
+	DefaultSegmentSize      = 64 << 20
+	DefaultSegmentsToRetain = 10
+	DefaultFlushInterval    = 10 * time.Millisecond
+	DefaultMaxEntrySize     = 64 << 20
+)
+
+// DefaultConfig returns the defaults for dir: SegmentSize 64 MiB,
+// SegmentsToRetain 10, FlushInterval 10ms, SyncOnFlush true, Backend Auto.
+func DefaultConfig(dir string) Config {
+	return Config{
+		Dir:              dir,
+		SegmentSize:      DefaultSegmentSize,
+		SegmentsToRetain: DefaultSegmentsToRetain,
+		FlushInterval:    DefaultFlushInterval,
+		SyncOnFlush:      true,
+		MaxEntrySize:     DefaultMaxEntrySize,
+		fromDefault:      true,
+	}
+}
+
+// withDefaults validates c and fills its zero values.
+func (c Config) withDefaults() (Config, error) {
+	if c.Dir == "" && c.FS == nil {
+		return c, fmt.Errorf("%w: empty Dir", ErrBadConfig)
+	}
+	if c.SegmentSize < 0 {
+		return c, fmt.Errorf("%w: negative SegmentSize %d", ErrBadConfig, c.SegmentSize)
+	}
+	if c.SegmentsToRetain < 0 {
+		return c, fmt.Errorf("%w: negative SegmentsToRetain %d", ErrBadConfig, c.SegmentsToRetain)
+	}
+	if c.FlushInterval < 0 {
+		return c, fmt.Errorf("%w: negative FlushInterval %v", ErrBadConfig, c.FlushInterval)
+	}
+	if c.MaxEntrySize < 0 || c.MaxEntrySize > maxEntrySizeCap {
+		return c, fmt.Errorf("%w: MaxEntrySize %d outside 0..%d", ErrBadConfig, c.MaxEntrySize, maxEntrySizeCap)
+	}
+	if c.SlowSyncThreshold < 0 {
+		return c, fmt.Errorf("%w: negative SlowSyncThreshold %v", ErrBadConfig, c.SlowSyncThreshold)
+	}
+	switch c.Backend {
+	case BackendAuto, BackendUring, BackendFallback:
+	default:
+		return c, fmt.Errorf("%w: unknown Backend %d", ErrBadConfig, int(c.Backend))
+	}
+	switch c.SyncMethod {
+	case SyncFdatasync, SyncDSync:
+	default:
+		return c, fmt.Errorf("%w: unknown SyncMethod %d", ErrBadConfig, int(c.SyncMethod))
+	}
+	if c.SegmentSize == 0 {
+		c.SegmentSize = DefaultSegmentSize
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.MaxEntrySize == 0 {
+		c.MaxEntrySize = DefaultMaxEntrySize
+	}
+	if c.SlowSyncThreshold == 0 {
+		c.SlowSyncThreshold = time.Second
+	}
+	if c.SegmentsToRetain == 0 {
+		c.SegmentsToRetain = DefaultSegmentsToRetain
+	}
+	switch {
+	case c.NoSyncOnFlush:
+		c.SyncOnFlush = false
+	case !c.fromDefault:
+		// NB: the zero value of a bool cannot mean "default true" unless we
+		// say so here; a zero Config must be a durable one.
+		c.SyncOnFlush = true
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}

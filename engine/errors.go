@@ -1,0 +1,40 @@
+package engine
+
+import (
+	"errors"
+
+	"dwal/engine/vfs"
+)
+
+// Sentinel errors. Test with errors.Is: the returned errors wrap them with
+// the file, offset or cause.
+var (
+	// ErrClosed: the Coordinator (or FlushThread) was closed.
+	ErrClosed = errors.New("dwal: closed")
+	// ErrLocked: another process (or Coordinator) holds the directory's LOCK.
+	ErrLocked = vfs.ErrLocked
+	// ErrEntryTooLarge: an entry exceeds Config.MaxEntrySize; its whole batch
+	// failed before anything was written.
+	ErrEntryTooLarge = errors.New("dwal: entry too large")
+	// ErrReadOnly: an earlier write or sync failed in a way that cannot be
+	// rolled back; every later write fails with it (the message names the
+	// cause and the LSN range whose fate is unknown). Reads still work;
+	// reopening the directory runs recovery.
+	ErrReadOnly = errors.New("dwal: read-only after an unrecoverable write failure")
+	// ErrNoSpace: the file system is full. When it comes from preparing a
+	// segment nothing was written and the call can be retried once space
+	// returns.
+	ErrNoSpace = vfs.ErrNoSpace
+	// ErrDecrypt: a sealed entry could not be opened (wrong or missing key, or
+	// the bytes were altered or moved).
+	ErrDecrypt = errors.New("dwal: cannot decrypt")
+	// ErrCorrupt: a segment holds bytes that no crash can explain (a bad
+	// header, a sealed segment that disagrees with its .meta).
+	ErrCorrupt = errors.New("dwal: corrupt segment")
+	// ErrUnsupportedFormat: a segment was written by a newer dwal.
+	ErrUnsupportedFormat = errors.New("dwal: unsupported segment format")
+	// ErrBadConfig: Config holds an invalid value.
+	ErrBadConfig = errors.New("dwal: bad config")
+	// ErrDropped: a PendingEntry was garbage collected without being flushed.
+	ErrDropped = errors.New("dwal: entry dropped without being flushed")
+)

@@ -1,0 +1,288 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"slices"
+	"strings"
+
+	"dwal/engine/align"
+)
+
+// RecoveryReport says what Open found and what it repaired.
+type RecoveryReport struct {
+	Segments int      // segments present after recovery
+	Repairs  []string // one line per repair, in the order done
+}
+
+// segFile is one segment found in the directory.
+type segFile struct {
+	id      uint64
+	hdr     segHeader
+	meta    SegmentMetadata
+	hasMeta bool
+	badHdr  error // the header block is unreadable
+}
+
+// recover brings the directory to a state the writer can continue from:
+//
+//   - leftovers of interrupted work (prepared-*.tmp, *.meta.tmp) are removed;
+//   - every segment header is read first, before anything is changed, so a
+//     segment of a newer format (or a corrupt sealed one) fails Open with the
+//     directory untouched;
+//   - the last segment, unless sealed, is synced (a crashed process may have
+//     left writes in the page cache), scanned to the end of its log, its torn
+//     tail copied to NNNNNN.log.broken and cut off, and it is sealed; a last
+//     segment without any batch is removed; one with an unreadable header is
+//     renamed to .broken;
+//   - sealed segments missing a (whole) .meta get it rebuilt by a scan.
+//
+// The next flush starts a new segment after the highest ID.
+func (c *Coordinator) recover() error {
+	ents, err := c.fs.List()
+	if err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	var segs []*segFile
+	var leftovers []string
+	for _, e := range ents {
+		name := e.Name()
+		if id, ok := parseID(name, segSuffix); ok {
+			if !e.Type().IsRegular() {
+				return fmt.Errorf("%w: %s is not a regular file (%v)", ErrCorrupt, name, e.Type())
+			}
+			segs = append(segs, &segFile{id: id})
+			continue
+		}
+		if strings.HasPrefix(name, preparedPrefix) && strings.HasSuffix(name, tmpSuffix) ||
+			strings.HasSuffix(name, metaSuffix+tmpSuffix) {
+			leftovers = append(leftovers, name)
+		}
+	}
+	slices.SortFunc(segs, func(a, b *segFile) int { return cmpU64(a.id, b.id) })
+
+	// Read-only pass.
+	for i, s := range segs {
+		last := i == len(segs)-1
+		if err := c.readHeader(s); err != nil {
+			if errors.Is(err, ErrUnsupportedFormat) {
+				return fmt.Errorf("%s: %w", segName(s.id), err)
+			}
+			if !errors.Is(err, errBadSegHeader) {
+				return fmt.Errorf("%s: %w", segName(s.id), err)
+			}
+			if !last {
+				return fmt.Errorf("%w: %s: %w", ErrCorrupt, segName(s.id), err)
+			}
+			s.badHdr = err
+		}
+		if s.badHdr == nil && s.hdr.id != s.id {
+			return fmt.Errorf("%w: %s holds segment %d", ErrCorrupt, segName(s.id), s.hdr.id)
+		}
+		if b, err := c.fs.ReadFile(metaName(s.id)); err == nil {
+			s.meta, s.hasMeta = ParseSegmentMetadata(b)
+			if s.hasMeta && len(b) != metaLen {
+				s.hasMeta = false
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("read %s: %w", metaName(s.id), err)
+		}
+	}
+
+	// Repairs.
+	dirty := false
+	for _, name := range leftovers {
+		if err := c.fs.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove leftover %s: %w", name, err)
+		}
+		c.repaired("removed leftover %s", name)
+		dirty = true
+	}
+	var kept []*segFile
+	for i, s := range segs {
+		last := i == len(segs)-1
+		switch {
+		case s.badHdr != nil:
+			if err := c.fs.Rename(segName(s.id), brokenName(s.id)); err != nil {
+				return fmt.Errorf("set aside %s: %w", segName(s.id), err)
+			}
+			c.fs.Remove(metaName(s.id))
+			c.repaired("%s has no valid header (%v); renamed to %s", segName(s.id), s.badHdr, brokenName(s.id))
+			dirty = true
+			continue
+		case last && !s.hasMeta:
+			keep, err := c.sealRecovered(s)
+			if err != nil {
+				return err
+			}
+			dirty = true
+			if !keep {
+				continue
+			}
+		case !s.hasMeta:
+			keep, err := c.rebuildMeta(s)
+			if err != nil {
+				return err
+			}
+			dirty = true
+			if !keep {
+				continue
+			}
+		}
+		kept = append(kept, s)
+	}
+	if dirty {
+		if err := c.fs.SyncDir(); err != nil {
+			return fmt.Errorf("sync dir: %w", err)
+		}
+	}
+	c.rep.Segments = len(kept)
+	var maxID uint64
+	if len(segs) > 0 {
+		// The highest ID stays taken even when its segment was removed or set
+		// aside, so IDs only grow.
+		maxID = segs[len(segs)-1].id
+	}
+	c.curID.Store(maxID)
+	for _, r := range c.rep.Repairs {
+		c.log.Warn("dwal: recovery", "action", r)
+	}
+	return nil
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (c *Coordinator) repaired(format string, args ...any) {
+	c.rep.Repairs = append(c.rep.Repairs, fmt.Sprintf(format, args...))
+}
+
+func (c *Coordinator) readHeader(s *segFile) error {
+	f, err := c.fs.Open(segName(s.id), true)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	s.hdr, err = readSegHeader(f, c.align)
+	return err
+}
+
+// sealRecovered finishes the last segment a previous process left open.
+// It reports whether the segment is kept (false: it held no batch and was
+// removed).
+func (c *Coordinator) sealRecovered(s *segFile) (bool, error) {
+	name := segName(s.id)
+	f, err := c.fs.Open(name, false)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	// Make durable whatever the crashed process left in the page cache before
+	// reading it: what we replay must not vanish in a later power loss.
+	if err := f.Sync(); err != nil {
+		return false, fmt.Errorf("sync %s: %w", name, err)
+	}
+	size, err := f.Size()
+	if err != nil {
+		return false, err
+	}
+	sc, err := scanSegment(f, c.align, size, true, nil)
+	if err != nil {
+		return false, fmt.Errorf("scan %s: %w", name, err)
+	}
+	if sc.torn > sc.end {
+		if err := c.saveBroken(f, s.id, sc.end, sc.torn); err != nil {
+			return false, err
+		}
+		c.repaired("%s: log ends at offset %d (%s); %d bytes after it copied to %s",
+			name, sc.end, sc.why, sc.torn-sc.end, brokenName(s.id))
+	}
+	if sc.meta.EntryCount == 0 {
+		f.Close()
+		if err := c.fs.Remove(name); err != nil {
+			return false, fmt.Errorf("remove empty %s: %w", name, err)
+		}
+		c.repaired("removed %s: it holds no batch", name)
+		return false, nil
+	}
+	if sc.end < size {
+		// Cut the tail so nothing past the end of the log can ever be read as
+		// part of it.
+		if err := f.Truncate(sc.end); err != nil {
+			return false, fmt.Errorf("truncate %s: %w", name, err)
+		}
+		if err := f.Sync(); err != nil {
+			return false, fmt.Errorf("sync %s: %w", name, err)
+		}
+	}
+	if err := c.writeMeta(s.id, sc.meta); err != nil {
+		return false, fmt.Errorf("write %s: %w", metaName(s.id), err)
+	}
+	s.meta, s.hasMeta = sc.meta, true
+	c.repaired("sealed %s: %d entries, LSN %d..%d, %d bytes", name, sc.meta.EntryCount, sc.meta.MinLSN, sc.meta.MaxLSN, sc.end)
+	return true, nil
+}
+
+// saveBroken copies bytes [from, to) of segment id to NNNNNN.log.broken.
+func (c *Coordinator) saveBroken(f interface {
+	ReadAt([]byte, int64) (int, error)
+}, id uint64, from, to int64) error {
+	start := from &^ int64(c.align-1)
+	n := align.Up64(to-start, c.align)
+	if n > 1<<30 {
+		n = 1 << 30
+	}
+	b := align.Alloc(int(n), c.align)
+	got, err := f.ReadAt(b, start)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read torn tail of %s: %w", segName(id), err)
+	}
+	lo := min(int(from-start), got)
+	hi := min(int(to-start), got)
+	if err := c.fs.WriteFile(brokenName(id), b[lo:hi]); err != nil {
+		return fmt.Errorf("write %s: %w", brokenName(id), err)
+	}
+	return nil
+}
+
+// rebuildMeta writes the missing .meta of a sealed segment from a scan.
+func (c *Coordinator) rebuildMeta(s *segFile) (bool, error) {
+	name := segName(s.id)
+	f, err := c.fs.Open(name, true)
+	if err != nil {
+		return false, err
+	}
+	size, err := f.Size()
+	if err == nil {
+		var sc scan
+		sc, err = scanSegment(f, c.align, size, false, nil)
+		f.Close()
+		if err == nil {
+			if sc.meta.EntryCount == 0 {
+				if err := c.fs.Remove(name); err != nil {
+					return false, err
+				}
+				c.repaired("removed %s: sealed without any batch", name)
+				return false, nil
+			}
+			if err := c.writeMeta(s.id, sc.meta); err != nil {
+				return false, err
+			}
+			s.meta, s.hasMeta = sc.meta, true
+			c.repaired("rebuilt %s: %d entries, LSN %d..%d", metaName(s.id), sc.meta.EntryCount, sc.meta.MinLSN, sc.meta.MaxLSN)
+			return true, nil
+		}
+	} else {
+		f.Close()
+	}
+	return false, fmt.Errorf("rebuild %s: %w", metaName(s.id), err)
+}
