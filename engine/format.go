@@ -17,11 +17,11 @@ const (
 	segHeaderLen     = 44            // encoded segment header, CRC included
 	batchMagic       = 0x31425744    // "DWB1" little endian
 	batchHeaderLen   = 48
-	entryHeaderLen   = 12         // u32 length + u64 LSN
-	maxBatchPayload  = 1<<31 - 1  // bytes of entries in one batch (u32 length field, kept signed-safe)
-	maxEntrySizeCap  = 1 << 30    // the largest Config.MaxEntrySize accepted
-	segFlagEncrypted = 1 << 0     // segment header flag: entry bytes are sealed by Config.Cipher
-	metaLen          = 24         // .meta file: SegmentMetadata encoding
+	entryHeaderLen   = 12        // u32 length + u64 LSN
+	maxBatchPayload  = 1<<31 - 1 // bytes of entries in one batch (u32 length field, kept signed-safe)
+	maxEntrySizeCap  = 1 << 30   // the largest Config.MaxEntrySize accepted
+	segFlagEncrypted = 1 << 0    // segment header flag: entry bytes are sealed by Config.Cipher
+	metaLen          = 24        // .meta file: SegmentMetadata encoding
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
