@@ -1,0 +1,39 @@
+# dwal — see README.md. `make run` and `make test` do all the set-up they need.
+GO      ?= go
+PKGS    := ./...
+RUNARGS ?=
+
+.PHONY: run test race vet lint cross bench fuzz build
+
+build:
+	$(GO) build -o bin/dwal ./cmd/dwal
+
+# The main job: write a few hundred MiB durably into a temporary directory,
+# replay and verify it, print the backend, throughput and commit latency.
+run: build
+	./bin/dwal demo $(RUNARGS)
+
+vet:
+	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$fmt" ]; then echo "gofmt would change: $$fmt"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# vet + the race-enabled test suite (the command CI runs).
+test: vet cross
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+lint: vet
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+
+# The portable backend and its tests must build on every platform.
+cross:
+	GOOS=darwin  $(GO) build $(PKGS)
+	GOOS=windows $(GO) build $(PKGS)
+	GOOS=freebsd $(GO) build $(PKGS)
+	@# compile (not run) every test package for each platform
+	GOOS=darwin  $(GO) test -count=1 -exec true $(PKGS) >/dev/null
+	GOOS=windows $(GO) test -count=1 -exec true $(PKGS) >/dev/null
+	GOOS=freebsd $(GO) test -count=1 -exec true $(PKGS) >/dev/null
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x ./engine/...

@@ -1,0 +1,104 @@
+// Package engine is dwal's write-ahead log: the Card 1 flush-coordinator API
+// (Open, Flush, TruncateToLSN, Segments, Replay, FlushThread, ...) and group
+// commit (Append), over one backend interface (package vfs) with two real
+// backends: io_uring + O_DIRECT on Linux (package uring) and a portable
+// os.File backend (package fallback).
+//
+// # Usage
+//
+//	c, err := engine.Open(engine.DefaultConfig("/var/lib/app/wal"))
+//	...
+//	e, done := engine.NewSyncEntry(42, payload)
+//	_, err = c.Flush([]*engine.PendingEntry{e}, true) // durable when nil
+//	err = c.Append(ctx, 43, payload)                   // many goroutines share syncs
+//	err = c.Replay(0, func(lsn engine.LSN, b []byte) error { ...; return nil })
+//
+// # Files
+//
+// A directory holds segments NNNNNN.log (IDs grow; any number of digits is
+// parsed), their NNNNNN.log.meta once sealed, a LOCK file (flock: a second
+// opener gets ErrLocked), and after a repair NNNNNN.log.broken (bytes cut
+// off a torn tail, kept for the operator). A segment being prepared lives
+// under prepared-N.tmp and is renamed when it becomes the active segment, so
+// only real segments end in .log. Other files are ignored.
+//
+// A segment becomes current at the first flush after the previous one was
+// sealed (as in Card 1): right after a rotation CurrentSegmentID still names
+// the sealed segment and CurrentSegmentSize is 0.
+//
+// # Segment format
+//
+// All integers little endian. A is the segment's alignment (the directory's
+// Direct I/O alignment, at least 4096), recorded in its header.
+//
+//	offset 0, one block of A bytes:
+//	+--------+---------+-------+-------+--------+--------+---------+--------+-----+
+//	| magic  | version | flags | align | seg ID | salt   | created | CRC32C | 0.. |
+//	| 8 B    | u16     | u16   | u32   | u64    | u64    | i64 ns  | u32    |     |
+//	+--------+---------+-------+-------+--------+--------+---------+--------+-----+
+//	magic "DWALSEG\x00"; CRC32C (Castagnoli) of the 40 bytes before it;
+//	flags bit 0: entries are sealed by Config.Cipher.
+//
+//	then batches, each at a multiple of A, padded with zeros to the next one:
+//	+-------+-------+--------+-------+-----+---------+---------+------+---------+-----+
+//	| magic | CRC   | length | count | seq | min LSN | max LSN | salt | entries | 0.. |
+//	| u32   | u32   | u32    | u32   | u64 | u64     | u64     | u64  | length  |     |
+//	+-------+-------+--------+-------+-----+---------+---------+------+---------+-----+
+//	magic "DWB1"; CRC32C over the bytes from length to the end of the
+//	entries, seeded with the segment's salt; seq is 1 for the first batch of
+//	a segment and grows by one.
+//
+//	each entry: | length u32 | LSN u64 | bytes |
+//
+// The end of a segment's log is the first aligned offset whose batch fails
+// magic, salt, sequence, length or CRC: preallocated zeros, stale bytes of
+// another segment (other salt, so the CRC fails too) and a torn batch all end
+// it there, and nothing past it is replayed. A batch is replayed whole or not
+// at all. Acknowledged bytes are never overwritten: each batch takes fresh
+// aligned blocks (padding, never a rewrite of a partial tail block).
+//
+// The .meta file is 24 bytes: min LSN, max LSN, entry count.
+//
+// # Durability contract
+//
+// Flush(entries, true) (with SyncOnFlush) and Append return nil only once the
+// batch and everything needed to find it (the segment's directory entry, its
+// size and allocation) are durable. A new segment is created under a
+// temporary name, preallocated, its header written and synced, then renamed
+// and the directory synced, before any batch goes into it. A .meta is written
+// atomically: temp file, fsync, rename, fsync of the directory.
+//
+// When a write or its sync fails, every entry of that batch gets the error,
+// never success, and the failed batch is never replayed. The sync is never
+// retried (after a writeback error the kernel may mark dirty pages clean, so
+// a second fsync can succeed falsely). Instead the segment is truncated back
+// to where the batch started and that is synced; with O_DIRECT (no page
+// cache in between) the segment is then sealed and writing resumes on a fresh
+// segment whose first batch is synced. With the buffered fallback backend, or
+// when the rollback itself fails, the Coordinator turns read-only: every
+// later write returns ErrReadOnly naming the cause and the LSN range whose
+// fate is unknown; reads still work; reopening runs recovery. Running out of
+// space while preparing a segment fails that batch with ErrNoSpace before
+// anything is written; the Coordinator stays writable.
+//
+// # Recovery
+//
+// Open takes the lock, removes leftovers of interrupted work, reads every
+// segment header before changing anything (a segment of a newer format fails
+// Open with ErrUnsupportedFormat and the directory untouched), syncs the last
+// segment (a crashed process may have left writes in the page cache), finds
+// the end of its log, copies any torn tail to NNNNNN.log.broken and cuts it
+// off, seals it, and rebuilds missing .meta files of sealed segments. What it
+// did is in Recovery(). Sealed segments with a .meta are trusted at Open and
+// checked when replayed (a mismatch gives ErrCorrupt).
+//
+// # Fault model
+//
+// dwal assumes what the kernel and file systems promise, no more: data is
+// durable only after a successful fdatasync/fsync (or an RWF_DSYNC write);
+// directory entries only after an fsync of the directory; a write may be torn
+// at any sector boundary by a crash; a failed fsync means the state of
+// everything written since the last good one is unknown. It detects, but
+// cannot repair, media corruption of acknowledged data (a CRC mismatch in a
+// sealed segment is reported, never skipped silently).
+package engine
