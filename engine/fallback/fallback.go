@@ -71,7 +71,7 @@ func (f *FS) Alignment() int { return f.align }
 // Path returns the full path of name, refusing names that leave the directory.
 func (f *FS) Path(name string) (string, error) {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
-		return "", fmt.Errorf("dwal: bad file name %q", name)
+		return "", fmt.Errorf("dwal: bad file name %q: %w", name, fs.ErrInvalid)
 	}
 	return filepath.Join(f.dir, name), nil
 }
@@ -81,6 +81,9 @@ func (f *FS) Create(name string, size int64) (vfs.File, error) {
 	p, err := f.Path(name)
 	if err != nil {
 		return nil, err
+	}
+	if size < 0 {
+		return nil, fmt.Errorf("dwal: create %s: negative size %d: %w", name, size, fs.ErrInvalid)
 	}
 	of, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, f.opts.FilePerm)
 	if err != nil {
@@ -200,6 +203,9 @@ type File struct {
 func (f *File) WriteAt(p []byte, off int64, mode vfs.SyncMode) error {
 	if err := align.Check(p, off, f.align); err != nil {
 		return err
+	}
+	if mode > vfs.SyncDSync {
+		return fmt.Errorf("dwal: unknown sync mode %d: %w", mode, fs.ErrInvalid)
 	}
 	n, err := f.f.WriteAt(p, off)
 	if err != nil {

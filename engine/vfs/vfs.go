@@ -71,7 +71,8 @@ type FS interface {
 	// changes for the life of the FS.
 	Alignment() int
 
-	// Create makes a new file (it must not exist) and preallocates size bytes
+	// Create makes a new file (an existing name gives an error wrapping
+	// fs.ErrExist) and preallocates size bytes
 	// (fallocate: the file's size is size, its blocks reserved, reads return
 	// zeros). A failed allocation removes the file and returns an error
 	// wrapping ErrNoSpace when the cause is ENOSPC. The new directory entry is
@@ -92,7 +93,8 @@ type FS interface {
 	// SyncDir makes every create, rename and remove done before it durable.
 	SyncDir() error
 
-	// List returns the directory's entries, in no particular order.
+	// List returns the directory's entries, in no particular order. It may
+	// hold unrelated names, subdirectories and the LOCK file.
 	List() ([]fs.DirEntry, error)
 
 	// ReadFile reads a small file whole (no alignment needed).
@@ -104,12 +106,13 @@ type FS interface {
 	WriteFile(name string, data []byte) error
 
 	// Lock takes the directory's exclusive lock (a LOCK file, flock on Unix).
-	// It fails at once, wrapping ErrLocked, when another holder has it; the
-	// lock is released by closing the returned Closer (or by process exit).
+	// It fails at once, wrapping ErrLocked, when another holder has it, in
+	// this process or another; the lock is released by closing the returned
+	// Closer (or by process exit).
 	Lock() (io.Closer, error)
 
 	// Close releases the backend's own resources (a ring, say). Files it
-	// opened must be closed first.
+	// opened must be closed first; the FS is not used after Close.
 	Close() error
 }
 
@@ -117,8 +120,13 @@ type FS interface {
 //
 // Concurrency: WriteAt and ReadAt may be called from many goroutines at once
 // on disjoint ranges; the backend bounds what is in flight and blocks callers
-// beyond that bound. Sync, Truncate, Allocate and Close must not run
-// concurrently with a WriteAt or ReadAt on the same file.
+// beyond that bound. Sync, Truncate and Close must not run concurrently with
+// a WriteAt or ReadAt on the same file.
+//
+// Errors: every method of a closed file returns an error; WriteAt and
+// Truncate on a read-only handle return an error; a bad name, a negative
+// size or an unknown SyncMode gives an error wrapping fs.ErrInvalid; ENOSPC
+// is wrapped with ErrNoSpace.
 //
 // Buffers: p is only read (WriteAt) or written (ReadAt) until the call
 // returns; the backend keeps it alive until the kernel is done with it, and
@@ -136,14 +144,15 @@ type File interface {
 
 	// ReadAt reads len(p) bytes at off, with the alignment rules of WriteAt.
 	// It returns the bytes read; fewer than len(p) only at the end of the
-	// file, with io.EOF.
+	// file, with io.EOF itself (not wrapped).
 	ReadAt(p []byte, off int64) (int, error)
 
 	// Sync makes all completed writes and the file's size durable
 	// (fdatasync; F_FULLFSYNC on darwin). Never retried after an error.
 	Sync() error
 
-	// Truncate sets the file's size. Durable after Sync.
+	// Truncate sets the file's size (growing does not reserve blocks).
+	// Durable after Sync.
 	Truncate(size int64) error
 
 	// Size returns the file's current size in bytes.
