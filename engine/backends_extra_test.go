@@ -1,7 +1,27 @@
 package engine
 
-import "testing"
+import (
+	"testing"
 
-// extraBackends adds the backends beyond the fallback (io_uring when this
-// machine runs it; memfs).
-func extraBackends(t *testing.T) []backend { return nil }
+	"dwal/engine/errorfs"
+	"dwal/engine/memfs"
+)
+
+// extraBackends adds the backends beyond the fallback: io_uring when this
+// machine runs it, memfs, and errorfs(memfs) with no faults.
+func extraBackends(t *testing.T) []backend {
+	bs := uringBackends(t)
+	bs = append(bs,
+		backend{name: "memfs", config: func(t *testing.T) Config {
+			c := DefaultConfig("memfs")
+			c.FS = memfs.New(4096)
+			return c
+		}},
+		backend{name: "errorfs(memfs)", config: func(t *testing.T) Config {
+			c := DefaultConfig("errorfs")
+			c.FS = errorfs.New(memfs.New(4096), nil)
+			return c
+		}},
+	)
+	return bs
+}

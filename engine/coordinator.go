@@ -298,6 +298,15 @@ func (c *Coordinator) failBatch(cause error, minLSN, maxLSN LSN) error {
 		}
 		c.roErr = fmt.Errorf("%w: %w (%s); fate of LSN %d..%d unknown", ErrReadOnly, cause, why, minLSN, maxLSN)
 		c.log.Error("dwal: turned read-only", "err", c.roErr)
+		if rbErr != nil {
+			// The failed batch may still be in the file, whole. Record where
+			// the log really ends so recovery cuts it off rather than replay
+			// a batch whose caller was told it failed.
+			if err := c.writeFence(a.id, a.off); err != nil {
+				c.log.Error("dwal: cannot record the end of the log; recovery may replay the failed batch",
+					"segment", a.id, "offset", a.off, "err", err)
+			}
+		}
 		return batchErr
 	}
 	a.durable = a.off
@@ -307,9 +316,20 @@ func (c *Coordinator) failBatch(cause error, minLSN, maxLSN LSN) error {
 	return batchErr
 }
 
+// pageCache reports whether f (or a backend it wraps, as errorfs does)
+// writes through the page cache.
 func pageCache(f vfs.FS) bool {
-	p, ok := f.(interface{ PageCache() bool })
-	return ok && p.PageCache()
+	for f != nil {
+		if p, ok := f.(interface{ PageCache() bool }); ok {
+			return p.PageCache()
+		}
+		u, ok := f.(interface{ Unwrap() vfs.FS })
+		if !ok {
+			return false
+		}
+		f = u.Unwrap()
+	}
+	return false
 }
 
 // startSegment creates the next segment, big enough for a batch of span
@@ -401,6 +421,22 @@ func (c *Coordinator) writeMeta(id uint64, m SegmentMetadata) error {
 		return err
 	}
 	if err := c.fs.Rename(tmp, metaName(id)); err != nil {
+		return err
+	}
+	return c.fs.SyncDir()
+}
+
+// writeFence records, in NNNNNN.log.end, that segment id's log ends at off
+// whatever lies after it (written like a .meta: temp, fsync, rename, fsync
+// dir). Recovery honours it and then removes it.
+func (c *Coordinator) writeFence(id uint64, off int64) error {
+	b := encodeFence(off)
+	tmp := fenceName(id) + tmpSuffix
+	if err := c.fs.WriteFile(tmp, b[:]); err != nil {
+		c.fs.Remove(tmp)
+		return err
+	}
+	if err := c.fs.Rename(tmp, fenceName(id)); err != nil {
 		return err
 	}
 	return c.fs.SyncDir()

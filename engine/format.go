@@ -206,6 +206,24 @@ func walkBatch(b []byte, h *batchHeader, fn func(LSN, []byte) error) (batchProbl
 	return batchOK, nil
 }
 
+// A fence file (NNNNNN.log.end) holds the offset where a segment's log ends
+// after a failed write could not be rolled back: u64 offset, u32 CRC32C of it.
+const fenceLen = 12
+
+func encodeFence(off int64) [fenceLen]byte {
+	var b [fenceLen]byte
+	binary.LittleEndian.PutUint64(b[0:], uint64(off))
+	binary.LittleEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
+	return b
+}
+
+func decodeFence(b []byte) (int64, bool) {
+	if len(b) != fenceLen || binary.LittleEndian.Uint32(b[8:]) != crc32.Checksum(b[:8], castagnoli) {
+		return 0, false
+	}
+	return int64(binary.LittleEndian.Uint64(b[0:])), true
+}
+
 // SegmentMetadata is the LSN range and entry count of a sealed segment, kept
 // in its NNNNNN.log.meta file (24 bytes, little endian: min, max, count).
 type SegmentMetadata struct {

@@ -24,6 +24,7 @@ type segFile struct {
 	meta    SegmentMetadata
 	hasMeta bool
 	badHdr  error // the header block is unreadable
+	fence   int64 // from NNNNNN.log.end: the log ends here whatever follows (0: none)
 }
 
 // recover brings the directory to a state the writer can continue from:
@@ -47,6 +48,7 @@ func (c *Coordinator) recover() error {
 	}
 	var segs []*segFile
 	var leftovers []string
+	var fences []uint64
 	for _, e := range ents {
 		name := e.Name()
 		if id, ok := parseID(name, segSuffix); ok {
@@ -56,8 +58,12 @@ func (c *Coordinator) recover() error {
 			segs = append(segs, &segFile{id: id})
 			continue
 		}
+		if id, ok := parseID(name, fenceSuffix); ok {
+			fences = append(fences, id)
+			continue
+		}
 		if strings.HasPrefix(name, preparedPrefix) && strings.HasSuffix(name, tmpSuffix) ||
-			strings.HasSuffix(name, metaSuffix+tmpSuffix) {
+			strings.HasSuffix(name, metaSuffix+tmpSuffix) || strings.HasSuffix(name, fenceSuffix+tmpSuffix) {
 			leftovers = append(leftovers, name)
 		}
 	}
@@ -89,6 +95,18 @@ func (c *Coordinator) recover() error {
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("read %s: %w", metaName(s.id), err)
 		}
+		if slices.Contains(fences, s.id) {
+			b, err := c.fs.ReadFile(fenceName(s.id))
+			if err != nil {
+				return fmt.Errorf("read %s: %w", fenceName(s.id), err)
+			}
+			off, ok := decodeFence(b)
+			if !ok {
+				return fmt.Errorf("%w: %s is not a valid end-of-log record", ErrCorrupt, fenceName(s.id))
+			}
+			s.fence = off
+			s.hasMeta = false // a fenced segment is resealed from its fenced scan
+		}
 	}
 
 	// Repairs.
@@ -112,7 +130,7 @@ func (c *Coordinator) recover() error {
 			c.repaired("%s has no valid header (%v); renamed to %s", segName(s.id), s.badHdr, brokenName(s.id))
 			dirty = true
 			continue
-		case last && !s.hasMeta:
+		case (last || s.fence > 0) && !s.hasMeta:
 			keep, err := c.sealRecovered(s)
 			if err != nil {
 				return err
@@ -132,6 +150,14 @@ func (c *Coordinator) recover() error {
 			}
 		}
 		kept = append(kept, s)
+	}
+	for _, id := range fences {
+		// Honoured above (or its segment is gone): the seal that used it is
+		// durable, so the record can go.
+		if err := c.fs.Remove(fenceName(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", fenceName(id), err)
+		}
+		dirty = true
 	}
 	if dirty {
 		if err := c.fs.SyncDir(); err != nil {
@@ -195,7 +221,13 @@ func (c *Coordinator) sealRecovered(s *segFile) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	sc, err := scanSegment(f, c.align, size, true, nil)
+	limit := size
+	if s.fence > 0 && s.fence < size {
+		limit = s.fence
+		c.repaired("%s: log ends at offset %d as %s records (a failed write could not be rolled back)",
+			name, s.fence, fenceName(s.id))
+	}
+	sc, err := scanSegment(f, c.align, limit, true, nil)
 	if err != nil {
 		return false, fmt.Errorf("scan %s: %w", name, err)
 	}

@@ -16,6 +16,7 @@ const (
 	segSuffix      = ".log"
 	metaSuffix     = ".log.meta"
 	brokenSuffix   = ".log.broken"
+	fenceSuffix    = ".log.end"
 	tmpSuffix      = ".tmp"
 	preparedPrefix = "prepared-"
 	lockName       = "LOCK"
@@ -24,6 +25,7 @@ const (
 func segName(id uint64) string    { return fmt.Sprintf("%06d%s", id, segSuffix) }
 func metaName(id uint64) string   { return fmt.Sprintf("%06d%s", id, metaSuffix) }
 func brokenName(id uint64) string { return fmt.Sprintf("%06d%s", id, brokenSuffix) }
+func fenceName(id uint64) string  { return fmt.Sprintf("%06d%s", id, fenceSuffix) }
 
 // parseID parses the digits of name before suffix ("000012.log" → 12).
 func parseID(name, suffix string) (uint64, bool) {
