@@ -4,8 +4,19 @@ import (
 	"fmt"
 
 	"dwal/engine/fallback"
+	"dwal/engine/uring"
 	"dwal/engine/vfs"
 )
+
+// newUring opens the io_uring backend; a seam for tests that must see Auto
+// fall back where io_uring cannot be refused for real.
+var newUring = func(dir string, opts vfs.Options) (vfs.FS, error) {
+	f, err := uring.New(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
 
 // openBackend returns the FS that Config asks for, what to report about it,
 // and whether the Coordinator owns (and closes) it.
