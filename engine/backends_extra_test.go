@@ -15,11 +15,13 @@ func extraBackends(t *testing.T) []backend {
 		backend{name: "memfs", config: func(t *testing.T) Config {
 			c := DefaultConfig("memfs")
 			c.FS = memfs.New(4096)
+			c.SegmentSize = 1 << 20 // memory, not disk: keep it small
 			return c
 		}},
 		backend{name: "errorfs(memfs)", config: func(t *testing.T) Config {
 			c := DefaultConfig("errorfs")
 			c.FS = errorfs.New(memfs.New(4096), nil)
+			c.SegmentSize = 1 << 20
 			return c
 		}},
 	)

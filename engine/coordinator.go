@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -32,12 +30,18 @@ type Coordinator struct {
 	pool  *align.Pool
 	rep   RecoveryReport
 
-	// mu serialises writers, rotation, truncation and Close.
-	mu       sync.Mutex
-	act      *active // the segment being written; nil between rotation and the next flush
-	closed   bool
-	roErr    error // sticky ErrReadOnly, set once
-	syncNext bool  // the next batch must be synced (first write on a fresh segment after a failure)
+	// mu guards the write state: the active segment, the batches in flight,
+	// rotation, truncation and Close. It is not held during I/O.
+	mu         sync.Mutex
+	cond       *sync.Cond // on mu: a batch's I/O finished or a batch settled
+	act        *active    // the segment being written; nil between rotation and the next flush
+	closed     bool
+	roErr      error   // sticky ErrReadOnly, set once
+	syncNext   bool    // the next batch must be synced (first write on a fresh segment after a failure)
+	head, tail *flight // batches reserved and not yet settled, in reservation order
+	ioPending  int     // batches whose I/O has not finished
+	unsyncedIO int     // of them, the unsynced ones
+	failErr    error   // set while a failed batch and those after it settle
 
 	curID    atomic.Uint64
 	curSize  atomic.Uint64
@@ -47,18 +51,21 @@ type Coordinator struct {
 	flushes  atomic.Uint64
 
 	group *groupCommit
+	prep  *preparer
 }
 
 // active is the segment being written.
 type active struct {
-	id      uint64
-	f       vfs.File
-	salt    uint64
-	size    int64 // preallocated file size
-	off     int64 // where the next batch goes
-	durable int64 // everything before it is durable
-	seq     uint64
-	meta    SegmentMetadata
+	id       uint64
+	f        vfs.File
+	salt     uint64
+	size     int64 // preallocated file size
+	off      int64 // where the next batch goes (reserved, maybe not yet written)
+	seq      uint64
+	full     bool  // a reserved batch takes it to SegmentSize: no more batches go here
+	settled  int64 // end of the last batch that settled successfully: what Replay reads
+	unsynced bool  // an unsynced batch settled here: sync before sealing or closing
+	meta     SegmentMetadata
 }
 
 // BackendInfo says which backend runs and why.
@@ -95,6 +102,7 @@ func Open(cfg Config) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{cfg: cfg, fs: fsys, ownFS: own, info: info, log: cfg.Logger, align: fsys.Alignment()}
+	c.cond = sync.NewCond(&c.mu)
 	c.pool = align.NewPool(c.align)
 	lock, err := fsys.Lock()
 	if err != nil {
@@ -110,6 +118,8 @@ func Open(cfg Config) (*Coordinator, error) {
 	c.log.Info("dwal: opened", "dir", cfg.Dir, "backend", info.Name, "reason", info.Reason,
 		"segments", c.rep.Segments, "repairs", len(c.rep.Repairs))
 	c.group = newGroupCommit(c)
+	c.prep = newPreparer(c)
+	c.prep.request(c.curID.Load() + 1)
 	return c, nil
 }
 
@@ -169,153 +179,6 @@ func (c *Coordinator) Flush(entries []*PendingEntry, sync bool) (FlushStats, err
 	return st, err
 }
 
-// writeBatch writes n entries (got through at) as one batch.
-func (c *Coordinator) writeBatch(n int, at func(int) (LSN, []byte), sync bool) (FlushStats, error) {
-	var st FlushStats
-	payload := 0
-	for i := range n {
-		_, d := at(i)
-		if len(d) > c.cfg.MaxEntrySize {
-			return st, fmt.Errorf("%w: entry %d is %d bytes, limit %d", ErrEntryTooLarge, i, len(d), c.cfg.MaxEntrySize)
-		}
-		payload += entryHeaderLen + len(d)
-		st.BytesWritten += len(d)
-	}
-	if payload > maxBatchPayload {
-		return st, fmt.Errorf("%w: batch of %d bytes exceeds the %d-byte batch limit", ErrEntryTooLarge, payload, maxBatchPayload)
-	}
-	span := batchSpan(payload, c.align)
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return st, ErrClosed
-	}
-	if c.roErr != nil {
-		return st, c.roErr
-	}
-	if c.act != nil && c.act.meta.EntryCount > 0 && c.act.off+int64(span) > c.act.size {
-		// The batch does not fit the preallocated space: seal first, so no
-		// write ever extends a segment file (an extending write costs a
-		// metadata commit per sync) and a huge entry gets a segment of its own.
-		c.seal()
-		st.SegmentRotated = true
-		if c.roErr != nil {
-			return st, c.roErr
-		}
-	}
-	if c.act == nil {
-		if err := c.startSegment(int64(span)); err != nil {
-			return st, err
-		}
-	}
-	a := c.act
-	bp := c.pool.Get(span)
-	defer c.pool.Put(bp)
-	buf := *bp
-	h := batchHeader{length: uint32(payload), count: uint32(n), seq: a.seq, salt: a.salt}
-	p := batchHeaderLen
-	for i := range n {
-		lsn, d := at(i)
-		if i == 0 || lsn < h.minLSN {
-			h.minLSN = lsn
-		}
-		if i == 0 || lsn > h.maxLSN {
-			h.maxLSN = lsn
-		}
-		binary.LittleEndian.PutUint32(buf[p:], uint32(len(d)))
-		binary.LittleEndian.PutUint64(buf[p+4:], uint64(lsn))
-		copy(buf[p+entryHeaderLen:], d)
-		p += entryHeaderLen + len(d)
-	}
-	clear(buf[p:span])
-	encodeBatchHeader(buf, &h)
-
-	mode := vfs.SyncNone
-	if (sync && c.cfg.SyncOnFlush) || c.syncNext {
-		mode = vfs.SyncData
-		if c.cfg.SyncMethod == SyncDSync {
-			mode = vfs.SyncDSync
-		}
-	}
-	t0 := time.Now()
-	if err := a.f.WriteAt(buf[:span], a.off, mode); err != nil {
-		return st, c.failBatch(err, h.minLSN, h.maxLSN)
-	}
-	if d := time.Since(t0); mode != vfs.SyncNone && d > c.cfg.SlowSyncThreshold {
-		c.log.Warn("dwal: slow sync", "segment", a.id, "duration", d, "bytes", span)
-	}
-	c.syncNext = false
-	a.off += int64(span)
-	if mode != vfs.SyncNone {
-		a.durable = a.off
-	}
-	a.seq++
-	if a.meta.EntryCount == 0 || h.minLSN < a.meta.MinLSN {
-		a.meta.MinLSN = h.minLSN
-	}
-	if a.meta.EntryCount == 0 || h.maxLSN > a.meta.MaxLSN {
-		a.meta.MaxLSN = h.maxLSN
-	}
-	a.meta.EntryCount += uint64(n)
-	c.curSize.Store(uint64(a.off))
-	c.entries.Add(uint64(n))
-	c.bytes.Add(uint64(st.BytesWritten))
-	c.diskByte.Add(uint64(span))
-	c.flushes.Add(1)
-	st.EntriesFlushed = n
-	st.DiskBytes = span
-	if a.off >= c.cfg.SegmentSize {
-		c.seal()
-		st.SegmentRotated = true
-	}
-	return st, nil
-}
-
-// failBatch applies the sync-failure rule to a batch whose write or sync
-// failed at c.act.off: roll the segment back to where the batch started and
-// make that durable, seal it, and go on with a fresh segment whose first
-// write is synced; where that cannot be trusted (buffered I/O, or the
-// rollback failed) turn read-only. Returns the batch's error.
-func (c *Coordinator) failBatch(cause error, minLSN, maxLSN LSN) error {
-	a := c.act
-	if errors.Is(cause, align.ErrMisaligned) {
-		// Nothing was submitted: a bug, not an I/O failure.
-		return fmt.Errorf("dwal: internal error: %w", cause)
-	}
-	batchErr := fmt.Errorf("dwal: write of LSN %d..%d to segment %d failed: %w", minLSN, maxLSN, a.id, cause)
-	rbErr := a.f.Truncate(a.off)
-	if rbErr == nil {
-		// NB: this is not a retry of the failed sync: it makes the truncation
-		// durable. If it fails too, nothing written since the last durable
-		// offset can be trusted.
-		rbErr = a.f.Sync()
-	}
-	if rbErr != nil || pageCache(c.fs) {
-		why := "buffered backend: the page cache may hold the failed batch's state"
-		if rbErr != nil {
-			why = "rollback failed: " + rbErr.Error()
-		}
-		c.roErr = fmt.Errorf("%w: %w (%s); fate of LSN %d..%d unknown", ErrReadOnly, cause, why, minLSN, maxLSN)
-		c.log.Error("dwal: turned read-only", "err", c.roErr)
-		if rbErr != nil {
-			// The failed batch may still be in the file, whole. Record where
-			// the log really ends so recovery cuts it off rather than replay
-			// a batch whose caller was told it failed.
-			if err := c.writeFence(a.id, a.off); err != nil {
-				c.log.Error("dwal: cannot record the end of the log; recovery may replay the failed batch",
-					"segment", a.id, "offset", a.off, "err", err)
-			}
-		}
-		return batchErr
-	}
-	a.durable = a.off
-	c.log.Warn("dwal: write failed; segment rolled back and sealed", "segment", a.id, "offset", a.off, "err", cause)
-	c.seal()
-	c.syncNext = true
-	return batchErr
-}
-
 // pageCache reports whether f (or a backend it wraps, as errorfs does)
 // writes through the page cache.
 func pageCache(f vfs.FS) bool {
@@ -332,52 +195,36 @@ func pageCache(f vfs.FS) bool {
 	return false
 }
 
-// startSegment creates the next segment, big enough for a batch of span
-// bytes, and makes it the active one. Nothing is written on failure.
-func (c *Coordinator) startSegment(span int64) error {
+// startSegment makes the next segment the active one: the one prepared in
+// the background when it is ready, else one prepared here. Nothing is
+// written to a .log on failure.
+func (c *Coordinator) startSegment() error {
 	id := c.curID.Load() + 1
-	hdrLen := int64(c.align)
-	size := max(align.Up64(c.cfg.SegmentSize, c.align), hdrLen+span)
-	tmp := fmt.Sprintf("%s%d%s", preparedPrefix, id, tmpSuffix)
-	f, err := c.fs.Create(tmp, size)
-	if err != nil {
-		if errors.Is(err, vfs.ErrNoSpace) {
-			return fmt.Errorf("dwal: prepare segment %d (%d bytes): %w", id, size, err)
+	s := c.prep.take(id)
+	if s == nil {
+		var err error
+		if s, err = c.makeSegment(id, false); err != nil {
+			return err
 		}
-		return fmt.Errorf("dwal: prepare segment %d: %w", id, err)
 	}
-	fail := func(err error) error {
-		f.Close()
-		c.fs.Remove(tmp)
-		return fmt.Errorf("dwal: prepare segment %d: %w", id, err)
-	}
-	var saltb [8]byte
-	if _, err := rand.Read(saltb[:]); err != nil {
-		return fail(err)
-	}
-	h := segHeader{version: formatVersion, align: uint32(c.align), id: id,
-		salt: binary.LittleEndian.Uint64(saltb[:]), created: time.Now().UnixNano()}
-	b := align.Alloc(c.align, c.align)
-	h.encode(b)
-	// The header (and the file's size and allocation) must be durable before
-	// the file gets its real name: a .log always starts with a valid header.
-	if err := f.WriteAt(b, 0, vfs.SyncData); err != nil {
-		return fail(err)
-	}
-	if err := c.fs.Rename(tmp, segName(id)); err != nil {
-		return fail(err)
+	if err := c.fs.Rename(s.name, segName(id)); err != nil {
+		s.f.Close()
+		c.fs.Remove(s.name)
+		return fmt.Errorf("dwal: activate segment %d: %w", id, err)
 	}
 	if err := c.fs.SyncDir(); err != nil {
 		// The rename may or may not survive a crash; the file is a valid,
 		// empty segment either way. Do not write to it: a batch acknowledged
 		// in a file whose name is not durable could vanish.
-		f.Close()
-		return fmt.Errorf("dwal: prepare segment %d: sync dir: %w", id, err)
+		s.f.Close()
+		return fmt.Errorf("dwal: activate segment %d: sync dir: %w", id, err)
 	}
-	c.act = &active{id: id, f: f, salt: h.salt, size: size, off: hdrLen, durable: hdrLen, seq: 1}
+	hdrLen := int64(c.align)
+	c.act = &active{id: id, f: s.f, salt: s.salt, size: s.size, off: hdrLen, settled: hdrLen, seq: 1}
 	c.curID.Store(id)
 	c.curSize.Store(uint64(hdrLen))
-	c.log.Debug("dwal: segment started", "segment", id, "size", size)
+	c.prep.request(id + 1)
+	c.log.Debug("dwal: segment started", "segment", id, "size", s.size)
 	return nil
 }
 
@@ -389,10 +236,10 @@ func (c *Coordinator) seal() {
 	a := c.act
 	c.act = nil
 	c.curSize.Store(0)
-	if a.durable < a.off {
+	if a.unsynced {
 		if err := a.f.Sync(); err != nil {
-			c.roErr = fmt.Errorf("%w: sync at seal of segment %d: %w; fate of batches after offset %d unknown",
-				ErrReadOnly, a.id, err, a.durable)
+			c.roErr = fmt.Errorf("%w: sync at seal of segment %d: %w; fate of its unsynced batches unknown",
+				ErrReadOnly, a.id, err)
 			c.log.Error("dwal: turned read-only", "err", c.roErr)
 			a.f.Close()
 			return
@@ -459,11 +306,10 @@ func (c *Coordinator) retain() {
 		if id >= from {
 			break
 		}
-		if err := c.fs.Remove(segName(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := c.retire(id); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			c.log.Error("dwal: retention: remove", "segment", id, "err", err)
 			continue
 		}
-		c.fs.Remove(metaName(id))
 		removed++
 	}
 	if removed > 0 {
@@ -551,10 +397,9 @@ func (c *Coordinator) TruncateToLSN(lsn LSN) (removed int, err error) {
 		if !ok || m.MaxLSN >= lsn {
 			continue
 		}
-		if err := c.fs.Remove(segName(id)); err != nil {
+		if err := c.retire(id); err != nil {
 			return removed, fmt.Errorf("dwal: truncate: remove segment %d: %w", id, err)
 		}
-		c.fs.Remove(metaName(id))
 		removed++
 	}
 	if removed > 0 {
@@ -570,15 +415,19 @@ func (c *Coordinator) TruncateToLSN(lsn LSN) (removed int, err error) {
 // unsealed; the next Open seals it.
 func (c *Coordinator) Close() error {
 	c.group.close()
+	c.prep.close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return ErrClosed
 	}
 	c.closed = true
+	for c.head != nil { // let the batches in flight settle
+		c.cond.Wait()
+	}
 	var err error
 	if a := c.act; a != nil {
-		if a.durable < a.off && c.roErr == nil {
+		if a.unsynced && c.roErr == nil {
 			err = a.f.Sync()
 		}
 		if cerr := a.f.Close(); err == nil {

@@ -67,8 +67,9 @@ func (l *opLog) writesTo(name string) []errorfs.Op {
 	defer l.mu.Unlock()
 	var out []errorfs.Op
 	for _, op := range l.ops {
-		if op.Kind == errorfs.OpWrite && op.Name == name && op.Offset > 0 {
-			// batches only: the header block is at offset 0
+		if op.Kind == errorfs.OpWrite && op.Name == name && op.Offset == 4096 {
+			// the first batch only: not the header block at 0, nor the
+			// writes initialising the file's blocks (1 MiB, from 0)
 			out = append(out, op)
 		}
 	}

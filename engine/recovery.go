@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"slices"
-	"strings"
 
 	"dwal/engine/align"
 )
@@ -62,8 +61,7 @@ func (c *Coordinator) recover() error {
 			fences = append(fences, id)
 			continue
 		}
-		if strings.HasPrefix(name, preparedPrefix) && strings.HasSuffix(name, tmpSuffix) ||
-			strings.HasSuffix(name, metaSuffix+tmpSuffix) || strings.HasSuffix(name, fenceSuffix+tmpSuffix) {
+		if isLeftover(name) {
 			leftovers = append(leftovers, name)
 		}
 	}

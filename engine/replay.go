@@ -21,7 +21,7 @@ func (c *Coordinator) Replay(from LSN, fn func(LSN, []byte) error) error {
 	ids, err := c.segmentIDs()
 	actID, actOff := uint64(0), int64(0)
 	if c.act != nil {
-		actID, actOff = c.act.id, c.act.off
+		actID, actOff = c.act.id, c.act.settled
 	}
 	c.mu.Unlock()
 	if err != nil {

@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// benchDir is where engine benchmarks write: $DWAL_BENCH_DIR or a temp dir.
+func benchDir(b *testing.B) string {
+	if d := os.Getenv("DWAL_BENCH_DIR"); d != "" {
+		dir, err := os.MkdirTemp(d, "bench-*")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(dir) })
+		return dir
+	}
+	return b.TempDir()
+}
+
+// BenchmarkAppend: C goroutines each appending one entry and waiting for
+// durability (the commit workload). Reports entries/s and commit latency.
+func BenchmarkAppend(b *testing.B) {
+	for _, kind := range []BackendKind{BackendUring, BackendFallback} {
+		for _, writers := range []int{1, 16, 64} {
+			for _, size := range []int{128, 4096} {
+				b.Run(fmt.Sprintf("%v/C=%d/%dB", kind, writers, size), func(b *testing.B) {
+					cfg := DefaultConfig(benchDir(b))
+					cfg.Backend = kind
+					c, err := Open(cfg)
+					if err != nil {
+						b.Skip(err)
+					}
+					defer c.Close()
+					data := make([]byte, size)
+					lat := make([]time.Duration, b.N)
+					var next atomic.Int64
+					var wg sync.WaitGroup
+					b.ReportAllocs()
+					b.ResetTimer()
+					start := time.Now()
+					for w := 0; w < writers; w++ {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							for {
+								i := next.Add(1) - 1
+								if i >= int64(b.N) {
+									return
+								}
+								t0 := time.Now()
+								if err := c.Append(context.Background(), LSN(i+1), data); err != nil {
+									b.Error(err)
+									return
+								}
+								lat[i] = time.Since(t0)
+							}
+						}()
+					}
+					wg.Wait()
+					el := time.Since(start)
+					b.StopTimer()
+					slices.Sort(lat)
+					b.ReportMetric(float64(b.N)/el.Seconds(), "entries/s")
+					b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+					b.ReportMetric(float64(b.N)/float64(max(c.TotalFlushes(), 1)), "entries/sync")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkSegmentInit compares a long commit run (several rotations) with
+// the background preparer initialising new segments' blocks and without.
+func BenchmarkSegmentInit(b *testing.B) {
+	for _, init := range []bool{false, true} {
+		b.Run(fmt.Sprintf("init=%v", init), func(b *testing.B) {
+			initPrepared = init
+			defer func() { initPrepared = true }()
+			cfg := DefaultConfig(benchDir(b))
+			cfg.Backend = BackendUring
+			cfg.SegmentSize = 16 << 20
+			c, err := Open(cfg)
+			if err != nil {
+				b.Skip(err)
+			}
+			defer c.Close()
+			data := make([]byte, 4096)
+			lat := make([]time.Duration, b.N)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			start := time.Now()
+			for w := 0; w < 16; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1) - 1
+						if i >= int64(b.N) {
+							return
+						}
+						t0 := time.Now()
+						if err := c.Append(context.Background(), LSN(i+1), data); err != nil {
+							b.Error(err)
+							return
+						}
+						lat[i] = time.Since(t0)
+					}
+				}()
+			}
+			wg.Wait()
+			el := time.Since(start)
+			slices.Sort(lat)
+			b.ReportMetric(float64(b.N)/el.Seconds(), "entries/s")
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(float64(lat[len(lat)*999/1000].Microseconds()), "p99.9-µs")
+		})
+	}
+}

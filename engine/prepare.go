@@ -1,0 +1,277 @@
+package engine
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+	"time"
+
+	"dwal/engine/align"
+	"dwal/engine/vfs"
+)
+
+// Segments are prepared off the hot path. While one segment fills, a
+// background goroutine makes the next one ready under prepared-N.tmp:
+// preallocated, its blocks initialised (written once, so a later fdatasync
+// into them commits no extent conversion), its header durable. A segment
+// retired by retention or truncation is recycled instead of removed when
+// possible: its blocks are already initialised, and the new header's salt
+// makes its stale batches end the log. Rotation then costs a rename and a
+// directory sync, not an allocation.
+//
+// Measured on the machine of the README (4 KiB O_DIRECT write + fdatasync):
+// ~200 µs into initialised blocks, ~300 µs into fallocated ones; on
+// journaled ext4 ~460 µs vs ~1,560 µs.
+
+// initPrepared says whether the background preparer initialises new
+// segments' blocks (a seam for the benchmark that measures it).
+var initPrepared = true
+
+const (
+	recyclePrefix = "recycle-"
+	initChunk     = 1 << 20 // bytes of zeros per initialising write
+)
+
+// prepared is a segment file ready to become the active segment.
+type prepared struct {
+	id   uint64
+	name string // its temporary name
+	f    vfs.File
+	salt uint64
+	size int64
+}
+
+type preparer struct {
+	c       *Coordinator
+	mu      sync.Mutex
+	cond    *sync.Cond
+	want    uint64 // the ID asked for (0: none)
+	busy    uint64 // the ID being prepared (0: none)
+	ready   *prepared
+	recycle []string // retired segment files kept for reuse (at most one)
+	closed  bool
+	done    chan struct{}
+}
+
+func newPreparer(c *Coordinator) *preparer {
+	p := &preparer{c: c, done: make(chan struct{})}
+	p.cond = sync.NewCond(&p.mu)
+	go p.run()
+	return p
+}
+
+// request asks for segment id to be prepared in the background.
+func (p *preparer) request(id uint64) {
+	p.mu.Lock()
+	if !p.closed {
+		p.want = id
+		p.cond.Broadcast()
+	}
+	p.mu.Unlock()
+}
+
+func (p *preparer) run() {
+	defer close(p.done)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		for !p.closed && (p.want == 0 || p.ready != nil && p.ready.id == p.want) {
+			p.cond.Wait()
+		}
+		if p.closed {
+			return
+		}
+		id := p.want
+		if p.ready != nil { // prepared for an ID no longer wanted
+			p.discardLocked(p.ready)
+			p.ready = nil
+		}
+		p.busy = id
+		p.mu.Unlock()
+		t0 := time.Now()
+		s, err := p.c.makeSegment(id, initPrepared)
+		p.mu.Lock()
+		p.busy = 0
+		if err != nil {
+			// The writer will prepare it inline and report the error then.
+			p.c.log.Warn("dwal: background segment preparation failed", "segment", id, "err", err)
+			if p.want == id {
+				p.want = 0
+			}
+		} else {
+			p.ready = s
+			p.c.log.Debug("dwal: segment prepared", "segment", id, "duration", time.Since(t0))
+		}
+		p.cond.Broadcast()
+	}
+}
+
+// take returns segment id if it is prepared (waiting while it is being
+// prepared), or nil.
+func (p *preparer) take(id uint64) *prepared {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.busy == id {
+		p.cond.Wait()
+	}
+	if p.want == id {
+		p.want = 0 // the caller prepares it; the goroutine must not start it too
+	}
+	if s := p.ready; s != nil && s.id == id {
+		p.ready = nil
+		return s
+	}
+	return nil
+}
+
+// takeRecycled returns the temporary name of a retired segment file to
+// reuse, or "".
+func (p *preparer) takeRecycled() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.recycle) == 0 {
+		return ""
+	}
+	n := p.recycle[len(p.recycle)-1]
+	p.recycle = p.recycle[:len(p.recycle)-1]
+	return n
+}
+
+// keep offers a retired segment (already renamed to name) for reuse; it
+// reports false when none is wanted (the caller removes it).
+func (p *preparer) keep(name string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || len(p.recycle) > 0 {
+		return false
+	}
+	p.recycle = append(p.recycle, name)
+	return true
+}
+
+func (p *preparer) discardLocked(s *prepared) {
+	s.f.Close()
+	p.c.fs.Remove(s.name)
+}
+
+// close stops the goroutine and removes what it prepared or kept.
+func (p *preparer) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ready != nil {
+		p.discardLocked(p.ready)
+		p.ready = nil
+	}
+	for _, n := range p.recycle {
+		p.c.fs.Remove(n)
+	}
+	p.recycle = nil
+}
+
+// makeSegment makes segment id ready under a temporary name: a recycled
+// file, or a new preallocated one (with its blocks initialised when init is
+// set and the backend bypasses the page cache); then its header, synced.
+func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
+	size := max(align.Up64(c.cfg.SegmentSize, c.align), 2*int64(c.align))
+	name := fmt.Sprintf("%s%d%s", preparedPrefix, id, tmpSuffix)
+	var f vfs.File
+	if old := c.prep.takeRecycled(); old != "" {
+		if err := c.fs.Rename(old, name); err == nil {
+			f, err = c.fs.Open(name, false)
+			if err != nil {
+				c.fs.Remove(name)
+				f = nil
+			} else if sz, err := f.Size(); err != nil || sz < size {
+				f.Close()
+				c.fs.Remove(name)
+				f = nil
+			}
+		} else {
+			c.fs.Remove(old)
+		}
+	}
+	if f == nil {
+		var err error
+		f, err = c.fs.Create(name, size)
+		if err != nil {
+			return nil, fmt.Errorf("dwal: prepare segment %d (%d bytes): %w", id, size, err)
+		}
+		if init && !pageCache(c.fs) {
+			if err := c.initBlocks(f, size); err != nil {
+				f.Close()
+				c.fs.Remove(name)
+				return nil, fmt.Errorf("dwal: prepare segment %d: initialise blocks: %w", id, err)
+			}
+		}
+	}
+	fail := func(err error) (*prepared, error) {
+		f.Close()
+		c.fs.Remove(name)
+		return nil, fmt.Errorf("dwal: prepare segment %d: %w", id, err)
+	}
+	var saltb [8]byte
+	if _, err := rand.Read(saltb[:]); err != nil {
+		return fail(err)
+	}
+	h := segHeader{version: formatVersion, align: uint32(c.align), id: id,
+		salt: binary.LittleEndian.Uint64(saltb[:]), created: time.Now().UnixNano()}
+	b := align.Alloc(c.align, c.align)
+	h.encode(b)
+	// The header, the file's size and its allocation are durable before
+	// the file can get its real name: a .log always starts with a header.
+	if err := f.WriteAt(b, 0, vfs.SyncData); err != nil {
+		return fail(err)
+	}
+	return &prepared{id: id, name: name, f: f, salt: h.salt, size: size}, nil
+}
+
+// initBlocks writes zeros over the file so its extents are initialised
+// (made durable by the header's sync that follows).
+func (c *Coordinator) initBlocks(f vfs.File, size int64) error {
+	zeros := align.Alloc(min(initChunk, int(size)), c.align)
+	for off := int64(0); off < size; off += int64(len(zeros)) {
+		n := min(int64(len(zeros)), size-off)
+		if err := f.WriteAt(zeros[:n], off, vfs.SyncNone); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retire removes segment id (and its .meta), keeping its file for reuse
+// when the backend bypasses the page cache and no file is kept yet. The
+// caller syncs the directory.
+func (c *Coordinator) retire(id uint64) error {
+	if !pageCache(c.fs) {
+		tmp := fmt.Sprintf("%s%d%s", recyclePrefix, id, tmpSuffix)
+		if err := c.fs.Rename(segName(id), tmp); err == nil {
+			if !c.prep.keep(tmp) {
+				c.fs.Remove(tmp)
+			}
+			c.fs.Remove(metaName(id))
+			return nil
+		} else if errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if err := c.fs.Remove(segName(id)); err != nil {
+		return err
+	}
+	c.fs.Remove(metaName(id))
+	return nil
+}
+
+func isLeftover(name string) bool {
+	return strings.HasSuffix(name, tmpSuffix) &&
+		(strings.HasPrefix(name, preparedPrefix) || strings.HasPrefix(name, recyclePrefix) ||
+			strings.HasSuffix(name, metaSuffix+tmpSuffix) || strings.HasSuffix(name, fenceSuffix+tmpSuffix))
+}
