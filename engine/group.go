@@ -35,18 +35,42 @@ type groupCommit struct {
 	c       *Coordinator
 	mu      sync.Mutex
 	queue   []*appendReq
-	spare   []*appendReq
+	qbytes  int // entry bytes queued
 	closed  bool
 	running bool
-	wake    chan struct{} // buffered 1
+	busy    int           // batches handed to workers and not finished
+	last    int           // entries in the last batch launched
+	wake    chan struct{} // buffered 1: an arrival or a finished batch
 	stopped chan struct{}
+	jobs    chan *groupJob
+	workers sync.WaitGroup
 	reqs    sync.Pool
+	jobPool sync.Pool
 }
 
+// groupJob is one batch on its way from the committer to a worker.
+type groupJob struct {
+	reqs []*appendReq
+	f    *flight
+	st   FlushStats
+	err  error // from begin
+}
+
+// groupDepth bounds the group-commit batches in flight at once.
+const groupDepth = 4
+
 func newGroupCommit(c *Coordinator) *groupCommit {
-	g := &groupCommit{c: c, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	g := &groupCommit{c: c, wake: make(chan struct{}, 1), stopped: make(chan struct{}), jobs: make(chan *groupJob, groupDepth)}
 	g.reqs.New = func() any { return &appendReq{done: make(chan error, 1)} }
+	g.jobPool.New = func() any { return &groupJob{} }
 	return g
+}
+
+func (g *groupCommit) signal() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Append writes one entry and returns once it is durable (nil), or with the
@@ -75,11 +99,9 @@ func (c *Coordinator) Append(ctx context.Context, lsn LSN, data []byte) error {
 		g.running = true
 		go g.run()
 	}
+	g.qbytes += len(data)
 	g.mu.Unlock()
-	select {
-	case g.wake <- struct{}{}:
-	default:
-	}
+	g.signal()
 	select {
 	case err := <-r.done:
 		r.data = nil
@@ -97,49 +119,93 @@ func (c *Coordinator) Append(ctx context.Context, lsn LSN, data []byte) error {
 	}
 }
 
+// run is the committer: it forms batches and reserves them in queue order,
+// and hands each to a worker that writes it and tells its waiters. A batch
+// is launched when nothing is in flight, or when as many entries are queued
+// as the last batch held (another full group formed while the disk was
+// busy), or groupBatchBytes are queued; at most groupDepth are in flight.
 func (g *groupCommit) run() {
 	defer close(g.stopped)
-	var batch []*appendReq
+	for range groupDepth {
+		g.workers.Add(1)
+		go g.work()
+	}
+	defer func() {
+		close(g.jobs)
+		g.workers.Wait()
+	}()
 	for {
 		g.mu.Lock()
-		for len(g.queue) == 0 && !g.closed {
+		for !g.closed && !g.ready() {
 			g.mu.Unlock()
 			<-g.wake
 			g.mu.Lock()
 		}
-		if len(g.queue) == 0 && g.closed {
+		if g.closed {
+			for _, r := range g.queue {
+				if r.state.CompareAndSwap(reqQueued, reqTaken) {
+					r.done <- ErrClosed
+				}
+			}
+			clear(g.queue)
+			g.queue = g.queue[:0]
 			g.mu.Unlock()
 			return
 		}
-		batch = batch[:0]
-		for _, r := range g.queue {
+		j := g.jobPool.Get().(*groupJob)
+		n, bytes := 0, 0
+		for n < len(g.queue) && (n == 0 || bytes+len(g.queue[n].data) <= groupBatchBytes) {
+			r := g.queue[n]
+			bytes += len(r.data)
+			n++
 			if r.state.CompareAndSwap(reqQueued, reqTaken) {
-				batch = append(batch, r)
+				j.reqs = append(j.reqs, r)
 			}
 		}
-		clear(g.queue)
-		g.queue, g.spare = g.spare[:0], g.queue
-		closed := g.closed
-		g.mu.Unlock()
-		if closed {
-			for _, r := range batch {
-				r.done <- ErrClosed
-			}
+		rest := copy(g.queue, g.queue[n:])
+		clear(g.queue[rest:])
+		g.queue = g.queue[:rest]
+		g.qbytes -= bytes
+		if len(j.reqs) == 0 { // all cancelled
+			g.mu.Unlock()
+			g.jobPool.Put(j)
 			continue
 		}
-		for len(batch) > 0 {
-			n, bytes := 0, 0
-			for n < len(batch) && (n == 0 || bytes+len(batch[n].data) <= groupBatchBytes) {
-				bytes += len(batch[n].data)
-				n++
-			}
-			part := batch[:n]
-			_, err := g.c.writeBatch(n, func(i int) (LSN, []byte) { return part[i].lsn, part[i].data }, true)
-			for _, r := range part {
-				r.done <- err
-			}
-			batch = batch[n:]
+		g.busy++
+		g.last = len(j.reqs)
+		g.mu.Unlock()
+		reqs := j.reqs
+		j.f, j.st, j.err = g.c.begin(len(reqs), func(i int) (LSN, []byte) { return reqs[i].lsn, reqs[i].data }, true)
+		g.jobs <- j
+	}
+}
+
+// ready reports whether the committer should launch a batch now.
+func (g *groupCommit) ready() bool {
+	if len(g.queue) == 0 || g.busy >= groupDepth {
+		return false
+	}
+	return g.busy == 0 || len(g.queue) >= g.last || g.qbytes >= groupBatchBytes
+}
+
+// work writes the batches the committer reserved and tells their waiters.
+func (g *groupCommit) work() {
+	defer g.workers.Done()
+	for j := range g.jobs {
+		err := j.err
+		if err == nil {
+			_, err = g.c.finish(j.f, j.st)
 		}
+		for _, r := range j.reqs {
+			r.done <- err
+		}
+		clear(j.reqs)
+		j.reqs, j.f, j.err = j.reqs[:0], nil, nil
+		g.jobPool.Put(j)
+		g.mu.Lock()
+		g.busy--
+		g.mu.Unlock()
+		g.signal()
 	}
 }
 
@@ -153,10 +219,7 @@ func (g *groupCommit) close() {
 	g.closed = true
 	running := g.running
 	g.mu.Unlock()
-	select {
-	case g.wake <- struct{}{}:
-	default:
-	}
+	g.signal()
 	if running {
 		<-g.stopped
 	}
