@@ -125,3 +125,38 @@ func BenchmarkSegmentInit(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReplay reads back 256 MiB of 4 KiB entries (b.N times).
+func BenchmarkReplay(b *testing.B) {
+	for _, kind := range []BackendKind{BackendUring, BackendFallback} {
+		b.Run(kind.String(), func(b *testing.B) {
+			cfg := DefaultConfig(benchDir(b))
+			cfg.Backend = kind
+			c, err := Open(cfg)
+			if err != nil {
+				b.Skip(err)
+			}
+			defer c.Close()
+			data := make([]byte, 4096)
+			es := make([]*PendingEntry, 256)
+			lsn := LSN(1)
+			for w := 0; w < 256; w++ { // 256 batches of 1 MiB
+				for i := range es {
+					es[i] = NewAsyncEntry(lsn, data)
+					lsn++
+				}
+				if _, err := c.Flush(es, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(256 << 20)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				n := 0
+				if err := c.Replay(0, func(LSN, []byte) error { n++; return nil }); err != nil || n != 65536 {
+					b.Fatalf("replayed %d: %v", n, err)
+				}
+			}
+		})
+	}
+}

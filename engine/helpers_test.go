@@ -117,3 +117,5 @@ func fileSize(t *testing.T, p string) int64 {
 }
 
 var _ = filepath.Join
+
+func alignAlloc(n, a int) []byte { return align.Alloc(n, a) }

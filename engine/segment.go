@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"dwal/engine/align"
 	"dwal/engine/vfs"
@@ -42,24 +43,50 @@ func parseID(name, suffix string) (uint64, bool) {
 	return id, err == nil
 }
 
-// reader reads a file through aligned chunks and hands out byte ranges of it.
+// reader reads a file through aligned windows and hands out contiguous
+// byte ranges of it. It reads ahead: while the caller parses one window the
+// next is already being read into a second buffer, so the disk never waits
+// for the CPU. Each buffer has headroom before its window, where the tail of
+// the previous window is copied when a batch straddles the two.
 type reader struct {
-	f     vfs.File
-	a     int   // I/O alignment of the FS
-	size  int64 // bytes of the file that may be read
-	buf   []byte
-	off   int64 // file offset of buf[0]
-	n     int   // valid bytes in buf
-	chunk int
+	f    vfs.File
+	a    int   // I/O alignment of the FS
+	size int64 // bytes of the file that may be read
+	win  int   // window size
+
+	cur    []byte // the current window's bytes (a slice of one of bufs)
+	off    int64  // file offset of cur[0]
+	spare  []byte // the other buffer, when no read-ahead holds it
+	ahead  *readAhead
+	closed bool
 }
 
-const readChunk = 1 << 20
+// readAhead is one window being read in the background.
+type readAhead struct {
+	buf  []byte // the whole buffer; the window starts at headroom
+	off  int64  // file offset of the window
+	n    int
+	err  error
+	done chan struct{}
+}
+
+const readWindow = 4 << 20
 
 func newReader(f vfs.File, a int, size int64) *reader {
-	return &reader{f: f, a: a, size: size, chunk: align.Up(readChunk, a)}
+	return &reader{f: f, a: a, size: size, win: align.Up(readWindow, a)}
 }
 
-// at returns the n bytes at off, or fewer (possibly none) where the file ends.
+// close waits for a read-ahead in flight: the buffer must not be reused
+// while the kernel writes into it.
+func (r *reader) close() {
+	if r.ahead != nil {
+		<-r.ahead.done
+		r.ahead = nil
+	}
+}
+
+// at returns the n bytes at off, or fewer (possibly none) where the file
+// ends. The bytes stay valid until the next call.
 func (r *reader) at(off int64, n int) ([]byte, error) {
 	if off >= r.size {
 		return nil, nil
@@ -67,31 +94,110 @@ func (r *reader) at(off int64, n int) ([]byte, error) {
 	if rem := r.size - off; int64(n) > rem {
 		n = int(rem)
 	}
-	if off >= r.off && off+int64(n) <= r.off+int64(r.n) {
+	if off >= r.off && off+int64(n) <= r.off+int64(len(r.cur)) {
 		s := off - r.off
-		return r.buf[s : s+int64(n)], nil
+		return r.cur[s : s+int64(n)], nil
 	}
+	if b, ok, err := r.fromAhead(off, n); ok || err != nil {
+		return b, err
+	}
+	// Cold start, a seek, or a range larger than a window: read it here.
+	r.close()
 	start := off &^ int64(r.a-1)
-	want := max(r.chunk, align.Up(int(off-start)+n, r.a))
-	if int64(want) > align.Up64(r.size-start, r.a) {
-		want = int(align.Up64(r.size-start, r.a))
-	}
-	if cap(r.buf) < want {
-		r.buf = align.Alloc(want, r.a)
-	}
-	r.buf = r.buf[:want]
-	got, err := r.f.ReadAt(r.buf, start)
+	want := max(r.win, align.Up(int(off-start)+n, r.a))
+	want = int(min(int64(want), align.Up64(r.size-start, r.a)))
+	buf := r.buffer(&r.spare, 0, want)
+	got, err := r.f.ReadAt(buf[:want], start)
 	if err != nil && !errors.Is(err, io.EOF) {
-		r.n = 0
 		return nil, err
 	}
-	r.off, r.n = start, got
-	s := off - start
-	if s >= int64(got) {
-		return nil, nil
+	r.swap(buf[:got], start)
+	return r.slice(off, n), nil
+}
+
+// fromAhead serves [off, off+n) from the read-ahead window, stitching the
+// current window's tail in front of it when the range straddles the two.
+func (r *reader) fromAhead(off int64, n int) ([]byte, bool, error) {
+	ra := r.ahead
+	if ra == nil || off < r.off || off+int64(n) > ra.off+int64(r.win) {
+		return nil, false, nil
 	}
-	end := min(s+int64(n), int64(got))
-	return r.buf[s:end], nil
+	tail := ra.off - off // bytes of the range still in the current window
+	if tail > int64(r.win) {
+		return nil, false, nil
+	}
+	<-ra.done
+	r.ahead = nil
+	if ra.err != nil && !errors.Is(ra.err, io.EOF) {
+		return nil, true, ra.err
+	}
+	start, at := r.win, ra.off
+	if tail > 0 {
+		start, at = r.win-int(tail), off
+		copy(ra.buf[start:r.win], r.cur[off-r.off:])
+	}
+	old := r.cur
+	r.cur, r.off = ra.buf[start:r.win+ra.n], at
+	r.spare = old[:0]
+	r.prefetch()
+	return r.slice(off, n), true, nil
+}
+
+// buffer returns *b grown to hold headroom+n bytes, aligned.
+func (r *reader) buffer(b *[]byte, headroom, n int) []byte {
+	if cap(*b) < r.win+max(n, r.win) {
+		*b = align.Alloc(r.win+max(n, r.win), r.a)
+	}
+	return (*b)[headroom:cap(*b)]
+}
+
+func (r *reader) swap(window []byte, off int64) {
+	old := r.cur
+	r.cur, r.off = window, off
+	if cap(old) > 0 {
+		r.spare = old[:0]
+	}
+	r.prefetch()
+}
+
+func (r *reader) slice(off int64, n int) []byte {
+	s := off - r.off
+	if s >= int64(len(r.cur)) {
+		return nil
+	}
+	return r.cur[s:min(s+int64(n), int64(len(r.cur)))]
+}
+
+// prefetch starts reading the window after the current one.
+func (r *reader) prefetch() {
+	next := r.off + int64(len(r.cur))
+	if r.ahead != nil || next >= r.size || next%int64(r.a) != 0 {
+		return
+	}
+	// NB: the spare buffer may be the one r.cur aliases after a stitch; a
+	// fresh spare is needed then. cur always lies in one buffer, and spare
+	// is the other (or empty).
+	full := r.spare[:cap(r.spare)]
+	if cap(full) < 2*r.win || overlaps(full, r.cur) {
+		full = align.Alloc(2*r.win, r.a)
+	}
+	r.spare = nil
+	want := int(min(int64(r.win), align.Up64(r.size-next, r.a)))
+	ra := &readAhead{buf: full, off: next, done: make(chan struct{})}
+	r.ahead = ra
+	go func() {
+		defer close(ra.done)
+		ra.n, ra.err = r.f.ReadAt(full[r.win:r.win+want], next)
+	}()
+}
+
+func overlaps(a, b []byte) bool {
+	if cap(a) == 0 || cap(b) == 0 {
+		return false
+	}
+	a0 := uintptr(unsafe.Pointer(unsafe.SliceData(a[:cap(a)])))
+	b0 := uintptr(unsafe.Pointer(unsafe.SliceData(b[:cap(b)])))
+	return a0 < b0+uintptr(cap(b)) && b0 < a0+uintptr(cap(a))
 }
 
 // scan is what scanning one segment found.
@@ -127,6 +233,7 @@ func scanSegment(f vfs.File, a int, limit int64, findTorn bool, fn func(LSN, []b
 	}
 	s.hdr = h
 	r := newReader(f, a, limit)
+	defer r.close()
 	sa := int(h.align)
 	off := int64(sa)
 	seq := uint64(1)
