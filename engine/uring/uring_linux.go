@@ -439,3 +439,8 @@ func (f *file) Close() error {
 	f.closed = true
 	return f.of.Close()
 }
+
+// PageCache reports false: segment files bypass the page cache (O_DIRECT),
+// so after a failed sync a rollback can be trusted. NB: without this the
+// method of the embedded *fallback.FS would be promoted and answer true.
+func (f *FS) PageCache() bool { return false }
