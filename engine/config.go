@@ -84,6 +84,10 @@ type Config struct {
 	// of the directory when created (default 0700).
 	FilePerm fs.FileMode
 	DirPerm  fs.FileMode
+	// Cipher, when set, seals the entries of every new segment (flagged
+	// encrypted in its header). Segments written without it stay readable
+	// in their own mode; encrypted ones need it to be replayed.
+	Cipher Cipher
 	// Logger receives recovery actions, the backend choice, rotations (debug)
 	// and slow syncs (warn). Nil means silent.
 	Logger *slog.Logger

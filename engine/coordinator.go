@@ -65,6 +65,7 @@ type active struct {
 	full     bool  // a reserved batch takes it to SegmentSize: no more batches go here
 	settled  int64 // end of the last batch that settled successfully: what Replay reads
 	unsynced bool  // an unsynced batch settled here: sync before sealing or closing
+	sealed   bool  // encrypted: entries are sealed with Config.Cipher
 	meta     SegmentMetadata
 }
 
@@ -220,7 +221,7 @@ func (c *Coordinator) startSegment() error {
 		return fmt.Errorf("dwal: activate segment %d: sync dir: %w", id, err)
 	}
 	hdrLen := int64(c.align)
-	c.act = &active{id: id, f: s.f, salt: s.salt, size: s.size, off: hdrLen, settled: hdrLen, seq: 1}
+	c.act = &active{id: id, f: s.f, salt: s.salt, size: s.size, off: hdrLen, settled: hdrLen, seq: 1, sealed: s.sealed}
 	c.curID.Store(id)
 	c.curSize.Store(uint64(hdrLen))
 	c.prep.request(id + 1)

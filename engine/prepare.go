@@ -41,8 +41,9 @@ type prepared struct {
 	id   uint64
 	name string // its temporary name
 	f    vfs.File
-	salt uint64
-	size int64
+	salt   uint64
+	size   int64
+	sealed bool // encrypted segment
 }
 
 type preparer struct {
@@ -224,6 +225,9 @@ func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
 	}
 	h := segHeader{version: formatVersion, align: uint32(c.align), id: id,
 		salt: binary.LittleEndian.Uint64(saltb[:]), created: time.Now().UnixNano()}
+	if c.cfg.Cipher != nil {
+		h.flags |= segFlagEncrypted
+	}
 	b := align.Alloc(c.align, c.align)
 	h.encode(b)
 	// The header, the file's size and its allocation are durable before
@@ -231,7 +235,7 @@ func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
 	if err := f.WriteAt(b, 0, vfs.SyncData); err != nil {
 		return fail(err)
 	}
-	return &prepared{id: id, name: name, f: f, salt: h.salt, size: size}, nil
+	return &prepared{id: id, name: name, f: f, salt: h.salt, size: size, sealed: h.flags&segFlagEncrypted != 0}, nil
 }
 
 // initBlocks writes zeros over the file so its extents are initialised

@@ -162,6 +162,9 @@ func (c *Coordinator) recover() error {
 			return fmt.Errorf("sync dir: %w", err)
 		}
 	}
+	if err := c.checkKey(kept); err != nil {
+		return err
+	}
 	c.rep.Segments = len(kept)
 	var maxID uint64
 	if len(segs) > 0 {
@@ -315,4 +318,34 @@ func (c *Coordinator) rebuildMeta(s *segFile) (bool, error) {
 		f.Close()
 	}
 	return false, fmt.Errorf("rebuild %s: %w", metaName(s.id), err)
+}
+
+// errKeyOK stops the key check's scan after the first entry opened.
+var errKeyOK = errors.New("key ok")
+
+// checkKey opens the first batch of the newest encrypted segment, so a
+// wrong or missing Config.Cipher fails Open with ErrDecrypt rather than a
+// later Replay.
+func (c *Coordinator) checkKey(segs []*segFile) error {
+	for i := len(segs) - 1; i >= 0; i-- {
+		s := segs[i]
+		if s.hdr.flags&segFlagEncrypted == 0 {
+			continue
+		}
+		f, err := c.fs.Open(segName(s.id), true)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		size, err := f.Size()
+		if err != nil {
+			return err
+		}
+		_, err = scanSegmentWith(f, c.align, size, false, c.cfg.Cipher, func(LSN, []byte) error { return errKeyOK })
+		if err != nil && !errors.Is(err, errKeyOK) {
+			return fmt.Errorf("%s: %w", segName(s.id), err)
+		}
+		return nil
+	}
+	return nil
 }

@@ -55,7 +55,7 @@ func (c *Coordinator) replaySegment(id uint64, isActive bool, actOff int64, meta
 			return fmt.Errorf("dwal: replay %s: %w", name, err)
 		}
 	}
-	sc, err := scanSegment(f, c.align, limit, false, func(lsn LSN, b []byte) error {
+	sc, err := scanSegmentWith(f, c.align, limit, false, c.cfg.Cipher, func(lsn LSN, b []byte) error {
 		if lsn < from {
 			return nil
 		}

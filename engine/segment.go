@@ -226,12 +226,26 @@ func readSegHeader(f vfs.File, a int) (segHeader, error) {
 // past the end for bytes that belong to this segment (a torn or cut-off
 // tail), to keep a copy of them before they are cut.
 func scanSegment(f vfs.File, a int, limit int64, findTorn bool, fn func(LSN, []byte) error) (scan, error) {
+	return scanSegmentWith(f, a, limit, findTorn, nil, fn)
+}
+
+// scanSegmentWith is scanSegment with the cipher that opens an encrypted
+// segment's batches (needed only when fn is not nil).
+func scanSegmentWith(f vfs.File, a int, limit int64, findTorn bool, ciph Cipher, fn func(LSN, []byte) error) (scan, error) {
 	var s scan
 	h, err := readSegHeader(f, a)
 	if err != nil {
 		return s, err
 	}
 	s.hdr = h
+	sealed := h.flags&segFlagEncrypted != 0
+	if sealed && fn != nil && ciph == nil {
+		return s, fmt.Errorf("%w: segment %d is encrypted and no Config.Cipher is set", ErrDecrypt, h.id)
+	}
+	var plain, ad []byte
+	if sealed {
+		ad = make([]byte, adLen)
+	}
 	r := newReader(f, a, limit)
 	defer r.close()
 	sa := int(h.align)
@@ -253,6 +267,7 @@ func scanSegment(f vfs.File, a int, limit int64, findTorn bool, fn func(LSN, []b
 			s.why = why
 			break
 		}
+		bh.sealed = sealed
 		span := bh.span(sa)
 		if off+span > limit {
 			s.why = batchLength
@@ -272,7 +287,24 @@ func scanSegment(f vfs.File, a int, limit int64, findTorn bool, fn func(LSN, []b
 			s.why = why
 			break
 		}
-		if fn != nil {
+		if fn != nil && sealed {
+			// Open the whole batch and check its entries before handing any
+			// out. The CRC held, so a failure here is a wrong key or bytes
+			// altered on purpose, never a torn write: an error, not an end.
+			plain = append(plain[:0], b[:batchHeaderLen]...)
+			plain, err = ciph.Open(plain, b[batchHeaderLen:batchHeaderLen+int(bh.length)], batchAD(ad, h.id, h.salt, &bh))
+			if err != nil {
+				return s, fmt.Errorf("%w: segment %d batch %d at offset %d: %w", ErrDecrypt, h.id, bh.seq, off, err)
+			}
+			ph := bh
+			ph.length, ph.sealed = uint32(len(plain)-batchHeaderLen), false
+			if why, _ := walkBatch(plain, &ph, nil); why != batchOK {
+				return s, fmt.Errorf("%w: segment %d batch %d at offset %d: %s after decryption", ErrCorrupt, h.id, bh.seq, off, why)
+			}
+			if _, err := walkBatch(plain, &ph, fn); err != nil {
+				return s, err
+			}
+		} else if fn != nil {
 			if _, err := walkBatch(b, &bh, fn); err != nil {
 				return s, err
 			}
