@@ -32,7 +32,9 @@ func TestNewAESGCMKeySize(t *testing.T) {
 }
 
 // marker makes entry bytes easy to search for in the files.
-func marker(lsn LSN) []byte { return []byte(fmt.Sprintf("SECRET-PLAINTEXT-%06d-xxxxxxxxxxxxxxxx", lsn)) }
+func marker(lsn LSN) []byte {
+	return []byte(fmt.Sprintf("SECRET-PLAINTEXT-%06d-xxxxxxxxxxxxxxxx", lsn))
+}
 
 func TestEncryptedRoundTripNoPlaintextOnDisk(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {

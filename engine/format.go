@@ -84,14 +84,14 @@ func decodeSegHeader(b []byte) (segHeader, error) {
 
 // batchHeader starts every batch, at an aligned offset of its segment.
 type batchHeader struct {
-	crc     uint32
-	length  uint32 // bytes of entries after the header
-	count   uint32
-	seq     uint64 // 1 for the first batch of a segment, then +1
-	minLSN  LSN
-	maxLSN  LSN
-	salt    uint64
-	sealed  bool // not encoded: the segment is encrypted, the entries are sealed
+	crc    uint32
+	length uint32 // bytes of entries after the header
+	count  uint32
+	seq    uint64 // 1 for the first batch of a segment, then +1
+	minLSN LSN
+	maxLSN LSN
+	salt   uint64
+	sealed bool // not encoded: the segment is encrypted, the entries are sealed
 }
 
 // span is the aligned size a batch with this header occupies.

@@ -38,9 +38,9 @@ const (
 
 // prepared is a segment file ready to become the active segment.
 type prepared struct {
-	id   uint64
-	name string // its temporary name
-	f    vfs.File
+	id     uint64
+	name   string // its temporary name
+	f      vfs.File
 	salt   uint64
 	size   int64
 	sealed bool // encrypted segment
