@@ -87,7 +87,7 @@ func demo(dir string, kind engine.BackendKind, total int64, entrySize, writers i
 	cfg := engine.DefaultConfig(dir)
 	cfg.Backend = kind
 	cfg.SegmentSize = segSize
-	cfg.SegmentsToRetain = int(total/segSize) + 2 // keep everything for the replay check
+	cfg.SegmentsToRetain = 1 << 30 // keep everything for the replay check
 	c, err := engine.Open(cfg)
 	if err != nil {
 		return err

@@ -1,8 +1,16 @@
 // Command dwal is the user's tool for dwal write-ahead logs.
 //
-//	dwal demo [flags]     write, replay and verify a log; print throughput and latency
+//	dwal demo [flags]                               write, replay and verify a log; print throughput and latency
+//	dwal inspect DIR [--json]                       one row per segment: state, sizes, LSN range, header, .meta
+//	dwal verify DIR [--strict] [--json]             check every header, batch CRC, salt, sequence and .meta
+//	dwal dump DIR [--from LSN] [--to LSN] [--hex|--raw]  entries in write order
+//	dwal doctor [DIR] [--duration D]                kernel, io_uring, file system, O_DIRECT, sync latency, advice
 //
-// Exit codes: 0 success, 1 the command failed (or found a problem), 2 bad usage.
+// Every command takes --help. inspect, verify and dump take no lock and never
+// modify the directory, so they may run beside a live writer.
+//
+// Exit codes: 0 success (verify: no error found), 1 the command failed or
+// found a problem (verify: an error, or with --strict a warning), 2 bad usage.
 package main
 
 import (
@@ -18,7 +26,11 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"demo": {"ingest a few hundred MiB durably, replay and verify it, print throughput and latency", runDemo},
+	"demo":    {"ingest a few hundred MiB durably, replay and verify it, print throughput and latency", runDemo},
+	"inspect": {"list the segments of a WAL directory: state, sizes, LSN range, header, .meta", runInspect},
+	"verify":  {"check every header, batch, CRC, salt, sequence and .meta; exit 1 on an error", runVerify},
+	"dump":    {"print the entries of a WAL directory in write order", runDump},
+	"doctor":  {"explain this machine: kernel, io_uring, file system, O_DIRECT, sync latency, advice", runDoctor},
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

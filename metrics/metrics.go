@@ -1,0 +1,189 @@
+// Package metrics exports a dwal Coordinator's counters to Prometheus.
+//
+// It lives apart from package engine so that the engine does not depend on
+// client_golang: a program that wants Prometheus metrics imports this
+// package; one that does not reads the Coordinator's counters directly
+// (TotalEntriesFlushed, TotalBytesWritten, ...).
+//
+// The Collector reads its Source at scrape time (no goroutine, no polling):
+//
+//	c, _ := engine.Open(engine.DefaultConfig(dir))
+//	prometheus.MustRegister(metrics.NewCollector(c, metrics.WithConstLabels(prometheus.Labels{"wal": "orders"})))
+//
+// Exported, with the default namespace "dwal":
+//
+//	dwal_entries_total                 counter  entries written successfully
+//	dwal_payload_bytes_total           counter  entry payload bytes written successfully (as given)
+//	dwal_disk_bytes_total              counter  segment bytes written: batch headers and padding included
+//	dwal_batches_total                 counter  batches written successfully
+//	dwal_current_segment_id            gauge    the segment being written (the last sealed one right after a rotation)
+//	dwal_current_segment_bytes         gauge    bytes used in it (0 right after a rotation)
+//	dwal_backend_info{backend,reason}  gauge    1: the backend in use and why it was picked
+//
+// and, when WithStats supplies them (the engine does not count them yet):
+//
+//	dwal_segment_rotations_total, dwal_sync_errors_total, dwal_read_only,
+//	dwal_flush_duration_seconds, dwal_sync_duration_seconds,
+//	dwal_segment_prepare_duration_seconds (histograms).
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"dwal/engine"
+)
+
+// Source is what the Collector reads at each scrape. *engine.Coordinator
+// implements it; each method must be cheap and safe for concurrent use.
+type Source interface {
+	TotalEntriesFlushed() uint64
+	TotalBytesWritten() uint64
+	TotalDiskBytesWritten() uint64
+	TotalFlushes() uint64
+	CurrentSegmentID() uint64
+	CurrentSegmentSize() uint64
+	Backend() engine.BackendInfo
+}
+
+var _ Source = (*engine.Coordinator)(nil)
+
+// Stats holds what the engine does not count yet; WithStats supplies it at
+// each scrape. Counters must only grow.
+type Stats struct {
+	Rotations  uint64 // segments sealed and replaced
+	SyncErrors uint64 // failed writes or syncs
+	ReadOnly   bool   // the Coordinator turned read-only (ErrReadOnly)
+	// Latency histograms; nil ones are not exported.
+	FlushLatency   *Histogram // one batch: from reservation to settled
+	SyncLatency    *Histogram // one write + fdatasync (or RWF_DSYNC write)
+	PrepareLatency *Histogram // preparing one segment off the hot path
+}
+
+// Histogram is a latency histogram in seconds, as the engine would keep it:
+// fixed buckets counted with atomic adds, read at scrape time.
+type Histogram struct {
+	Bounds []float64 // bucket upper bounds in seconds, ascending (+Inf implied)
+	Counts []uint64  // Counts[i]: observations <= Bounds[i] and > Bounds[i-1] (not cumulative)
+	Count  uint64    // all observations, the +Inf bucket included
+	Sum    float64   // seconds
+}
+
+// Collector is a prometheus.Collector over one Source.
+type Collector struct {
+	src    Source
+	stats  func() Stats
+	ns     string
+	labels prometheus.Labels
+
+	entries, payload, disk, batches *prometheus.Desc
+	segID, segBytes, backend        *prometheus.Desc
+	rotations, syncErrs, readOnly   *prometheus.Desc
+	flushLat, syncLat, prepLat      *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// Option configures a Collector.
+type Option func(*Collector)
+
+// WithNamespace replaces the metric name prefix "dwal".
+func WithNamespace(ns string) Option { return func(c *Collector) { c.ns = ns } }
+
+// WithConstLabels adds labels to every metric, to tell several logs of one
+// process apart (e.g. {"wal": "orders"}).
+func WithConstLabels(l prometheus.Labels) Option { return func(c *Collector) { c.labels = l } }
+
+// WithStats supplies the counters and histograms the engine does not keep
+// yet (see Stats); fn is called at each scrape.
+func WithStats(fn func() Stats) Option { return func(c *Collector) { c.stats = fn } }
+
+// NewCollector returns a Collector reading src at scrape time.
+func NewCollector(src Source, opts ...Option) *Collector {
+	c := &Collector{src: src, ns: "dwal"}
+	for _, o := range opts {
+		o(c)
+	}
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(c.ns, "", name), help, labels, c.labels)
+	}
+	c.entries = d("entries_total", "Entries written successfully.")
+	c.payload = d("payload_bytes_total", "Entry payload bytes written successfully, as given by callers.")
+	c.disk = d("disk_bytes_total", "Segment bytes written: batch headers and padding included.")
+	c.batches = d("batches_total", "Batches written successfully (each one write, synced or not).")
+	c.segID = d("current_segment_id", "ID of the segment being written (the last sealed one right after a rotation).")
+	c.segBytes = d("current_segment_bytes", "Bytes used in the current segment: its header block and padded batches.")
+	c.backend = d("backend_info", "The storage backend in use (always 1); reason says why it was picked.", "backend", "reason")
+	c.rotations = d("segment_rotations_total", "Segments sealed and replaced by a new one.")
+	c.syncErrs = d("sync_errors_total", "Writes or syncs that failed.")
+	c.readOnly = d("read_only", "1 when the log turned read-only after an unrecoverable write failure.")
+	c.flushLat = d("flush_duration_seconds", "Time to write and settle one batch.")
+	c.syncLat = d("sync_duration_seconds", "Time of one durable write: write + fdatasync, or an RWF_DSYNC write.")
+	c.prepLat = d("segment_prepare_duration_seconds", "Time to prepare one segment off the hot path.")
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.entries, c.payload, c.disk, c.batches, c.segID, c.segBytes, c.backend} {
+		ch <- d
+	}
+	if c.stats != nil {
+		for _, d := range []*prometheus.Desc{c.rotations, c.syncErrs, c.readOnly, c.flushLat, c.syncLat, c.prepLat} {
+			ch <- d
+		}
+	}
+}
+
+// Collect implements prometheus.Collector: it reads the Source now.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter(c.entries, c.src.TotalEntriesFlushed())
+	counter(c.payload, c.src.TotalBytesWritten())
+	counter(c.disk, c.src.TotalDiskBytesWritten())
+	counter(c.batches, c.src.TotalFlushes())
+	gauge(c.segID, float64(c.src.CurrentSegmentID()))
+	gauge(c.segBytes, float64(c.src.CurrentSegmentSize()))
+	b := c.src.Backend()
+	gauge(c.backend, 1, b.Name, b.Reason)
+	if c.stats == nil {
+		return
+	}
+	s := c.stats()
+	counter(c.rotations, s.Rotations)
+	counter(c.syncErrs, s.SyncErrors)
+	ro := 0.0
+	if s.ReadOnly {
+		ro = 1
+	}
+	gauge(c.readOnly, ro)
+	for _, h := range []struct {
+		d *prometheus.Desc
+		h *Histogram
+	}{{c.flushLat, s.FlushLatency}, {c.syncLat, s.SyncLatency}, {c.prepLat, s.PrepareLatency}} {
+		if h.h != nil {
+			ch <- h.h.metric(h.d)
+		}
+	}
+}
+
+// metric turns h into a constant Prometheus histogram (cumulative buckets).
+func (h *Histogram) metric(d *prometheus.Desc) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	var cum uint64
+	for i, ub := range h.Bounds {
+		if i < len(h.Counts) {
+			cum += h.Counts[i]
+		}
+		buckets[ub] = cum
+	}
+	m, err := prometheus.NewConstHistogram(d, max(h.Count, cum), h.Sum, buckets)
+	if err != nil {
+		return prometheus.NewInvalidMetric(d, err)
+	}
+	return m
+}
