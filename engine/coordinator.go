@@ -52,6 +52,7 @@ type Coordinator struct {
 
 	group *groupCommit
 	prep  *preparer
+	stats stats
 }
 
 // active is the segment being written.
@@ -256,6 +257,7 @@ func (c *Coordinator) seal() {
 	if err := c.writeMeta(a.id, a.meta); err != nil {
 		c.log.Error("dwal: cannot write segment metadata; recovery will rebuild it", "segment", a.id, "err", err)
 	}
+	c.stats.rotations.Add(1)
 	c.log.Debug("dwal: segment sealed", "segment", a.id, "entries", a.meta.EntryCount)
 	c.retain()
 }

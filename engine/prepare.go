@@ -98,12 +98,15 @@ func (p *preparer) run() {
 		p.mu.Lock()
 		p.busy = 0
 		if err != nil {
+			p.c.stats.prepErrors.Add(1)
 			// The writer will prepare it inline and report the error then.
 			p.c.log.Warn("dwal: background segment preparation failed", "segment", id, "err", err)
 			if p.want == id {
 				p.want = 0
 			}
 		} else {
+			p.c.stats.prepared.Add(1)
+			p.c.stats.prepLat.observe(time.Since(t0))
 			p.ready = s
 			p.c.log.Debug("dwal: segment prepared", "segment", id, "duration", time.Since(t0))
 		}
@@ -195,6 +198,8 @@ func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
 				f.Close()
 				c.fs.Remove(name)
 				f = nil
+			} else {
+				c.stats.recycled.Add(1)
 			}
 		} else {
 			c.fs.Remove(old)

@@ -248,6 +248,10 @@ func (c *Coordinator) settle(f *flight, st *FlushStats) error {
 		c.failErr = err
 		return err
 	}
+	c.stats.batchLat.observe(f.dur)
+	if f.mode != vfs.SyncNone {
+		c.stats.syncLat.observe(f.dur)
+	}
 	if f.mode != vfs.SyncNone && f.dur > c.cfg.SlowSyncThreshold {
 		c.log.Warn("dwal: slow sync", "segment", a.id, "duration", f.dur, "bytes", f.span)
 	}
@@ -283,6 +287,7 @@ func (c *Coordinator) settle(f *flight, st *FlushStats) error {
 // rollback failed) turn read-only. Returns f's error.
 func (c *Coordinator) failBatch(f *flight) error {
 	a := f.a
+	c.stats.syncErrors.Add(1)
 	if errors.Is(f.err, align.ErrMisaligned) {
 		// Nothing reached the disk: a bug, not an I/O failure.
 		c.roErr = fmt.Errorf("%w: internal error: %w", ErrReadOnly, f.err)

@@ -100,6 +100,9 @@ func WithStats(fn func() Stats) Option { return func(c *Collector) { c.stats = f
 // NewCollector returns a Collector reading src at scrape time.
 func NewCollector(src Source, opts ...Option) *Collector {
 	c := &Collector{src: src, ns: "dwal"}
+	if es, ok := src.(interface{ Stats() engine.Stats }); ok {
+		c.stats = func() Stats { return FromEngine(es.Stats()) }
+	}
 	for _, o := range opts {
 		o(c)
 	}
@@ -186,4 +189,25 @@ func (h *Histogram) metric(d *prometheus.Desc) prometheus.Metric {
 		return prometheus.NewInvalidMetric(d, err)
 	}
 	return m
+}
+
+// FromEngine converts an engine.Stats snapshot (what *engine.Coordinator's
+// Stats returns; NewCollector uses it by itself) to Stats.
+func FromEngine(s engine.Stats) Stats {
+	return Stats{
+		Rotations:      s.Rotations,
+		SyncErrors:     s.SyncErrors,
+		ReadOnly:       s.ReadOnly,
+		FlushLatency:   fromSnapshot(s.BatchLatency),
+		SyncLatency:    fromSnapshot(s.SyncLatency),
+		PrepareLatency: fromSnapshot(s.PrepareLatency),
+	}
+}
+
+func fromSnapshot(h engine.HistogramSnapshot) *Histogram {
+	out := &Histogram{Counts: h.Counts, Count: h.Count, Sum: h.Sum.Seconds()}
+	for _, b := range h.Bounds {
+		out.Bounds = append(out.Bounds, b.Seconds())
+	}
+	return out
 }

@@ -121,6 +121,22 @@ func TestCollectorScrapedThroughPromhttp(t *testing.T) {
 		t.Fatalf("setup: %d entries, segment %d", c.TotalEntriesFlushed(), c.CurrentSegmentID())
 	}
 	check() // read at scrape time: the counters as they are now
+
+	// The engine's own Stats are exported without WithStats: every batch
+	// here was synced, so the sync histogram counts them all, and the
+	// segment rotations the counter says happened did.
+	mfs := scrape(t, reg)
+	st := c.Stats()
+	if got, _ := value(t, mfs, "dwal_segment_rotations_total"); got != float64(st.Rotations) || st.Rotations == 0 {
+		t.Errorf("rotations %v, engine says %d", got, st.Rotations)
+	}
+	h := mfs["dwal_sync_duration_seconds"]
+	if h == nil || h.GetMetric()[0].GetHistogram().GetSampleCount() != c.TotalFlushes() {
+		t.Errorf("sync histogram %v, want %d samples", h, c.TotalFlushes())
+	}
+	if got, _ := value(t, mfs, "dwal_read_only"); got != 0 {
+		t.Errorf("read_only %v", got)
+	}
 }
 
 // fakeSource stands for a Coordinator, with Stats as the engine would give them.
