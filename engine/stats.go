@@ -11,16 +11,16 @@ import (
 type Stats struct {
 	EntriesFlushed, PayloadBytes, DiskBytes, Batches uint64
 	CurrentSegmentID, CurrentSegmentBytes            uint64
-	Rotations        uint64 // segments sealed
-	SyncErrors       uint64 // batches whose write or sync failed
-	SegmentsPrepared uint64 // segments made ready off the hot path
-	SegmentsRecycled uint64 // of them, retired segment files reused
-	PrepareErrors    uint64
-	ReadOnly         bool
-	ReadOnlyCause    string
-	BatchLatency     HistogramSnapshot // one batch's write (+ sync), as submitted
-	SyncLatency      HistogramSnapshot // synced batches only
-	PrepareLatency   HistogramSnapshot // preparing one segment
+	Rotations                                        uint64 // segments sealed
+	SyncErrors                                       uint64 // batches whose write or sync failed
+	SegmentsPrepared                                 uint64 // segments made ready off the hot path
+	SegmentsRecycled                                 uint64 // of them, retired segment files reused
+	PrepareErrors                                    uint64
+	ReadOnly                                         bool
+	ReadOnlyCause                                    string
+	BatchLatency                                     HistogramSnapshot // one batch's write (+ sync), as submitted
+	SyncLatency                                      HistogramSnapshot // synced batches only
+	PrepareLatency                                   HistogramSnapshot // preparing one segment
 }
 
 // HistogramSnapshot is a latency histogram: Counts[i] observations fell at
