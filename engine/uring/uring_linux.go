@@ -97,7 +97,10 @@ func (f *FS) selfTest() (err error) {
 	vf, err := f.Create(name, 0)
 	if err != nil {
 		if errors.Is(err, syscall.EINVAL) {
-			return fmt.Errorf("%w: O_DIRECT: %w (ramfs, old tmpfs, some FUSE mounts)", vfs.ErrUnsupported, err)
+			// NB: the errno alone, not the PathError: the probe file's name
+			// changes every run and would make the reason (a log line, a
+			// metric label) differ between restarts.
+			return fmt.Errorf("%w: O_DIRECT: %w (ramfs, old tmpfs, some FUSE mounts)", vfs.ErrUnsupported, syscall.EINVAL)
 		}
 		return fmt.Errorf("uring: probe file: %w", err)
 	}
