@@ -184,17 +184,31 @@ func (c *Coordinator) Flush(entries []*PendingEntry, sync bool) (FlushStats, err
 // pageCache reports whether f (or a backend it wraps, as errorfs does)
 // writes through the page cache.
 func pageCache(f vfs.FS) bool {
+	p, ok := findIface[interface{ PageCache() bool }](f)
+	return ok && p.PageCache()
+}
+
+// initBlocks reports whether f (or a backend it wraps) wants the blocks of
+// prepared segments written once (vfs.BlockIniter).
+func initBlocks(f vfs.FS) bool {
+	p, ok := findIface[vfs.BlockIniter](f)
+	return ok && p.InitBlocks()
+}
+
+// findIface finds an optional interface on f or on the backends it wraps.
+func findIface[T any](f vfs.FS) (T, bool) {
 	for f != nil {
-		if p, ok := f.(interface{ PageCache() bool }); ok {
-			return p.PageCache()
+		if t, ok := f.(T); ok {
+			return t, true
 		}
 		u, ok := f.(interface{ Unwrap() vfs.FS })
 		if !ok {
-			return false
+			break
 		}
 		f = u.Unwrap()
 	}
-	return false
+	var zero T
+	return zero, false
 }
 
 // startSegment makes the next segment the active one: the one prepared in

@@ -211,7 +211,7 @@ func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dwal: prepare segment %d (%d bytes): %w", id, size, err)
 		}
-		if init && !pageCache(c.fs) {
+		if init && initBlocks(c.fs) {
 			if err := c.initBlocks(f, size); err != nil {
 				f.Close()
 				c.fs.Remove(name)

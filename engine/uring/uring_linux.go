@@ -447,3 +447,8 @@ func (f *file) Close() error {
 // so after a failed sync a rollback can be trusted. NB: without this the
 // method of the embedded *fallback.FS would be promoted and answer true.
 func (f *FS) PageCache() bool { return false }
+
+// InitBlocks reports true: a sync into fallocated-but-unwritten extents
+// must commit their conversion too (measured here: ~300 µs vs ~200 µs per
+// 4 KiB write+fdatasync; on journaled ext4 ~1,560 µs vs ~460 µs).
+func (f *FS) InitBlocks() bool { return true }

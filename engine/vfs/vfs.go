@@ -181,3 +181,13 @@ func (o Options) WithDefaults() Options {
 	}
 	return o
 }
+
+// BlockIniter is implemented by backends whose newly allocated blocks cost
+// more to sync than blocks written once (real files under O_DIRECT: the
+// first fdatasync into an unwritten extent must also commit its
+// conversion). The engine writes the blocks of segments it prepares in the
+// background once when InitBlocks reports true. Wrappers (errorfs) expose
+// the backend they wrap with an Unwrap() FS method instead.
+type BlockIniter interface {
+	InitBlocks() bool
+}
