@@ -21,6 +21,8 @@ vet:
 # vet + the race-enabled test suite (the command CI runs).
 test: vet cross
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	@# allocation counts need a build without the race detector
+	$(GO) test -count=1 -run 'Allocations|Alloc' ./engine/...
 
 lint: vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)

@@ -231,3 +231,31 @@ func BenchmarkEncryption(b *testing.B) {
 		})
 	}
 }
+
+// TestAppendSteadyStateAllocations: one writer, where every entry is a
+// batch of its own, allocates nothing per entry once warm.
+func TestAppendSteadyStateAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector (make test runs this test again without it)")
+	}
+	cfg := DefaultConfig(t.TempDir())
+	cfg.Backend = BackendFallback
+	cfg.NoSyncOnFlush = true // allocations, not the disk, are measured here
+	c := openT(t, cfg)
+	data := make([]byte, 128)
+	ctx := context.Background()
+	lsn := LSN(0)
+	for i := 0; i < 100; i++ {
+		lsn++
+		c.Append(ctx, lsn, data)
+	}
+	allocs := testing.AllocsPerRun(500, func() {
+		lsn++
+		if err := c.Append(ctx, lsn, data); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 0.1 {
+		t.Fatalf("%.2f allocations per Append", allocs)
+	}
+}

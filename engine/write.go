@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"dwal/engine/align"
@@ -129,7 +130,8 @@ func (c *Coordinator) begin(n int, at func(int) (LSN, []byte), sync bool) (*flig
 		break
 	}
 	a := c.act
-	f := &flight{a: a, off: a.off, span: span, seq: a.seq, n: n, bytes: st.BytesWritten, mode: vfs.SyncNone}
+	f := flightPool.Get().(*flight)
+	*f = flight{a: a, off: a.off, span: span, seq: a.seq, n: n, bytes: st.BytesWritten, mode: vfs.SyncNone}
 	if synced {
 		f.mode = vfs.SyncData
 		if c.cfg.SyncMethod == SyncDSync {
@@ -228,8 +230,14 @@ func (c *Coordinator) finish(f *flight, st FlushStats) (FlushStats, error) {
 		c.failErr = nil
 	}
 	c.cond.Broadcast()
+	*f = flight{}
+	flightPool.Put(f)
 	return st, err
 }
+
+// flightPool recycles flights: with one writer every entry is a batch, and
+// the steady state allocates nothing per entry.
+var flightPool = sync.Pool{New: func() any { return new(flight) }}
 
 // settle decides the outcome of f, the oldest batch in flight.
 func (c *Coordinator) settle(f *flight, st *FlushStats) error {
