@@ -25,7 +25,13 @@ import (
 //
 // Measured on the machine of the README (4 KiB O_DIRECT write + fdatasync):
 // ~200 µs into initialised blocks, ~300 µs into fallocated ones; on
-// journaled ext4 ~460 µs vs ~1,560 µs.
+// journaled ext4 ~460 µs vs ~1,560 µs. With 16 writers appending 4 KiB
+// entries into 16 MiB segments on journaled ext4 (loop device, go test
+// -bench SegmentInit -benchtime 20000x): 9,468 entries/s, p50 869 µs with
+// initialised segments vs 4,577 entries/s, p50 3,009 µs without. The cost:
+// until retired segments come back for reuse (after SegmentsToRetain+1
+// segments) each new segment's bytes are written twice, which a pure
+// throughput workload on a fast disk feels.
 
 // initPrepared says whether the background preparer initialises new
 // segments' blocks (a seam for the benchmark that measures it).
