@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    := ./...
 RUNARGS ?=
 
-.PHONY: run test race vet lint cross bench fuzz build
+.PHONY: run test race vet lint cross bench bench-micro fuzz build
 
 build:
 	$(GO) build -o bin/dwal ./cmd/dwal
@@ -17,6 +17,7 @@ vet:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$fmt" ]; then echo "gofmt would change: $$fmt"; exit 1; fi
 	$(GO) vet $(PKGS)
+	cd bench/peers && $(GO) vet ./...
 
 # vet + the race-enabled test suite (the command CI runs).
 test: vet cross
@@ -37,5 +38,20 @@ cross:
 	GOOS=windows $(GO) test -count=1 -exec true $(PKGS) >/dev/null
 	GOOS=freebsd $(GO) test -count=1 -exec true $(PKGS) >/dev/null
 
-bench:
+# The benchmark program: dwal beside its peers (bench/peers), the seed-style
+# baseline, the floors and fio's device limit, on BENCH_DIR's disk (default:
+# the temporary directory); writes bench/results/ (<timestamp>.json,
+# latest.json, PNG plots). About 5 minutes. BENCHARGS=--quick: a ~30 s smoke run.
+BENCH_DIR ?=
+BENCHARGS ?=
+bench: build
+	./bin/dwal bench --out bench/results $(if $(BENCH_DIR),--dir $(BENCH_DIR)) $(BENCHARGS)
+
+# Go micro-benchmarks of the engine and its backends.
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x ./engine/...
+
+# Longer fuzzing than make test's (FUZZTIME per target).
+FUZZTIME ?= 2m
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)

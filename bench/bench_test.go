@@ -1,0 +1,136 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestQuick runs the quick preset for about two seconds on a temporary
+// directory with the dwal systems only, and checks that the JSON it prints
+// and writes has sane fields (benchmarks are not tests: this only shows
+// that the program works).
+func TestQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the benchmark program for ~2 s")
+	}
+	dir, out := t.TempDir(), t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"--quick", "--systems", "dwal", "--workloads", "commit,latency,bulk,replay",
+		"--writers", "1,4", "--duration", "150ms", "--warmup", "50ms", "--replay-size", "4MiB", "--segment-size", "8MiB",
+		"--fio", "off", "--dir", dir, "--out", out, "--format", "json", "--progress", "off"}
+	if code := Main(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", code, stderr.String(), stdout.String())
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("stdout is not the JSON report: %v\n%s", err, stdout.String())
+	}
+	b, err := os.ReadFile(filepath.Join(out, "latest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var latest Report
+	if err := json.Unmarshal(b, &latest); err != nil {
+		t.Fatalf("latest.json: %v", err)
+	}
+	if len(latest.Results) != len(rep.Results) || !latest.Started.Equal(rep.Started) {
+		t.Errorf("latest.json differs from stdout: %d vs %d results", len(latest.Results), len(rep.Results))
+	}
+	if rep.Host.CPUs <= 0 || rep.Host.Go == "" || rep.Options.Duration <= 0 {
+		t.Errorf("host or options missing: %+v %+v", rep.Host, rep.Options)
+	}
+	ran := map[string]bool{}
+	for _, r := range rep.Results {
+		if !strings.HasPrefix(r.System, "dwal-") {
+			t.Errorf("system %q was not asked for", r.System)
+		}
+		if r.Error != "" {
+			t.Errorf("%s %s C=%d: %s", r.System, r.Workload, r.Writers, r.Error)
+			continue
+		}
+		if r.Skipped != "" {
+			if r.System == "dwal-fallback" {
+				t.Errorf("fallback skipped %s: %s", r.Workload, r.Skipped)
+			}
+			t.Logf("%s %s skipped: %s", r.System, r.Workload, r.Skipped)
+			continue
+		}
+		ran[r.Workload] = true
+		if r.Entries <= 0 || r.EntriesPerS <= 0 || r.MBPerS <= 0 || r.Bytes != r.Entries*int64(r.EntrySize) {
+			t.Errorf("%s %s C=%d: bad counts %+v", r.System, r.Workload, r.Writers, r)
+		}
+		if r.CPUPerEntryUS < 0 || r.AllocsPerEntry < 0 || r.Backend == "" {
+			t.Errorf("%s %s: bad cpu/allocs/backend: %+v", r.System, r.Workload, r)
+		}
+		if r.Workload == wlReplay {
+			if want := int64(4<<20) / int64(r.EntrySize); r.Entries != want {
+				t.Errorf("%s replay: %d entries, want %d", r.System, r.Entries, want)
+			}
+			continue
+		}
+		l := r.Latency
+		if l.Count <= 0 || !(0 < l.P50US && l.P50US <= l.P99US && l.P99US <= l.P999US && l.P999US <= l.MaxUS) || len(l.CDF) < 2 {
+			t.Errorf("%s %s C=%d: bad latency %+v", r.System, r.Workload, r.Writers, l)
+		}
+	}
+	for _, w := range []string{wlCommit, wlLatency, wlBulk, wlReplay} {
+		if !ran[w] {
+			t.Errorf("workload %s: no result", w)
+		}
+	}
+	if len(rep.Targets) == 0 {
+		t.Error("no targets evaluated")
+	}
+	for _, png := range []string{"commit-c1-cdf.png", "commit-throughput.png"} {
+		if fi, err := os.Stat(filepath.Join(out, png)); err != nil || fi.Size() == 0 {
+			t.Errorf("plot %s: %v", png, err)
+		}
+	}
+}
+
+// TestFunnel: every commit is answered, in batches no larger than the caps.
+func TestFunnel(t *testing.T) {
+	var mu sync.Mutex
+	saved, biggest := 0, 0
+	f := NewFunnel(func(d [][]byte) error {
+		mu.Lock()
+		saved += len(d)
+		biggest = max(biggest, len(d))
+		mu.Unlock()
+		return nil
+	}, 5, 0)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				if err := f.Commit([]byte("x")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	f.Close()
+	if saved != 800 || biggest > 5 || f.Batches() == 0 {
+		t.Fatalf("saved %d in %d batches, biggest %d", saved, f.Batches(), biggest)
+	}
+	if err := f.Commit(nil); err != ErrFunnelClosed {
+		t.Fatalf("after Close: %v", err)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"128": 128, "4KiB": 4096, "8MiB": 8 << 20, "1GiB": 1 << 30, "2M": 2 << 20} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}

@@ -1,0 +1,11 @@
+// Command dwalbench is the benchmark program on its own (the same as
+// `dwal bench`): go run ./bench/cmd/dwalbench --help.
+package main
+
+import (
+	"os"
+
+	"dwal/bench"
+)
+
+func main() { os.Exit(bench.Main(os.Args[1:], os.Stdout, os.Stderr)) }

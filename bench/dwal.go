@@ -1,0 +1,92 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+
+	"dwal/engine"
+)
+
+// dwalSystem is dwal with one backend: Commit is Coordinator.Append (group
+// commit), Flush is the Card 1 Coordinator.Flush(entries, true).
+type dwalSystem struct {
+	name string
+	kind engine.BackendKind
+}
+
+// DwalSystems returns dwal with each backend.
+func DwalSystems() []System {
+	return []System{
+		&dwalSystem{"dwal-uring", engine.BackendUring},
+		&dwalSystem{"dwal-fallback", engine.BackendFallback},
+		&dwalSystem{"dwal-auto", engine.BackendAuto},
+	}
+}
+
+func (s *dwalSystem) Name() string { return s.name }
+
+func (s *dwalSystem) config(cfg Config) engine.Config {
+	c := engine.DefaultConfig(cfg.Dir)
+	c.Backend = s.kind
+	if cfg.SegmentSize > 0 {
+		c.SegmentSize = cfg.SegmentSize
+	}
+	if cfg.KeepAll {
+		c.SegmentsToRetain = 1 << 30
+	}
+	return c
+}
+
+func (s *dwalSystem) Open(cfg Config) (Log, error) {
+	c, err := engine.Open(s.config(cfg))
+	if err != nil {
+		return nil, err
+	}
+	l := &dwalLog{c: c, startSeg: c.CurrentSegmentID()}
+	l.pend = make([]*engine.PendingEntry, 0, 256)
+	return l, nil
+}
+
+func (s *dwalSystem) Replay(cfg Config, fn func([]byte)) error {
+	c, err := engine.Open(s.config(cfg))
+	if err != nil {
+		return err
+	}
+	err = c.Replay(0, func(_ engine.LSN, b []byte) error { fn(b); return nil })
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+type dwalLog struct {
+	c        *engine.Coordinator
+	startSeg uint64
+	pend     []*engine.PendingEntry
+}
+
+func (l *dwalLog) Commit(lsn uint64, data []byte) error {
+	return l.c.Append(context.Background(), engine.LSN(lsn), data)
+}
+
+func (l *dwalLog) Flush(lsn uint64, entries [][]byte) error {
+	l.pend = l.pend[:0]
+	for i, e := range entries {
+		l.pend = append(l.pend, engine.NewAsyncEntry(engine.LSN(lsn+uint64(i)), e))
+	}
+	_, err := l.c.Flush(l.pend, true)
+	clear(l.pend)
+	return err
+}
+
+func (l *dwalLog) Close() error { return l.c.Close() }
+
+func (l *dwalLog) Syncs() uint64 { return l.c.TotalFlushes() }
+
+// Rotations counts the segments started after the first.
+func (l *dwalLog) Rotations() int { return max(int(l.c.CurrentSegmentID()-l.startSeg)-1, 0) }
+
+func (l *dwalLog) Describe() string {
+	b := l.c.Backend()
+	return fmt.Sprintf("%s (%s)", b.Name, b.Reason)
+}

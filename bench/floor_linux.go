@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"dwal/engine/align"
+)
+
+// The floors: the least a durable write can cost on this disk from Go, one
+// writer, no log format at all. A file opened with O_DIRECT is pre-zeroed
+// (written once and synced, so later writes land in initialised blocks and
+// their sync commits no extent conversion) and then written in place,
+// wrapping around: each op copies its bytes into an aligned buffer and makes
+// them durable with pwrite + fdatasync, or with one pwritev2(RWF_DSYNC).
+
+// floorFileSize is the pre-zeroed file's size (at least 4 batches).
+const floorFileSize = 64 << 20
+
+type floorSystem struct {
+	name  string
+	dsync bool
+}
+
+// FloorSystems returns the pwrite+fdatasync and pwritev2(RWF_DSYNC) floors.
+func FloorSystems() []System {
+	return []System{&floorSystem{"floor-pwrite", false}, &floorSystem{"floor-pwritev2", true}}
+}
+
+func (s *floorSystem) Name() string { return s.name }
+
+func (s *floorSystem) Supports(workload string, writers int) (bool, string) {
+	switch workload {
+	case wlRotate, wlRotateNone:
+		return false, "a floor has no segments"
+	case wlReplay:
+		return false, "a floor is write-only; fio's sequential read is the read floor"
+	}
+	if writers != 1 {
+		return false, "a floor is one writer"
+	}
+	return true, ""
+}
+
+func (s *floorSystem) Open(cfg Config) (Log, error) {
+	a, _ := align.Discover(cfg.Dir)
+	path := filepath.Join(cfg.Dir, "floor.dat")
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_DIRECT|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("%s: open O_DIRECT: %w", s.name, err)
+	}
+	l := &floorLog{fd: fd, align: a, dsync: s.dsync}
+	zeros := align.Alloc(1<<20, a)
+	for off := int64(0); off < floorFileSize; off += int64(len(zeros)) {
+		if _, err := unix.Pwrite(fd, zeros, off); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("%s: pre-zero: %w", s.name, err)
+		}
+	}
+	if err := unix.Fdatasync(fd); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if d, err := os.Open(cfg.Dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	l.buf = zeros // reused for ops; grown on demand
+	l.iov = make([][]byte, 1)
+	return l, nil
+}
+
+type floorLog struct {
+	fd    int
+	align int
+	dsync bool
+	off   int64
+	buf   []byte
+	iov   [][]byte
+	syncs uint64
+}
+
+func (l *floorLog) write(n int) error {
+	p := l.buf[:align.Up(n, l.align)]
+	if l.off+int64(len(p)) > floorFileSize {
+		l.off = 0
+	}
+	var err error
+	if l.dsync {
+		l.iov[0] = p
+		_, err = unix.Pwritev2(l.fd, l.iov, l.off, unix.RWF_DSYNC)
+	} else {
+		if _, err = unix.Pwrite(l.fd, p, l.off); err == nil {
+			err = unix.Fdatasync(l.fd)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	l.syncs++
+	l.off += int64(len(p))
+	return nil
+}
+
+func (l *floorLog) grow(n int) {
+	if n > len(l.buf) {
+		l.buf = align.Alloc(align.Up(n, l.align), l.align)
+	}
+}
+
+func (l *floorLog) Commit(_ uint64, data []byte) error {
+	l.grow(len(data))
+	copy(l.buf, data)
+	return l.write(len(data))
+}
+
+func (l *floorLog) Flush(_ uint64, entries [][]byte) error {
+	n := 0
+	for _, e := range entries {
+		n += len(e)
+	}
+	l.grow(n)
+	n = 0
+	for _, e := range entries {
+		n += copy(l.buf[n:], e)
+	}
+	return l.write(n)
+}
+
+func (l *floorLog) Syncs() uint64 { return l.syncs }
+
+func (l *floorLog) Close() error { return unix.Close(l.fd) }
+
+// dropCache makes the kernel forget the cached pages of the files under dir
+// (each is synced first, since only clean pages are dropped), so that a
+// replay reads from the disk as it would after a restart.
+func dropCache(dir string) error {
+	return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		unix.Fdatasync(int(f.Fd()))
+		return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+	})
+}
+
+// dropCacheNote says what dropCache does here.
+const dropCacheNote = "page cache of the written files dropped (fdatasync + POSIX_FADV_DONTNEED) before each replay"
+
+func fdatasync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }

@@ -1,0 +1,273 @@
+package bench
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options are the benchmark's settings (its flags).
+type Options struct {
+	Workloads     []string      `json:"workloads"`
+	Systems       []string      `json:"systems"`
+	Backend       string        `json:"backend"`
+	Duration      time.Duration `json:"duration_ns"`
+	Warmup        time.Duration `json:"warmup_ns"`
+	Writers       []int         `json:"writers"`
+	EntrySize     int           `json:"entry_size"`
+	IOSize        int           `json:"io_size"`
+	BatchSize     int           `json:"batch_size"`
+	Rate          float64       `json:"rate_per_s"`
+	ReplaySize    int64         `json:"replay_size"`
+	RotateSegment int64         `json:"rotate_segment"`
+	RotateWriters int           `json:"rotate_writers"`
+	SegmentSize   int64         `json:"segment_size"`
+	Dir           string        `json:"dir"`
+	Format        string        `json:"format"`
+	Out           string        `json:"out"`
+	Fio           string        `json:"fio"`
+	FioRuntime    time.Duration `json:"fio_runtime_ns"`
+	FioScript     string        `json:"fio_script"`
+	PeersDir      string        `json:"peers_dir"`
+	Progress      string        `json:"progress"`
+	Quick         bool          `json:"quick"`
+	Keep          bool          `json:"keep"`
+	From          string        `json:"-"`
+	Child         bool          `json:"-"`
+}
+
+// Names of systems and groups for --systems.
+var (
+	peerNames  = []string{"pebble", "etcd", "tidwall", "raftwal"}
+	floorNames = []string{"floor-pwrite", "floor-pwritev2"}
+	groups     = map[string][]string{
+		"all":    {"dwal", "seed", "floors", "peers"},
+		"dwal":   {"dwal-uring", "dwal-fallback"},
+		"floors": floorNames,
+		"peers":  peerNames,
+	}
+)
+
+func newFlagSet(o *Options, stderr io.Writer) (*flag.FlagSet, func() error) {
+	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var workloads, systems, writers, entry, io, batch, replay, rotSeg, seg string
+	fl.StringVar(&workloads, "workloads", "commit,latency,bulk,rotate,replay", "workloads to run: commit, latency, bulk, rotate, replay")
+	fl.StringVar(&workloads, "workload", "commit,latency,bulk,rotate,replay", "same as --workloads")
+	fl.StringVar(&systems, "systems", "all", "systems: dwal-uring, dwal-fallback, dwal-auto, seed, floor-pwrite, floor-pwritev2,\npebble, etcd, tidwall, raftwal, or the groups dwal, floors, peers, all")
+	fl.StringVar(&o.Backend, "backend", "both", "which dwal backends run: both, uring, fallback, auto (auto adds dwal-auto)")
+	fl.DurationVar(&o.Duration, "duration", 2*time.Second, "measured time per cell (after the warmup)")
+	fl.DurationVar(&o.Warmup, "warmup", 500*time.Millisecond, "unmeasured time per cell before the measurement")
+	fl.StringVar(&writers, "writers", "1,4,16,64,256", "writer counts C of the commit workload")
+	fl.StringVar(&entry, "entry-size", "128", "entry size of the commit workload (bytes; KiB, MiB suffixes)")
+	fl.StringVar(&io, "io-size", "4KiB", "entry size of the latency, bulk, rotate and replay workloads")
+	fl.StringVar(&batch, "batch-size", "1MiB", "bytes per synced batch of the bulk workload")
+	fl.Float64Var(&o.Rate, "rate", 0, "open loop: ops per second over all writers, on a fixed schedule, latency\nfrom each op's intended start (0: closed loop)")
+	fl.StringVar(&replay, "replay-size", "1GiB", "bytes written, then read back, by the replay workload")
+	fl.StringVar(&rotSeg, "rotate-segment", "8MiB", "segment size of the rotate workload")
+	fl.IntVar(&o.RotateWriters, "rotate-writers", 16, "writers of the rotate workload")
+	fl.StringVar(&seg, "segment-size", "0", "segment size of the commit, latency, bulk and replay workloads (0: each system's default)")
+	fl.StringVar(&o.Dir, "dir", "", "directory on the disk to measure (default: the system's temporary directory)")
+	fl.StringVar(&o.Format, "format", "table", "stdout format: table or json")
+	fl.StringVar(&o.Out, "out", "bench/results", "directory for <timestamp>.json, latest.json and the PNG plots (\"\": none)")
+	fl.StringVar(&o.Fio, "fio", "on", "device limit from scripts/fio-limit.sh: on, off")
+	fl.DurationVar(&o.FioRuntime, "fio-runtime", 5*time.Second, "fio runtime per job")
+	fl.StringVar(&o.FioScript, "fio-script", "", "path of fio-limit.sh (default: scripts/fio-limit.sh found from the working directory)")
+	fl.StringVar(&o.PeersDir, "peers-dir", "", "the peers module (default: bench/peers found from the working directory)")
+	fl.StringVar(&o.Progress, "progress", "auto", "progress lines on stderr: auto (when stdout is a terminal), on, off")
+	fl.BoolVar(&o.Quick, "quick", false, "smoke preset (~30 s): 300ms cells, 100ms warmup, writers 1,64, 32 MiB replay,\n1s fio jobs; flags given explicitly still win")
+	fl.BoolVar(&o.Keep, "keep", false, "keep the data directories")
+	fl.StringVar(&o.From, "from", "", "measure nothing: print the table of a saved JSON report (and redraw its plots in --out)")
+	fl.BoolVar(&o.Child, "child", false, "internal: run as the peers' subprocess (JSON results on stdout)")
+	finish := func() error {
+		set := map[string]bool{}
+		fl.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if o.Quick {
+			if !set["duration"] {
+				o.Duration = 300 * time.Millisecond
+			}
+			if !set["warmup"] {
+				o.Warmup = 100 * time.Millisecond
+			}
+			if !set["writers"] {
+				writers = "1,64"
+			}
+			if !set["replay-size"] {
+				replay = "32MiB"
+			}
+			if !set["fio-runtime"] {
+				o.FioRuntime = time.Second
+			}
+		}
+		var err error
+		o.Workloads = splitList(workloads)
+		for _, w := range o.Workloads {
+			if !contains(AllWorkloads, w) {
+				return fmt.Errorf("unknown workload %q", w)
+			}
+		}
+		if o.Systems, err = expandSystems(splitList(systems), o.Backend); err != nil {
+			return err
+		}
+		o.Writers = nil
+		for _, s := range splitList(writers) {
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("bad writer count %q", s)
+			}
+			o.Writers = append(o.Writers, n)
+		}
+		sizes := []struct {
+			s   string
+			dst *int64
+		}{{replay, &o.ReplaySize}, {rotSeg, &o.RotateSegment}}
+		for _, x := range sizes {
+			if *x.dst, err = ParseSize(x.s); err != nil || *x.dst <= 0 {
+				return fmt.Errorf("bad size %q", x.s)
+			}
+		}
+		if o.SegmentSize, err = ParseSize(seg); err != nil || o.SegmentSize < 0 {
+			return fmt.Errorf("bad --segment-size %q", seg)
+		}
+		ints := []struct {
+			s   string
+			dst *int
+		}{{entry, &o.EntrySize}, {io, &o.IOSize}, {batch, &o.BatchSize}}
+		for _, x := range ints {
+			n, err := ParseSize(x.s)
+			if err != nil || n <= 0 || n > 1<<30 {
+				return fmt.Errorf("bad size %q", x.s)
+			}
+			*x.dst = int(n)
+		}
+		switch {
+		case o.Duration <= 0 || o.Warmup < 0:
+			return fmt.Errorf("bad duration %v or warmup %v", o.Duration, o.Warmup)
+		case o.Format != "table" && o.Format != "json":
+			return fmt.Errorf("unknown format %q (table, json)", o.Format)
+		case o.Fio != "on" && o.Fio != "off":
+			return fmt.Errorf("--fio is on or off, not %q", o.Fio)
+		case o.Progress != "auto" && o.Progress != "on" && o.Progress != "off":
+			return fmt.Errorf("--progress is auto, on or off, not %q", o.Progress)
+		case o.Rate < 0 || o.RotateWriters <= 0:
+			return fmt.Errorf("bad --rate or --rotate-writers")
+		case o.BatchSize < o.IOSize:
+			return fmt.Errorf("--batch-size %d is smaller than --io-size %d", o.BatchSize, o.IOSize)
+		}
+		return nil
+	}
+	return fl, finish
+}
+
+// expandSystems resolves groups and applies --backend to the dwal systems.
+func expandSystems(names []string, backend string) ([]string, error) {
+	known := append(append([]string{"dwal-uring", "dwal-fallback", "dwal-auto", "seed"}, floorNames...), peerNames...)
+	var out []string
+	var add func(n string) error
+	add = func(n string) error {
+		if g, ok := groups[n]; ok {
+			for _, m := range g {
+				if err := add(m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if !contains(known, n) {
+			return fmt.Errorf("unknown system %q", n)
+		}
+		if !contains(out, n) {
+			out = append(out, n)
+		}
+		return nil
+	}
+	for _, n := range names {
+		if err := add(n); err != nil {
+			return nil, err
+		}
+	}
+	keep := func(n string) bool {
+		switch backend {
+		case "both":
+			return true
+		case "uring":
+			return n != "dwal-fallback" && n != "dwal-auto"
+		case "fallback":
+			return n != "dwal-uring" && n != "dwal-auto"
+		case "auto":
+			return n != "dwal-uring" && n != "dwal-fallback"
+		}
+		return true
+	}
+	switch backend {
+	case "both", "uring", "fallback", "auto":
+	default:
+		return nil, fmt.Errorf("unknown backend %q (both, uring, fallback, auto)", backend)
+	}
+	var res []string
+	hadDwal := false
+	for _, n := range out {
+		if strings.HasPrefix(n, "dwal-") {
+			hadDwal = true
+			if !keep(n) {
+				continue
+			}
+		}
+		res = append(res, n)
+	}
+	if hadDwal && backend == "auto" && !contains(res, "dwal-auto") {
+		res = append([]string{"dwal-auto"}, res...)
+	}
+	return res, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseSize parses a byte count: 4096, 4KiB, 8MiB, 1GiB (also K, M, G, KB,
+// MB, GB as powers of 1024).
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suf); ok {
+			s, mult = v, u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return n * mult, nil
+}
+
+// isTerminal reports whether f is a character device (a terminal).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,15 @@
+// Command peerbench is dwal's benchmark harness with the peers as its
+// systems. The bench program (dwal bench) builds and runs it with --child;
+// it is not meant to be run by hand.
+package main
+
+import (
+	"os"
+
+	"dwal/bench"
+	"dwal/bench/peers"
+)
+
+func main() {
+	os.Exit(bench.Child(os.Args[1:], os.Stdout, os.Stderr, peers.Systems(), peers.Versions()))
+}

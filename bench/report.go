@@ -1,0 +1,401 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Target is one of issue 5's targets, evaluated on this run.
+type Target struct {
+	Name   string  `json:"name"`
+	System string  `json:"system"`
+	Ratio  float64 `json:"ratio,omitempty"`
+	Goal   string  `json:"goal"`
+	Status string  `json:"status"` // PASS, MISS or n/a
+	Detail string  `json:"detail"`
+}
+
+// find returns the first result that ran (no error, not skipped) matching.
+func find(rs []Result, system, workload string, writers int) (Result, bool) {
+	for _, r := range rs {
+		if r.System == system && r.Workload == workload && (writers == 0 || r.Writers == writers) &&
+			r.Error == "" && r.Skipped == "" && r.Entries > 0 {
+			return r, true
+		}
+	}
+	return Result{}, false
+}
+
+func dwalNames(rs []Result) []string {
+	var out []string
+	for _, r := range rs {
+		if strings.HasPrefix(r.System, "dwal-") && !contains(out, r.System) {
+			out = append(out, r.System)
+		}
+	}
+	return out
+}
+
+// evalTargets checks issue 5's targets for each dwal system that ran.
+func evalTargets(rep *Report) []Target {
+	rs := rep.Results
+	var ts []Target
+	for _, d := range dwalNames(rs) {
+		add := func(name, goal string, ratio float64, pass bool, ok bool, detail string) {
+			t := Target{Name: name, System: d, Goal: goal, Detail: detail}
+			switch {
+			case !ok:
+				t.Status = "n/a"
+			case pass:
+				t.Status, t.Ratio = "PASS", ratio
+			default:
+				t.Status, t.Ratio = "MISS", ratio
+			}
+			ts = append(ts, t)
+		}
+		// commit C=64, 128 B: vs the best peer and vs the seed baseline.
+		c64, ok64 := find(rs, d, wlCommit, 64)
+		size := ""
+		if ok64 && c64.EntrySize != 128 {
+			size = fmt.Sprintf(" (run with %d B entries; the target is for 128 B)", c64.EntrySize)
+		}
+		best, bestName := 0.0, ""
+		for _, p := range peerNames {
+			if r, ok := find(rs, p, wlCommit, 64); ok && r.EntriesPerS > best {
+				best, bestName = r.EntriesPerS, p
+			}
+		}
+		switch {
+		case !ok64:
+			add("commit C=64 128 B vs best peer", ">= 2x", 0, false, false, "dwal commit C=64 not run")
+		case bestName == "":
+			add("commit C=64 128 B vs best peer", ">= 2x", 0, false, false, "no peer ran commit C=64")
+		default:
+			x := c64.EntriesPerS / best
+			add("commit C=64 128 B vs best peer", ">= 2x", x, x >= 2, true,
+				fmt.Sprintf("%.0f vs %s %.0f entries/s%s", c64.EntriesPerS, bestName, best, size))
+		}
+		if seed, ok := find(rs, "seed", wlCommit, 64); ok && ok64 {
+			x := c64.EntriesPerS / seed.EntriesPerS
+			add("commit C=64 128 B vs seed baseline", ">= 3x", x, x >= 3, true,
+				fmt.Sprintf("%.0f vs %.0f entries/s%s", c64.EntriesPerS, seed.EntriesPerS, size))
+		} else {
+			add("commit C=64 128 B vs seed baseline", ">= 3x", 0, false, false, "dwal or seed commit C=64 not run")
+		}
+		// commit C=1 p50 vs the pwritev2(RWF_DSYNC) floor.
+		c1, ok1 := find(rs, d, wlCommit, 1)
+		fl, okf := find(rs, "floor-pwritev2", wlCommit, 1)
+		if ok1 && okf {
+			x := c1.Latency.P50US / fl.Latency.P50US
+			add("commit C=1 p50 vs pwritev2(RWF_DSYNC) floor", "<= 1.10x", x, x <= 1.10, true,
+				fmt.Sprintf("%.0f µs vs %.0f µs", c1.Latency.P50US, fl.Latency.P50US))
+		} else {
+			add("commit C=1 p50 vs pwritev2(RWF_DSYNC) floor", "<= 1.10x", 0, false, false, "dwal or floor-pwritev2 commit C=1 not run")
+		}
+		// bulk vs fio 1 MiB writes + fdatasync, QD1.
+		if b, ok := find(rs, d, wlBulk, 1); ok && rep.Fio != nil && rep.Fio.Write1M.MBPerS > 0 {
+			x := b.MBPerS / rep.Fio.Write1M.MBPerS
+			add("bulk MB/s vs fio 1 MiB write+fdatasync", ">= 90%", x, x >= 0.9, true,
+				fmt.Sprintf("%.1f vs %.1f MB/s", b.MBPerS, rep.Fio.Write1M.MBPerS))
+		} else {
+			add("bulk MB/s vs fio 1 MiB write+fdatasync", ">= 90%", 0, false, false, "bulk or fio not run")
+		}
+		// rotate p99.9 vs the same without rotation.
+		rot, okr := find(rs, d, wlRotate, 0)
+		none, okn := find(rs, d, wlRotateNone, 0)
+		switch {
+		case okr && okn && rot.Rotations == 0:
+			add("rotate p99.9 vs no rotation", "<= 1.5x", 0, false, false,
+				fmt.Sprintf("no rotation happened (%.1f MB/s for %.1fs with %d MiB segments): run longer", rot.MBPerS, rot.DurationS, rot.SegmentSize>>20))
+		case okr && okn:
+			x := rot.Latency.P999US / none.Latency.P999US
+			add("rotate p99.9 vs no rotation", "<= 1.5x", x, x <= 1.5, true,
+				fmt.Sprintf("%.0f µs (%d rotations, %d MiB segments) vs %.0f µs (%d, %d MiB)", rot.Latency.P999US, rot.Rotations,
+					rot.SegmentSize>>20, none.Latency.P999US, none.Rotations, none.SegmentSize>>20))
+		default:
+			add("rotate p99.9 vs no rotation", "<= 1.5x", 0, false, false, "rotate not run")
+		}
+		// replay vs fio sequential reads.
+		if r, ok := find(rs, d, wlReplay, 0); ok && rep.Fio != nil && rep.Fio.Read1M.MBPerS > 0 {
+			x := r.MBPerS / rep.Fio.Read1M.MBPerS
+			q16 := ""
+			if f := rep.Fio.Read1MQ16.MBPerS; f > 0 {
+				q16 = fmt.Sprintf("; %.0f%% of QD16's %.1f MB/s", 100*r.MBPerS/f, f)
+			}
+			add("replay MB/s vs fio sequential 1 MiB read (QD1)", ">= 80%", x, x >= 0.8, true,
+				fmt.Sprintf("%.1f vs %.1f MB/s (%d MiB)%s", r.MBPerS, rep.Fio.Read1M.MBPerS, r.Bytes>>20, q16))
+		} else {
+			add("replay MB/s vs fio sequential 1 MiB read (QD1)", ">= 80%", 0, false, false, "replay or fio not run")
+		}
+		// allocations per entry in steady state (commit, most writers run).
+		var al Result
+		okA := false
+		for _, r := range rs {
+			if r.System == d && r.Workload == wlCommit && r.Error == "" && r.Skipped == "" && r.Entries > 0 && r.Writers >= al.Writers {
+				al, okA = r, true
+			}
+		}
+		if okA {
+			add("allocations per entry (commit)", "0 (<= 0.05: pools refill after a GC)", al.AllocsPerEntry, al.AllocsPerEntry <= 0.05, true,
+				fmt.Sprintf("%.3f allocs/entry at C=%d", al.AllocsPerEntry, al.Writers))
+		} else {
+			add("allocations per entry (commit)", "0", 0, false, false, "commit not run")
+		}
+	}
+	return ts
+}
+
+// workloadOrder sorts results for the table.
+var workloadOrder = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlRotateNone, wlReplay}
+
+var systemOrder = []string{"dwal-uring", "dwal-fallback", "dwal-auto", "seed", "floor-pwrite", "floor-pwritev2",
+	"pebble", "etcd", "tidwall", "raftwal"}
+
+func sortResults(rs []Result) []Result {
+	out := slices.Clone(rs)
+	idx := func(list []string, s string) int {
+		if i := slices.Index(list, s); i >= 0 {
+			return i
+		}
+		return len(list)
+	}
+	slices.SortStableFunc(out, func(a, b Result) int {
+		if x, y := idx(workloadOrder, a.Workload), idx(workloadOrder, b.Workload); x != y {
+			return x - y
+		}
+		if a.Writers != b.Writers {
+			return a.Writers - b.Writers
+		}
+		return idx(systemOrder, a.System) - idx(systemOrder, b.System)
+	})
+	return out
+}
+
+func fmtUS(v float64) string {
+	switch {
+	case v == 0:
+		return "-"
+	case v < 100:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func fmtCount(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	s := fmt.Sprintf("%.0f", v)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func short(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > n {
+		return s[:n-3] + "..."
+	}
+	return s
+}
+
+// printTable prints the report for people.
+func printTable(out io.Writer, rep *Report) {
+	var buf bytes.Buffer
+	render(&buf, rep)
+	for _, line := range strings.SplitAfter(buf.String(), "\n") {
+		io.WriteString(out, strings.TrimRight(line, " \n")+strings.Repeat("\n", strings.Count(line, "\n")))
+	}
+}
+
+func render(w io.Writer, rep *Report) {
+	h := rep.Host
+	fmt.Fprintf(w, "dwal bench  %s  host %s (%s, %d CPUs, %s, kernel %s, load %s)\n",
+		rep.Started.Format("2006-01-02 15:04:05Z"), h.Hostname, h.CPU, h.CPUs, h.OS, h.Kernel, h.Load)
+	fmt.Fprintf(w, "dir %s  (%s on %s)\n", h.Dir, h.FS, h.Device)
+	if f := rep.Fio; f != nil {
+		fmt.Fprintf(w, "device limit (%s, %s engine, direct=1, QD1, %gs per job%s):\n", f.Version, f.Engine, f.RuntimeS, ifNote(f.EngineNote))
+		fmt.Fprintf(w, "  4 KiB write+fdatasync: %s IOPS, mean %s µs, p50 %s µs (write %s + sync %s), p99 %s µs\n",
+			fmtCount(f.Write4K.IOPS), fmtUS(f.Write4K.MeanUS), fmtUS(f.Write4K.P50US), fmtUS(f.Write4K.WriteP50US),
+			fmtUS(f.Write4K.SyncP50US), fmtUS(f.Write4K.P99US))
+		fmt.Fprintf(w, "  1 MiB write+fdatasync: %.1f MB/s    1 MiB sequential read: %.1f MB/s (QD16: %.1f MB/s)\n",
+			f.Write1M.MBPerS, f.Read1M.MBPerS, f.Read1MQ16.MBPerS)
+	} else {
+		fmt.Fprintf(w, "device limit: fio not available: %s\n", rep.FioError)
+	}
+	if len(rep.Peers.Versions) > 0 {
+		var vs []string
+		for m, v := range rep.Peers.Versions {
+			vs = append(vs, m+" "+v)
+		}
+		slices.Sort(vs)
+		fmt.Fprintf(w, "peers: %s\n", strings.Join(vs, ", "))
+	}
+	if rep.Peers.Error != "" {
+		fmt.Fprintf(w, "peers not run: %s\n", rep.Peers.Error)
+	}
+	fmt.Fprintln(w)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tsystem\tC\tentry B\tentries/s\tMB/s\tp50 µs\tp99 µs\tp99.9 µs\tmax µs\tCPU µs/e\tallocs/e\te/sync\trot\t")
+	var skipped, failed []Result
+	last := ""
+	for _, r := range sortResults(rep.Results) {
+		if r.Skipped != "" {
+			skipped = append(skipped, r)
+			continue
+		}
+		if last != "" && r.Workload != last {
+			fioRow(tw, rep.Fio, last)
+			fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t\t\t\t")
+		}
+		last = r.Workload
+		if r.Error != "" {
+			failed = append(failed, r)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\tfailed\t\t\t\t\t\t\t\t\t\t\n", r.Workload, r.System, r.Writers, r.EntrySize)
+			continue
+		}
+		ps := "-"
+		if r.EntriesPerSync > 0 {
+			ps = fmt.Sprintf("%.1f", r.EntriesPerSync)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%.1f\t%s\t%s\t%s\t%s\t%.1f\t%.2f\t%s\t%d\t\n",
+			r.Workload, r.System, r.Writers, r.EntrySize, fmtCount(r.EntriesPerS), r.MBPerS,
+			fmtUS(r.Latency.P50US), fmtUS(r.Latency.P99US), fmtUS(r.Latency.P999US), fmtUS(r.Latency.MaxUS),
+			r.CPUPerEntryUS, r.AllocsPerEntry, ps, r.Rotations)
+	}
+	if last != "" {
+		fioRow(tw, rep.Fio, last)
+	}
+	tw.Flush()
+
+	if len(failed) > 0 {
+		fmt.Fprintln(w, "\nfailed:")
+		for _, r := range failed {
+			fmt.Fprintf(w, "  %-15s %s C=%d: %s\n", r.System, r.Workload, r.Writers, short(r.Error, 300))
+		}
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintln(w, "\nnot run:")
+		type key struct{ sys, why string }
+		var keys []key
+		where := map[key][]string{}
+		for _, r := range skipped {
+			k := key{r.System, r.Skipped}
+			if _, ok := where[k]; !ok {
+				keys = append(keys, k)
+			}
+			cell := r.Workload
+			if r.Workload == wlCommit {
+				cell = fmt.Sprintf("%s C=%d", r.Workload, r.Writers)
+			}
+			where[k] = append(where[k], cell)
+		}
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %-15s %s: %s\n", k.sys, strings.Join(where[k], ", "), k.why)
+		}
+	}
+	backends := map[string]string{}
+	for _, r := range rep.Results {
+		if strings.HasPrefix(r.System, "dwal-") && r.Backend != "" {
+			backends[r.System] = r.Backend
+		}
+	}
+	if len(backends) > 0 {
+		fmt.Fprintln(w, "\ndwal backends:")
+		for _, n := range systemOrder {
+			if b, ok := backends[n]; ok {
+				fmt.Fprintf(w, "  %-15s %s\n", n, b)
+			}
+		}
+	}
+	if len(rep.Targets) > 0 {
+		fmt.Fprintln(w, "\ntargets (issue 5):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, t := range rep.Targets {
+			ratio := "-"
+			if t.Status != "n/a" {
+				ratio = fmt.Sprintf("%.2f", t.Ratio)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\tgoal %s\t%s\t%s\n", t.Status, t.System, t.Name, t.Goal, ratio, t.Detail)
+		}
+		tw.Flush()
+	}
+	if len(rep.Notes) > 0 {
+		fmt.Fprintln(w, "\nnotes:")
+		for _, n := range rep.Notes {
+			fmt.Fprintf(w, "  - %s\n", n)
+		}
+	}
+}
+
+func ifNote(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "; " + s
+}
+
+// fioRow prints the device limit beside a workload's rows.
+func fioRow(tw io.Writer, f *FioLimit, workload string) {
+	if f == nil {
+		return
+	}
+	switch workload {
+	case wlLatency, wlCommit:
+		fmt.Fprintf(tw, "%s\t(fio 4k+fdatasync)\t1\t4096\t%s\t%.1f\t%s\t%s\t\t\t\t\t\t\t\n", workload,
+			fmtCount(f.Write4K.IOPS), f.Write4K.IOPS*4096/1e6, fmtUS(f.Write4K.P50US), fmtUS(f.Write4K.P99US))
+	case wlBulk:
+		fmt.Fprintf(tw, "%s\t(fio 1M+fdatasync)\t1\t1048576\t\t%.1f\t\t\t\t\t\t\t\t\t\n", workload, f.Write1M.MBPerS)
+	case wlReplay:
+		fmt.Fprintf(tw, "%s\t(fio 1M seq read)\t1\t1048576\t\t%.1f\t\t\t\t\t\t\t\t\t\n", workload, f.Read1M.MBPerS)
+		if f.Read1MQ16.MBPerS > 0 {
+			fmt.Fprintf(tw, "%s\t(fio same, QD16)\t16\t1048576\t\t%.1f\t\t\t\t\t\t\t\t\t\n", workload, f.Read1MQ16.MBPerS)
+		}
+	}
+}
+
+// writeOutputs writes <out>/<timestamp>.json, <out>/latest.json and the plots.
+func writeOutputs(rep *Report, out string) ([]string, error) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	plots, perr := writePlots(rep, out)
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '\n')
+	name := filepath.Join(out, rep.Started.Format("20060102T150405Z")+".json")
+	files := []string{name, filepath.Join(out, "latest.json")}
+	for _, f := range files {
+		if err := writeFileAtomic(f, b); err != nil {
+			return nil, err
+		}
+	}
+	files = append(files, plots...)
+	if perr != nil {
+		return files, fmt.Errorf("plots: %w", perr)
+	}
+	return files, nil
+}
+
+func writeFileAtomic(name string, b []byte) error {
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
+}
