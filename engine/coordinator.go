@@ -429,9 +429,9 @@ func (c *Coordinator) TruncateToLSN(lsn LSN) (removed int, err error) {
 	return removed, nil
 }
 
-// Close stops group commit (failing queued Appends with ErrClosed), syncs
-// the active segment, and releases the directory. The active segment stays
-// unsealed; the next Open seals it.
+// Close stops group commit (failing queued Appends with ErrClosed), cuts the
+// active segment's preallocated tail off and syncs it, and releases the
+// directory. The active segment stays unsealed; the next Open seals it.
 func (c *Coordinator) Close() error {
 	c.group.close()
 	c.prep.close()
@@ -446,8 +446,14 @@ func (c *Coordinator) Close() error {
 	}
 	var err error
 	if a := c.act; a != nil {
-		if a.unsynced && c.roErr == nil {
-			err = a.f.Sync()
+		if c.roErr == nil {
+			// Cut the preallocated tail off: the next Open's recovery then
+			// has nothing past the end of the log to read through, and the
+			// sync makes any unsynced batch durable.
+			err = a.f.Truncate(a.settled)
+			if err == nil {
+				err = a.f.Sync()
+			}
 		}
 		if cerr := a.f.Close(); err == nil {
 			err = cerr
