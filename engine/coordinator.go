@@ -321,20 +321,27 @@ func (c *Coordinator) retain() {
 		return
 	}
 	removed := 0
+	var recycled []string
 	for _, id := range ids {
 		if id >= from {
 			break
 		}
-		if err := c.retire(id); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r, err := c.retire(id)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			c.log.Error("dwal: retention: remove", "segment", id, "err", err)
 			continue
+		}
+		if r != "" {
+			recycled = append(recycled, r)
 		}
 		removed++
 	}
 	if removed > 0 {
-		if err := c.fs.SyncDir(); err != nil {
+		err := c.fs.SyncDir()
+		if err != nil {
 			c.log.Error("dwal: retention: sync dir", "err", err)
 		}
+		c.offerRecycled(recycled, err == nil)
 	}
 }
 
@@ -408,6 +415,7 @@ func (c *Coordinator) TruncateToLSN(lsn LSN) (removed int, err error) {
 		return 0, err
 	}
 	cur := c.curID.Load()
+	var recycled []string
 	for _, id := range ids {
 		if id >= cur {
 			break
@@ -416,13 +424,20 @@ func (c *Coordinator) TruncateToLSN(lsn LSN) (removed int, err error) {
 		if !ok || m.MaxLSN >= lsn {
 			continue
 		}
-		if err := c.retire(id); err != nil {
+		r, err := c.retire(id)
+		if err != nil {
+			c.offerRecycled(recycled, c.fs.SyncDir() == nil)
 			return removed, fmt.Errorf("dwal: truncate: remove segment %d: %w", id, err)
+		}
+		if r != "" {
+			recycled = append(recycled, r)
 		}
 		removed++
 	}
 	if removed > 0 {
-		if err := c.fs.SyncDir(); err != nil {
+		err := c.fs.SyncDir()
+		c.offerRecycled(recycled, err == nil)
+		if err != nil {
 			return removed, fmt.Errorf("dwal: truncate: sync dir: %w", err)
 		}
 	}

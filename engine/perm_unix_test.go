@@ -58,7 +58,7 @@ func TestDirectoryWithoutPermission(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-test.run=^TestDirectoryWithoutPermission$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "DWAL_TEST_NOPERM_DIR="+wal)
+	cmd.Env = append(os.Environ(), "DWAL_TEST_NOPERM_DIR="+wal, "GORACE=atexit_sleep_ms=0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "CHILD-OK") {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"dwal/engine/align"
@@ -42,6 +43,8 @@ const (
 	initChunk     = 1 << 20 // bytes of zeros per initialising write
 )
 
+var errPreparerStopped = errors.New("dwal: closing")
+
 // prepared is a segment file ready to become the active segment.
 type prepared struct {
 	id     uint64
@@ -61,6 +64,7 @@ type preparer struct {
 	ready   *prepared
 	recycle []string // retired segment files kept for reuse (at most one)
 	closed  bool
+	stop    atomic.Bool // set by close: an initialisation in progress gives up
 	done    chan struct{}
 }
 
@@ -170,6 +174,7 @@ func (p *preparer) discardLocked(s *prepared) {
 
 // close stops the goroutine and removes what it prepared or kept.
 func (p *preparer) close() {
+	p.stop.Store(true)
 	p.mu.Lock()
 	p.closed = true
 	p.cond.Broadcast()
@@ -254,6 +259,9 @@ func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
 func (c *Coordinator) initBlocks(f vfs.File, size int64) error {
 	zeros := align.Alloc(min(initChunk, int(size)), c.align)
 	for off := int64(0); off < size; off += int64(len(zeros)) {
+		if c.prep.stop.Load() {
+			return errPreparerStopped
+		}
 		n := min(int64(len(zeros)), size-off)
 		if err := f.WriteAt(zeros[:n], off, vfs.SyncNone); err != nil {
 			return err
@@ -262,27 +270,39 @@ func (c *Coordinator) initBlocks(f vfs.File, size int64) error {
 	return nil
 }
 
-// retire removes segment id (and its .meta), keeping its file for reuse
-// when the backend bypasses the page cache and no file is kept yet. The
-// caller syncs the directory.
-func (c *Coordinator) retire(id uint64) error {
+// retire removes segment id and its .meta. With a backend that bypasses
+// the page cache the file is renamed to recycle-N.tmp instead, and that name
+// returned: the caller hands it to offerRecycled once the directory sync
+// that makes the rename durable is done. NB: reusing it before would write a
+// new header into a file that a crash could bring back under its old name.
+func (c *Coordinator) retire(id uint64) (string, error) {
+	recycled := ""
 	if !pageCache(c.fs) {
 		tmp := fmt.Sprintf("%s%d%s", recyclePrefix, id, tmpSuffix)
 		if err := c.fs.Rename(segName(id), tmp); err == nil {
-			if !c.prep.keep(tmp) {
-				c.fs.Remove(tmp)
-			}
-			c.fs.Remove(metaName(id))
-			return nil
+			recycled = tmp
 		} else if errors.Is(err, fs.ErrNotExist) {
-			return err
+			return "", err
 		}
 	}
-	if err := c.fs.Remove(segName(id)); err != nil {
-		return err
+	if recycled == "" {
+		if err := c.fs.Remove(segName(id)); err != nil {
+			return "", err
+		}
 	}
 	c.fs.Remove(metaName(id))
-	return nil
+	return recycled, nil
+}
+
+// offerRecycled hands retired files to the preparer once their renames are
+// durable (synced), and removes those it does not want or all of them when
+// the directory sync failed.
+func (c *Coordinator) offerRecycled(names []string, synced bool) {
+	for _, n := range names {
+		if !synced || !c.prep.keep(n) {
+			c.fs.Remove(n)
+		}
+	}
 }
 
 func isLeftover(name string) bool {

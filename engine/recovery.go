@@ -47,7 +47,7 @@ func (c *Coordinator) recover() error {
 	}
 	var segs []*segFile
 	var leftovers []string
-	var fences []uint64
+	var fences, metas []uint64
 	for _, e := range ents {
 		name := e.Name()
 		if id, ok := parseID(name, segSuffix); ok {
@@ -55,6 +55,10 @@ func (c *Coordinator) recover() error {
 				return fmt.Errorf("%w: %s is not a regular file (%v)", ErrCorrupt, name, e.Type())
 			}
 			segs = append(segs, &segFile{id: id})
+			continue
+		}
+		if id, ok := parseID(name, metaSuffix); ok {
+			metas = append(metas, id)
 			continue
 		}
 		if id, ok := parseID(name, fenceSuffix); ok {
@@ -66,6 +70,13 @@ func (c *Coordinator) recover() error {
 		}
 	}
 	slices.SortFunc(segs, func(a, b *segFile) int { return cmpU64(a.id, b.id) })
+	for _, id := range metas {
+		// A .meta whose segment is gone: a crash between retiring a segment
+		// and removing its .meta.
+		if !slices.ContainsFunc(segs, func(s *segFile) bool { return s.id == id }) {
+			leftovers = append(leftovers, metaName(id))
+		}
+	}
 
 	// Read-only pass.
 	for i, s := range segs {

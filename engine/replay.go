@@ -64,9 +64,9 @@ func (c *Coordinator) replaySegment(id uint64, isActive bool, actOff int64, meta
 	if err != nil {
 		return err
 	}
-	if hasMeta && !isActive && sc.meta.EntryCount != meta.EntryCount {
-		return fmt.Errorf("%w: %s: log ends at offset %d (%s) after %d entries, its .meta says %d",
-			ErrCorrupt, name, sc.end, sc.why, sc.meta.EntryCount, meta.EntryCount)
+	if hasMeta && !isActive && sc.meta != meta {
+		return fmt.Errorf("%w: %s: log ends at offset %d (%s) after %d entries, LSN %d..%d; its .meta says %d entries, LSN %d..%d",
+			ErrCorrupt, name, sc.end, sc.why, sc.meta.EntryCount, sc.meta.MinLSN, sc.meta.MaxLSN, meta.EntryCount, meta.MinLSN, meta.MaxLSN)
 	}
 	return nil
 }

@@ -58,7 +58,6 @@ type reader struct {
 	off    int64  // file offset of cur[0]
 	spare  []byte // the other buffer, when no read-ahead holds it
 	ahead  *readAhead
-	closed bool
 }
 
 // readAhead is one window being read in the background.
@@ -73,7 +72,10 @@ type readAhead struct {
 const readWindow = 4 << 20
 
 func newReader(f vfs.File, a int, size int64) *reader {
-	return &reader{f: f, a: a, size: size, win: align.Up(readWindow, a)}
+	// A small file gets a window of its size: the buffers are allocated
+	// (and zeroed) whole.
+	win := int(min(int64(align.Up(readWindow, a)), max(align.Up64(size, a), int64(a))))
+	return &reader{f: f, a: a, size: size, win: win}
 }
 
 // close waits for a read-ahead in flight: the buffer must not be reused

@@ -1,0 +1,256 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"slices"
+	"testing"
+	"unsafe"
+
+	"dwal/engine/memfs"
+)
+
+// Fuzz targets for the parts of the format that read untrusted bytes.
+// scripts/fuzz.sh runs each for a while; `go test` runs their seed corpus
+// (engine/testdata/fuzz/<name>/ and the f.Add calls) as ordinary tests.
+
+// FuzzDecodeBatch feeds arbitrary bytes to the batch decoder, as one batch
+// of a segment with the given salt, at the given sequence number, the way
+// scanSegment does: decodeBatchHeader, then (when the length fits the
+// bytes) checkBatch and walkBatch. Nothing may panic, every entry walked
+// lies inside the batch's bytes, and a batch that passes checkBatch walks
+// exactly count entries with LSNs in the header's range. walkBatch also runs
+// on batches whose CRC fails: it must be safe on any lengths (a hostile
+// file can carry a valid CRC).
+func FuzzDecodeBatch(f *testing.F) {
+	const salt = 0x1122334455667788
+	for _, entries := range [][][]byte{nil, {{}}, {[]byte("a")}, {[]byte("hello"), nil, make([]byte, 5000)}} {
+		b := fuzzBatch(salt, 1, 10, entries)
+		f.Add(b, uint64(salt), uint64(1))
+		f.Add(b, uint64(salt), uint64(2))
+		f.Add(b[:len(b)/2], uint64(salt), uint64(1))
+	}
+	f.Add(make([]byte, batchHeaderLen), uint64(0), uint64(0))
+	f.Fuzz(func(t *testing.T, data []byte, salt, seq uint64) {
+		if len(data) < batchHeaderLen {
+			return // the scanner never decodes fewer bytes (it ends the log)
+		}
+		h, why := decodeBatchHeader(data[:batchHeaderLen], salt, seq)
+		if why != batchOK {
+			return
+		}
+		if h.salt != salt || h.seq != seq || h.length > maxBatchPayload {
+			t.Fatalf("header accepted with salt %x seq %d length %d (want salt %x seq %d)", h.salt, h.seq, h.length, salt, seq)
+		}
+		if int64(batchHeaderLen)+int64(h.length) > int64(len(data)) {
+			return // scanSegment ends the log here (batchLength)
+		}
+		body := data[batchHeaderLen : batchHeaderLen+int(h.length)]
+		lo := uintptr(unsafe.Pointer(unsafe.SliceData(body)))
+		hi := lo + uintptr(len(body))
+		var n uint32
+		walk := func(lsn LSN, b []byte) error {
+			n++
+			if len(b) > 0 {
+				p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+				if p < lo+entryHeaderLen || p+uintptr(len(b)) > hi {
+					t.Fatalf("entry %d (LSN %d, %d bytes) lies outside the batch's bytes", n, lsn, len(b))
+				}
+			}
+			if uint64(n) > uint64(len(body))/entryHeaderLen {
+				t.Fatalf("walked %d entries out of %d bytes", n, len(body))
+			}
+			return nil
+		}
+		rawWhy, err := walkBatch(data, &h, walk)
+		if err != nil {
+			t.Fatalf("walkBatch returned fn's error %v, fn returned none", err)
+		}
+		if rawWhy == batchOK && n != h.count {
+			t.Fatalf("walkBatch accepted %d entries, header says %d", n, h.count)
+		}
+		checkWhy := checkBatch(data, &h)
+		if checkWhy != batchOK {
+			return
+		}
+		n = 0
+		var lsns []LSN
+		if why, err := walkBatch(data, &h, func(lsn LSN, b []byte) error {
+			lsns = append(lsns, lsn)
+			return walk(lsn, b)
+		}); why != batchOK || err != nil {
+			t.Fatalf("checkBatch accepted a batch walkBatch refuses: %q %v", why, err)
+		}
+		if n != h.count {
+			t.Fatalf("checked batch walks %d entries, header says %d", n, h.count)
+		}
+		for _, l := range lsns {
+			if l < h.minLSN || l > h.maxLSN {
+				t.Fatalf("LSN %d outside the header's %d..%d", l, h.minLSN, h.maxLSN)
+			}
+		}
+	})
+}
+
+// fuzzBatch encodes a batch of entries (LSNs first, first+1, ...) as the
+// writer does: header, entries, zeros to the next 4096-byte block.
+func fuzzBatch(salt, seq uint64, first LSN, entries [][]byte) []byte {
+	payload := 0
+	for _, e := range entries {
+		payload += entryHeaderLen + len(e)
+	}
+	b := make([]byte, batchSpan(payload, 4096))
+	h := batchHeader{length: uint32(payload), count: uint32(len(entries)), seq: seq, salt: salt}
+	p := batchHeaderLen
+	for i, e := range entries {
+		lsn := first + LSN(i)
+		if i == 0 || lsn < h.minLSN {
+			h.minLSN = lsn
+		}
+		if i == 0 || lsn > h.maxLSN {
+			h.maxLSN = lsn
+		}
+		binary.LittleEndian.PutUint32(b[p:], uint32(len(e)))
+		binary.LittleEndian.PutUint64(b[p+4:], uint64(lsn))
+		copy(b[p+entryHeaderLen:], e)
+		p += entryHeaderLen + len(e)
+	}
+	encodeBatchHeader(b, &h)
+	return b
+}
+
+// fuzzSegment builds segment 1 from layout: each byte is one entry (LSN
+// i+1, crashData bytes, byte*17 long), a new batch starting where the
+// byte is a multiple of 3 (and at the first). It returns the segment's
+// bytes, the entries written and the entry count at the end of each batch.
+func fuzzSegment(layout []byte, prealloc bool) (seg []byte, written []replayed, ends []int) {
+	const salt = 0x5eed5a17
+	h := segHeader{version: formatVersion, align: 4096, id: 1, salt: salt, created: 1}
+	seg = make([]byte, 4096)
+	h.encode(seg)
+	var batch [][]byte
+	seq := uint64(1)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		first := LSN(len(written) - len(batch) + 1)
+		seg = append(seg, fuzzBatch(salt, seq, first, batch)...)
+		seq++
+		ends = append(ends, len(written))
+		batch = nil
+	}
+	for i, b := range layout {
+		if i >= 48 || len(seg) > 256<<10 {
+			break
+		}
+		if i > 0 && b%3 == 0 {
+			flush()
+		}
+		lsn := LSN(i + 1)
+		d := crashData(lsn, int(b)*17)
+		batch = append(batch, d)
+		written = append(written, replayed{lsn, string(d)})
+	}
+	flush()
+	if prealloc {
+		seg = append(seg, make([]byte, 3*4096)...)
+	}
+	return seg, written, ends
+}
+
+// FuzzRecoverSegment writes a valid segment (header and batches built from
+// the fuzz input), damages it as the input says (overwrites bytes at an
+// offset, cuts it at a length, or replaces everything after the header),
+// stores it as 000001.log in a memfs directory, optionally with a .meta
+// that says what was written, and opens it. Open must not panic or hang.
+// Without a .meta the segment is the last one, which recovery repairs, so
+// Open and Replay must succeed; with one it is sealed, and a damaged
+// sealed segment may fail either with ErrCorrupt. What replays is always a
+// prefix of what was written, of whole batches, with the exact bytes; a
+// second Open replays the same.
+func FuzzRecoverSegment(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6}, []byte{0xff}, uint32(4096+60), uint8(0))
+	f.Add([]byte{0, 3, 200, 7, 9, 255, 3, 1}, []byte{}, uint32(9000), uint8(1))
+	f.Add([]byte{10, 20, 30}, []byte("DWB1"), uint32(8192), uint8(2))
+	f.Add([]byte{100, 100, 100, 100}, []byte{0, 0, 0, 0, 0, 0, 0, 0}, uint32(4096), uint8(3))
+	f.Add([]byte{5, 6, 7}, []byte{1}, uint32(4096+20), uint8(4))
+	f.Add([]byte{5, 6, 9, 7}, []byte{}, uint32(12288), uint8(5|8))
+	f.Fuzz(func(t *testing.T, layout, patch []byte, at uint32, mode uint8) {
+		seg, written, ends := fuzzSegment(layout, mode&8 != 0)
+		full := len(seg)
+		switch mode & 3 {
+		case 0: // overwrite bytes at an offset
+			if len(seg) > 0 {
+				off := int(at) % len(seg)
+				copy(seg[off:], patch)
+			}
+		case 1: // cut at a length
+			seg = seg[:int(at)%(len(seg)+1)]
+		case 2: // both
+			off := int(at) % len(seg)
+			copy(seg[off:], patch)
+			seg = seg[:max(off, int(at>>8)%(len(seg)+1))]
+		case 3: // arbitrary bytes after the header block (or instead of it)
+			keep := min(4096, int(at)%(len(seg)+1))
+			seg = append(seg[:keep:keep], patch...)
+		}
+		damaged := len(seg) != full || mode&3 != 1 && len(patch) > 0
+		mem := memfs.New(4096)
+		if err := mem.WriteFile(segName(1), seg); err != nil {
+			t.Fatal(err)
+		}
+		withMeta := mode&4 != 0 && len(written) > 0
+		if withMeta {
+			m := SegmentMetadata{MinLSN: written[0].lsn, MaxLSN: written[len(written)-1].lsn, EntryCount: uint64(len(written))}
+			b := m.Bytes()
+			if err := mem.WriteFile(metaName(1), b[:]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg := DefaultConfig("fuzz")
+		cfg.FS = mem
+		cfg.SegmentSize = 16 << 10
+		var first []replayed
+		for round := range 2 {
+			c, err := Open(cfg)
+			if err != nil {
+				if !withMeta {
+					t.Fatalf("Open of a damaged last segment failed: %v", err)
+				}
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("Open: %v, want ErrCorrupt", err)
+				}
+				return
+			}
+			var got []replayed
+			err = c.Replay(0, func(l LSN, b []byte) error {
+				got = append(got, replayed{l, string(b)})
+				return nil
+			})
+			c.Close()
+			if len(got) > len(written) || !slices.Equal(got, written[:len(got)]) {
+				t.Fatalf("replayed %d entries that are not a prefix of the %d written", len(got), len(written))
+			}
+			if len(got) > 0 && !slices.Contains(ends, len(got)) {
+				t.Fatalf("replayed %d entries: not a whole number of batches (batch ends %v)", len(got), ends)
+			}
+			if err != nil {
+				if !withMeta || !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("Replay: %v", err)
+				}
+			}
+			if !damaged && err == nil && len(got) != len(written) {
+				t.Fatalf("undamaged segment replayed %d of %d entries", len(got), len(written))
+			}
+			if round == 0 {
+				first = got
+			} else if !slices.Equal(got, first) {
+				t.Fatalf("second Open replays %d entries, first %d", len(got), len(first))
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+}
