@@ -54,10 +54,10 @@ type reader struct {
 	size int64 // bytes of the file that may be read
 	win  int   // window size
 
-	cur    []byte // the current window's bytes (a slice of one of bufs)
-	off    int64  // file offset of cur[0]
-	spare  []byte // the other buffer, when no read-ahead holds it
-	ahead  *readAhead
+	cur   []byte // the current window's bytes (a slice of one of bufs)
+	off   int64  // file offset of cur[0]
+	spare []byte // the other buffer, when no read-ahead holds it
+	ahead *readAhead
 }
 
 // readAhead is one window being read in the background.
