@@ -24,6 +24,8 @@ test: vet cross
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	@# allocation counts need a build without the race detector
 	$(GO) test -count=1 -run 'Allocations|Alloc' ./engine/...
+	@# each fuzz target briefly (make fuzz runs them longer)
+	bash scripts/fuzz.sh 10s
 
 lint: vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
