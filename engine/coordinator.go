@@ -120,10 +120,11 @@ func Open(cfg Config) (*Coordinator, error) {
 	c.log.Info("dwal: opened", "dir", cfg.Dir, "backend", info.Name, "reason", info.Reason,
 		"segments", c.rep.Segments, "repairs", len(c.rep.Repairs))
 	c.group = newGroupCommit(c)
-	// The first segment is prepared by the first flush (fallocate only);
-	// from then on the next one is prepared in the background. Not at Open:
-	// a process that opens to replay must not compete with its own reads.
+	// The first segment is prepared in the background from Open on, so its
+	// blocks are initialised too; the preparation pauses while a Replay
+	// reads, and a first write that comes early takes it as far as it got.
 	c.prep = newPreparer(c)
+	c.prep.request(c.curID.Load() + 1)
 	return c, nil
 }
 

@@ -64,7 +64,9 @@ type preparer struct {
 	ready   *prepared
 	recycle []string // retired segment files kept for reuse (at most one)
 	closed  bool
-	stop    atomic.Bool // set by close: an initialisation in progress gives up
+	stop    atomic.Bool  // set by close: an initialisation in progress gives up
+	hurry   atomic.Bool  // a writer waits for the segment: finish initialising now
+	yield   atomic.Int32 // Replays running: initialisation pauses for them
 	done    chan struct{}
 }
 
@@ -129,8 +131,14 @@ func (p *preparer) run() {
 func (p *preparer) take(id uint64) *prepared {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.busy == id {
-		p.cond.Wait()
+	if p.busy == id {
+		// Better a segment partly initialised now than a writer stalled
+		// until all of it is.
+		p.hurry.Store(true)
+		for p.busy == id {
+			p.cond.Wait()
+		}
+		p.hurry.Store(false)
 	}
 	if p.want == id {
 		p.want = 0 // the caller prepares it; the goroutine must not start it too
@@ -255,12 +263,20 @@ func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
 }
 
 // initBlocks writes zeros over the file so its extents are initialised
-// (made durable by the header's sync that follows).
+// (made durable by the header's sync that follows). It pauses while a
+// Replay runs and stops early, leaving the rest fallocated, when a writer
+// is waiting for the segment.
 func (c *Coordinator) initBlocks(f vfs.File, size int64) error {
 	zeros := align.Alloc(min(initChunk, int(size)), c.align)
 	for off := int64(0); off < size; off += int64(len(zeros)) {
+		for c.prep.yield.Load() > 0 && !c.prep.stop.Load() && !c.prep.hurry.Load() {
+			time.Sleep(time.Millisecond) // a Replay is reading: keep off the disk
+		}
 		if c.prep.stop.Load() {
 			return errPreparerStopped
+		}
+		if c.prep.hurry.Load() {
+			return nil // the rest stays fallocated; the header's sync follows
 		}
 		n := min(int64(len(zeros)), size-off)
 		if err := f.WriteAt(zeros[:n], off, vfs.SyncNone); err != nil {
