@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"dwal/engine"
 )
@@ -41,6 +42,16 @@ func (s *dwalSystem) Open(cfg Config) (Log, error) {
 	c, err := engine.Open(s.config(cfg))
 	if err != nil {
 		return nil, err
+	}
+	// As a service would between Open and taking traffic: let the first
+	// segment be prepared (initialised), so the measured writes do not land
+	// in blocks that are only fallocated.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err = c.WaitPrepared(ctx)
+	cancel()
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("dwal: waiting for the first segment: %w", err)
 	}
 	l := &dwalLog{c: c, startSeg: c.CurrentSegmentID()}
 	l.pend = make([]*engine.PendingEntry, 0, 256)

@@ -246,3 +246,21 @@ func TestFilePermissions(t *testing.T) {
 		}
 	})
 }
+
+func TestWaitPreparedReadiesTheFirstSegment(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		c := openT(t, b.config(t))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.WaitPrepared(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Stats().SegmentsPrepared; got != 1 {
+			t.Fatalf("%d segments prepared after WaitPrepared, want 1", got)
+		}
+		mustFlush(t, c, []*PendingEntry{entry(1, 1, 10)}, true)
+		if c.CurrentSegmentID() != 1 {
+			t.Fatalf("wrote to segment %d", c.CurrentSegmentID())
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -325,4 +326,25 @@ func isLeftover(name string) bool {
 	return strings.HasSuffix(name, tmpSuffix) &&
 		(strings.HasPrefix(name, preparedPrefix) || strings.HasPrefix(name, recyclePrefix) ||
 			strings.HasSuffix(name, metaSuffix+tmpSuffix) || strings.HasSuffix(name, fenceSuffix+tmpSuffix))
+}
+
+// WaitPrepared blocks until no segment preparation is pending (the next
+// segment is ready, or nothing was asked for), or ctx ends. A process that
+// wants its first writes to find initialised blocks (a latency benchmark,
+// say) calls it after Open and Replay.
+func (c *Coordinator) WaitPrepared(ctx context.Context) error {
+	p := c.prep
+	for {
+		p.mu.Lock()
+		idle := p.busy == 0 && (p.want == 0 || p.ready != nil && p.ready.id == p.want) || p.closed
+		p.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
