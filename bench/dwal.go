@@ -13,14 +13,16 @@ import (
 type dwalSystem struct {
 	name string
 	kind engine.BackendKind
+	aes  bool // Config.Cipher = AES-256-GCM (the cost of encryption)
 }
 
 // DwalSystems returns dwal with each backend.
 func DwalSystems() []System {
 	return []System{
-		&dwalSystem{"dwal-uring", engine.BackendUring},
-		&dwalSystem{"dwal-fallback", engine.BackendFallback},
-		&dwalSystem{"dwal-auto", engine.BackendAuto},
+		&dwalSystem{"dwal-uring", engine.BackendUring, false},
+		&dwalSystem{"dwal-fallback", engine.BackendFallback, false},
+		&dwalSystem{"dwal-auto", engine.BackendAuto, false},
+		&dwalSystem{"dwal-uring-aes", engine.BackendUring, true},
 	}
 }
 
@@ -34,6 +36,14 @@ func (s *dwalSystem) config(cfg Config) engine.Config {
 	}
 	if cfg.KeepAll {
 		c.SegmentsToRetain = 1 << 30
+	}
+	if s.aes {
+		// A fixed key: the benchmark measures the cost, not secrecy.
+		ciph, err := engine.NewAESGCM(make([]byte, 32))
+		if err != nil {
+			panic(err)
+		}
+		c.Cipher = ciph
 	}
 	return c
 }

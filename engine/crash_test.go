@@ -277,8 +277,11 @@ func runCrashSeed(t *testing.T, seed int64, st *crashStats, verbose bool) {
 	if rng.IntN(4) == 0 {
 		r.cfg.SyncMethod = SyncDSync
 	}
-	fmt.Fprintf(&r.log, "seed %d: %d steps, crash at op %d, sector %d, segment size %d, fault rate %v\n",
-		seed, steps, r.inj.crashAt, sector, r.cfg.SegmentSize, r.inj.faultP)
+	if rng.IntN(4) == 0 {
+		r.cfg.Cipher = crashCipher // encrypted segments under the same crashes
+	}
+	fmt.Fprintf(&r.log, "seed %d: %d steps, crash at op %d, sector %d, segment size %d, fault rate %v, encrypted %v\n",
+		seed, steps, r.inj.crashAt, sector, r.cfg.SegmentSize, r.inj.faultP, r.cfg.Cipher != nil)
 
 	r.inj.enabled.Store(true)
 	if r.open("initial open") {
@@ -775,3 +778,11 @@ func (r *crashRun) checkReplay(got []crashReplayed, st *crashStats) []string {
 	}
 	return probs
 }
+
+var crashCipher = func() Cipher {
+	c, err := NewAESGCM([]byte("crash-test-key-of-32-bytes-long!"))
+	if err != nil {
+		panic(err)
+	}
+	return c
+}()
