@@ -41,7 +41,11 @@ var initPrepared = true
 
 const (
 	recyclePrefix = "recycle-"
-	initChunk     = 1 << 20 // bytes of zeros per initialising write
+	initChunk     = 256 << 10 // bytes of zeros per initialising write
+	// initDuty: initialising writes take at most 1/initDuty of the time, so
+	// the zeros queued in the device's cache stay few: a commit's flush
+	// must write them back too.
+	initDuty = 4
 )
 
 var errPreparerStopped = errors.New("dwal: closing")
@@ -280,9 +284,11 @@ func (c *Coordinator) initBlocks(f vfs.File, size int64) error {
 			return nil // the rest stays fallocated; the header's sync follows
 		}
 		n := min(int64(len(zeros)), size-off)
+		t0 := time.Now()
 		if err := f.WriteAt(zeros[:n], off, vfs.SyncNone); err != nil {
 			return err
 		}
+		time.Sleep((initDuty - 1) * time.Since(t0))
 	}
 	return nil
 }
