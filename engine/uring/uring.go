@@ -11,7 +11,7 @@
 // One ring per FS, set up with io_uring_setup and mapped with x/sys/unix; the
 // iouring-go syscall subpackage supplies setup/enter/register and the SQE/CQE
 // layouts (its root package is not used: it does not link on Go >= 1.23
-// without -checklinkname=0). 64 preallocated request slots bound what is in
+// without a special linker flag, see DESIGN.md). 64 preallocated request slots bound what is in
 // flight; a caller beyond that blocks. No allocation per operation, no reaper
 // goroutine, no eventfd or epoll: the caller whose operation is first in
 // flight reaps for everybody, waiting in the same io_uring_enter that submits
