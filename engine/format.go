@@ -120,6 +120,25 @@ func encodeBatchHeader(b []byte, h *batchHeader) {
 	binary.LittleEndian.PutUint32(b[4:], h.crc)
 }
 
+// encodeEntries writes n entries (got through at) into b as a batch body
+// (length, LSN, bytes each) and returns their LSN range and the bytes used.
+func encodeEntries(b []byte, n int, at func(int) (LSN, []byte)) (minLSN, maxLSN LSN, used int) {
+	for i := range n {
+		lsn, d := at(i)
+		if i == 0 || lsn < minLSN {
+			minLSN = lsn
+		}
+		if i == 0 || lsn > maxLSN {
+			maxLSN = lsn
+		}
+		binary.LittleEndian.PutUint32(b[used:], uint32(len(d)))
+		binary.LittleEndian.PutUint64(b[used+4:], uint64(lsn))
+		copy(b[used+entryHeaderLen:], d)
+		used += entryHeaderLen + len(d)
+	}
+	return minLSN, maxLSN, used
+}
+
 // batchProblem says why a batch header does not continue the log.
 type batchProblem string
 

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/binary"
 	"errors"
 	"slices"
 	"testing"
@@ -101,20 +100,9 @@ func fuzzBatch(salt, seq uint64, first LSN, entries [][]byte) []byte {
 	}
 	b := make([]byte, batchSpan(payload, 4096))
 	h := batchHeader{length: uint32(payload), count: uint32(len(entries)), seq: seq, salt: salt}
-	p := batchHeaderLen
-	for i, e := range entries {
-		lsn := first + LSN(i)
-		if i == 0 || lsn < h.minLSN {
-			h.minLSN = lsn
-		}
-		if i == 0 || lsn > h.maxLSN {
-			h.maxLSN = lsn
-		}
-		binary.LittleEndian.PutUint32(b[p:], uint32(len(e)))
-		binary.LittleEndian.PutUint64(b[p+4:], uint64(lsn))
-		copy(b[p+entryHeaderLen:], e)
-		p += entryHeaderLen + len(e)
-	}
+	h.minLSN, h.maxLSN, _ = encodeEntries(b[batchHeaderLen:], len(entries), func(i int) (LSN, []byte) {
+		return first + LSN(i), entries[i]
+	})
 	encodeBatchHeader(b, &h)
 	return b
 }

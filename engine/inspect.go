@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -518,19 +519,9 @@ func examine(dir string, fsys vfs.FS) (*DirReport, error) {
 		if c := strings.Compare(a.File, b.File); c != 0 {
 			return c
 		}
-		return cmpI64(a.Offset, b.Offset)
+		return cmp.Compare(a.Offset, b.Offset)
 	})
 	return r, nil
-}
-
-func cmpI64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // examineSegment scans segment id and judges what it finds (see Severity).

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -69,7 +70,7 @@ func (c *Coordinator) recover() error {
 			leftovers = append(leftovers, name)
 		}
 	}
-	slices.SortFunc(segs, func(a, b *segFile) int { return cmpU64(a.id, b.id) })
+	slices.SortFunc(segs, func(a, b *segFile) int { return cmp.Compare(a.id, b.id) })
 	for _, id := range metas {
 		// A .meta whose segment is gone: a crash between retiring a segment
 		// and removing its .meta.
@@ -188,16 +189,6 @@ func (c *Coordinator) recover() error {
 		c.log.Warn("dwal: recovery", "action", r)
 	}
 	return nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (c *Coordinator) repaired(format string, args ...any) {

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -167,19 +166,9 @@ func (c *Coordinator) begin(n int, at func(int) (LSN, []byte), sync bool) (*flig
 		plainBuf = c.pool.Get(plainLen)
 		buf, p = *plainBuf, 0
 	}
-	for i := range n {
-		lsn, d := at(i)
-		if i == 0 || lsn < h.minLSN {
-			h.minLSN = lsn
-		}
-		if i == 0 || lsn > h.maxLSN {
-			h.maxLSN = lsn
-		}
-		binary.LittleEndian.PutUint32(buf[p:], uint32(len(d)))
-		binary.LittleEndian.PutUint64(buf[p+4:], uint64(lsn))
-		copy(buf[p+entryHeaderLen:], d)
-		p += entryHeaderLen + len(d)
-	}
+	var used int
+	h.minLSN, h.maxLSN, used = encodeEntries(buf[p:], n, at)
+	p += used
 	if a.sealed {
 		var ad [adLen]byte
 		out, err := c.cfg.Cipher.Seal((*f.buf)[batchHeaderLen:batchHeaderLen], buf[:p], batchAD(ad[:], a.id, a.salt, &h))
