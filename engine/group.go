@@ -85,15 +85,29 @@ func (c *Coordinator) Append(ctx context.Context, lsn LSN, data []byte) error {
 		return err
 	}
 	g := c.group
-	r := g.reqs.Get().(*appendReq)
-	r.lsn, r.data = lsn, data
-	r.state.Store(reqQueued)
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
-		g.reqs.Put(r)
 		return ErrClosed
 	}
+	if len(g.queue) == 0 && g.busy == 0 {
+		// Nothing queued, nothing in flight: this caller's entry is the whole
+		// batch, so write it here rather than hand it to the committer and a
+		// worker (two goroutine hops). It counts as the batch in flight, so
+		// entries arriving meanwhile queue and launch as the next batch.
+		g.busy++
+		g.last = 1
+		g.mu.Unlock()
+		_, err := c.writeBatch(1, func(int) (LSN, []byte) { return lsn, data }, true)
+		g.mu.Lock()
+		g.busy--
+		g.mu.Unlock()
+		g.signal()
+		return err
+	}
+	r := g.reqs.Get().(*appendReq)
+	r.lsn, r.data = lsn, data
+	r.state.Store(reqQueued)
 	g.queue = append(g.queue, r)
 	if !g.running {
 		g.running = true
