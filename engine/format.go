@@ -37,10 +37,9 @@ type segHeader struct {
 }
 
 // errBadSegHeader marks a header block that is not a dwal segment header
-// (wrong magic or CRC); errNewerFormat one written by a newer dwal.
-var (
-	errBadSegHeader = errors.New("bad segment header")
-)
+// (wrong magic or CRC). One written by a newer dwal gives
+// ErrUnsupportedFormat instead.
+var errBadSegHeader = errors.New("bad segment header")
 
 func (h *segHeader) encode(b []byte) {
 	clear(b[:segHeaderLen])

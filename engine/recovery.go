@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"dwal/engine/align"
+	"dwal/engine/vfs"
 )
 
 // RecoveryReport says what Open found and what it repaired.
@@ -140,17 +141,11 @@ func (c *Coordinator) recover() error {
 			c.repaired("%s has no valid header (%v); renamed to %s", segName(s.id), s.badHdr, brokenName(s.id))
 			dirty = true
 			continue
-		case (last || s.fence > 0) && !s.hasMeta:
-			keep, err := c.sealRecovered(s)
-			if err != nil {
-				return err
-			}
-			dirty = true
-			if !keep {
-				continue
-			}
 		case !s.hasMeta:
-			keep, err := c.rebuildMeta(s)
+			// The last segment (or one whose end a fence records) was left
+			// open by its writer: its tail is cut. An earlier one was sealed
+			// and only lost its .meta.
+			keep, err := c.reseal(s, last || s.fence > 0)
 			if err != nil {
 				return err
 			}
@@ -205,72 +200,89 @@ func (c *Coordinator) readHeader(s *segFile) error {
 	return err
 }
 
-// sealRecovered finishes the last segment a previous process left open.
-// It reports whether the segment is kept (false: it held no batch and was
-// removed).
-func (c *Coordinator) sealRecovered(s *segFile) (bool, error) {
+// reseal scans segment s and writes its .meta, or removes it when it holds
+// no batch; it reports whether the segment is kept. With open (the segment a
+// previous process left open) it first syncs what that process may have
+// left in the page cache (what we replay must not vanish in a later power
+// loss), honours a fence, keeps a torn tail as .broken, and cuts the file at
+// the end of the log so nothing past it can ever be read as part of it.
+func (c *Coordinator) reseal(s *segFile, open bool) (bool, error) {
 	name := segName(s.id)
-	f, err := c.fs.Open(name, false)
+	f, err := c.fs.Open(name, !open)
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
-	// Make durable whatever the crashed process left in the page cache before
-	// reading it: what we replay must not vanish in a later power loss.
-	if err := f.Sync(); err != nil {
-		return false, fmt.Errorf("sync %s: %w", name, err)
+	sc, err := c.resealScan(f, s, open)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	size, err := f.Size()
 	if err != nil {
 		return false, err
-	}
-	limit := size
-	if s.fence > 0 && s.fence < size {
-		limit = s.fence
-		c.repaired("%s: log ends at offset %d as %s records (a failed write could not be rolled back)",
-			name, s.fence, fenceName(s.id))
-	}
-	sc, err := scanSegment(f, c.align, limit, true, nil)
-	if err != nil {
-		return false, fmt.Errorf("scan %s: %w", name, err)
-	}
-	if sc.torn > sc.end {
-		if err := c.saveBroken(f, s.id, sc.end, sc.torn); err != nil {
-			return false, err
-		}
-		c.repaired("%s: log ends at offset %d (%s); %d bytes after it copied to %s",
-			name, sc.end, sc.why, sc.torn-sc.end, brokenName(s.id))
 	}
 	if sc.meta.EntryCount == 0 {
-		f.Close()
 		if err := c.fs.Remove(name); err != nil {
 			return false, fmt.Errorf("remove empty %s: %w", name, err)
 		}
 		c.repaired("removed %s: it holds no batch", name)
 		return false, nil
 	}
-	if sc.end < size {
-		// Cut the tail so nothing past the end of the log can ever be read as
-		// part of it.
-		if err := f.Truncate(sc.end); err != nil {
-			return false, fmt.Errorf("truncate %s: %w", name, err)
-		}
-		if err := f.Sync(); err != nil {
-			return false, fmt.Errorf("sync %s: %w", name, err)
-		}
-	}
 	if err := c.writeMeta(s.id, sc.meta); err != nil {
 		return false, fmt.Errorf("write %s: %w", metaName(s.id), err)
 	}
 	s.meta, s.hasMeta = sc.meta, true
-	c.repaired("sealed %s: %d entries, LSN %d..%d, %d bytes", name, sc.meta.EntryCount, sc.meta.MinLSN, sc.meta.MaxLSN, sc.end)
+	verb := "rebuilt the .meta of"
+	if open {
+		verb = "sealed"
+	}
+	c.repaired("%s %s: %d entries, LSN %d..%d, %d bytes", verb, name, sc.meta.EntryCount, sc.meta.MinLSN, sc.meta.MaxLSN, sc.end)
 	return true, nil
 }
 
+// resealScan is reseal's work on the open file.
+func (c *Coordinator) resealScan(f vfs.File, s *segFile, open bool) (scan, error) {
+	name := segName(s.id)
+	if open {
+		if err := f.Sync(); err != nil {
+			return scan{}, fmt.Errorf("sync %s: %w", name, err)
+		}
+	}
+	size, err := f.Size()
+	if err != nil {
+		return scan{}, err
+	}
+	limit := size
+	if open && s.fence > 0 && s.fence < size {
+		limit = s.fence
+		c.repaired("%s: log ends at offset %d as %s records (a failed write could not be rolled back)",
+			name, s.fence, fenceName(s.id))
+	}
+	sc, err := scanSegment(f, c.align, limit, open, nil)
+	if err != nil {
+		return sc, fmt.Errorf("scan %s: %w", name, err)
+	}
+	if !open {
+		return sc, nil
+	}
+	if sc.torn > sc.end {
+		if err := c.saveBroken(f, s.id, sc.end, sc.torn); err != nil {
+			return sc, err
+		}
+		c.repaired("%s: log ends at offset %d (%s); %d bytes after it copied to %s",
+			name, sc.end, sc.why, sc.torn-sc.end, brokenName(s.id))
+	}
+	if sc.meta.EntryCount > 0 && sc.end < size {
+		if err := f.Truncate(sc.end); err != nil {
+			return sc, fmt.Errorf("truncate %s: %w", name, err)
+		}
+		if err := f.Sync(); err != nil {
+			return sc, fmt.Errorf("sync %s: %w", name, err)
+		}
+	}
+	return sc, nil
+}
+
 // saveBroken copies bytes [from, to) of segment id to NNNNNN.log.broken.
-func (c *Coordinator) saveBroken(f interface {
-	ReadAt([]byte, int64) (int, error)
-}, id uint64, from, to int64) error {
+func (c *Coordinator) saveBroken(f vfs.File, id uint64, from, to int64) error {
 	start := from &^ int64(c.align-1)
 	n := align.Up64(to-start, c.align)
 	if n > 1<<30 {
@@ -287,39 +299,6 @@ func (c *Coordinator) saveBroken(f interface {
 		return fmt.Errorf("write %s: %w", brokenName(id), err)
 	}
 	return nil
-}
-
-// rebuildMeta writes the missing .meta of a sealed segment from a scan.
-func (c *Coordinator) rebuildMeta(s *segFile) (bool, error) {
-	name := segName(s.id)
-	f, err := c.fs.Open(name, true)
-	if err != nil {
-		return false, err
-	}
-	size, err := f.Size()
-	if err == nil {
-		var sc scan
-		sc, err = scanSegment(f, c.align, size, false, nil)
-		f.Close()
-		if err == nil {
-			if sc.meta.EntryCount == 0 {
-				if err := c.fs.Remove(name); err != nil {
-					return false, err
-				}
-				c.repaired("removed %s: sealed without any batch", name)
-				return false, nil
-			}
-			if err := c.writeMeta(s.id, sc.meta); err != nil {
-				return false, err
-			}
-			s.meta, s.hasMeta = sc.meta, true
-			c.repaired("rebuilt %s: %d entries, LSN %d..%d", metaName(s.id), sc.meta.EntryCount, sc.meta.MinLSN, sc.meta.MaxLSN)
-			return true, nil
-		}
-	} else {
-		f.Close()
-	}
-	return false, fmt.Errorf("rebuild %s: %w", metaName(s.id), err)
 }
 
 // errKeyOK stops the key check's scan after the first entry opened.

@@ -10,7 +10,3 @@ var CacheLine = func() int {
 	}
 	return 64
 }()
-
-// Pad is one cache line's worth of padding, sized for the largest common line
-// (128 bytes covers x86 adjacent-line prefetch and Apple's M-series).
-type Pad [128]byte
