@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -250,6 +251,9 @@ func run(o *Options, stderr io.Writer) (*Report, error) {
 		dropCacheNote,
 		"floors and fio write into initialised (pre-written) blocks; logs write where their design puts them",
 	)
+	if o.BulkWarmup > 0 && slices.Contains(o.Workloads, wlBulk) {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("bulk: each system first writes %d MiB unmeasured (--bulk-warmup): the steady state of a long-running log, not its first seconds", o.BulkWarmup>>20))
+	}
 	if o.Rate > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("open loop at %.0f ops/s: latency counts from each op's scheduled start (no coordinated omission)", o.Rate))
 	}
@@ -276,7 +280,7 @@ func runWorkload(o *Options, w string, systems []System, p *runParams, pr *progr
 		}
 	case wlBulk:
 		for _, s := range systems {
-			out = append(out, one(s, cell{workload: wlBulk, writers: 1, entrySize: o.IOSize, perOp: max(o.BatchSize/o.IOSize, 1), flush: true, segSize: o.SegmentSize}))
+			out = append(out, one(s, cell{workload: wlBulk, writers: 1, entrySize: o.IOSize, perOp: max(o.BatchSize/o.IOSize, 1), flush: true, segSize: o.SegmentSize, warmBytes: o.BulkWarmup}))
 		}
 	case wlRotate:
 		for _, s := range systems {

@@ -21,7 +21,7 @@ func TestQuick(t *testing.T) {
 	dir, out := t.TempDir(), t.TempDir()
 	var stdout, stderr bytes.Buffer
 	args := []string{"--quick", "--systems", "dwal", "--workloads", "commit,latency,bulk,replay",
-		"--writers", "1,4", "--duration", "150ms", "--warmup", "50ms", "--replay-size", "4MiB", "--segment-size", "8MiB",
+		"--writers", "1,4", "--duration", "150ms", "--warmup", "50ms", "--replay-size", "4MiB", "--segment-size", "8MiB", "--bulk-warmup", "16MiB",
 		"--fio", "off", "--dir", dir, "--out", out, "--format", "json", "--progress", "off"}
 	if code := Main(args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\nstderr: %s\nstdout: %s", code, stderr.String(), stdout.String())
@@ -66,6 +66,9 @@ func TestQuick(t *testing.T) {
 		}
 		if r.CPUPerEntryUS < 0 || r.AllocsPerEntry < 0 || r.Backend == "" {
 			t.Errorf("%s %s: bad cpu/allocs/backend: %+v", r.System, r.Workload, r)
+		}
+		if r.Workload == wlBulk && r.WarmupBytes < 16<<20 {
+			t.Errorf("%s bulk: measured after %d bytes, want a warmup of at least 16 MiB", r.System, r.WarmupBytes)
 		}
 		if r.Workload == wlReplay {
 			if want := int64(4<<20) / int64(r.EntrySize); r.Entries != want {

@@ -21,6 +21,7 @@ type Options struct {
 	EntrySize     int           `json:"entry_size"`
 	IOSize        int           `json:"io_size"`
 	BatchSize     int           `json:"batch_size"`
+	BulkWarmup    int64         `json:"bulk_warmup"`
 	Rate          float64       `json:"rate_per_s"`
 	ReplaySize    int64         `json:"replay_size"`
 	RotateSegment int64         `json:"rotate_segment"`
@@ -55,7 +56,7 @@ var (
 func newFlagSet(o *Options, stderr io.Writer) (*flag.FlagSet, func() error) {
 	fl := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	var workloads, systems, writers, entry, io, batch, replay, rotSeg, seg string
+	var workloads, systems, writers, entry, io, batch, bulkWarm, replay, rotSeg, seg string
 	fl.StringVar(&workloads, "workloads", "commit,latency,bulk,rotate,replay", "workloads to run: commit, latency, bulk, rotate, replay")
 	fl.StringVar(&workloads, "workload", "commit,latency,bulk,rotate,replay", "same as --workloads")
 	fl.StringVar(&systems, "systems", "all", "systems: dwal-uring, dwal-fallback, dwal-auto, dwal-uring-aes (Config.Cipher AES-256-GCM), seed, floor-pwrite, floor-pwritev2,\npebble, etcd, tidwall, raftwal, or the groups dwal, floors, peers, all")
@@ -66,6 +67,7 @@ func newFlagSet(o *Options, stderr io.Writer) (*flag.FlagSet, func() error) {
 	fl.StringVar(&entry, "entry-size", "128", "entry size of the commit workload (bytes; KiB, MiB suffixes)")
 	fl.StringVar(&io, "io-size", "4KiB", "entry size of the latency, bulk, rotate and replay workloads")
 	fl.StringVar(&batch, "batch-size", "1MiB", "bytes per synced batch of the bulk workload")
+	fl.StringVar(&bulkWarm, "bulk-warmup", "1GiB", "bytes each system writes, unmeasured, before the bulk measurement starts, so it\nmeasures the steady state (dwal reuses retired segments from its 12th on), not the first seconds")
 	fl.Float64Var(&o.Rate, "rate", 0, "open loop: ops per second over all writers, on a fixed schedule, latency\nfrom each op's intended start (0: closed loop)")
 	fl.StringVar(&replay, "replay-size", "1GiB", "bytes written, then read back, by the replay workload")
 	fl.StringVar(&rotSeg, "rotate-segment", "8MiB", "segment size of the rotate workload")
@@ -99,6 +101,9 @@ func newFlagSet(o *Options, stderr io.Writer) (*flag.FlagSet, func() error) {
 			if !set["replay-size"] {
 				replay = "32MiB"
 			}
+			if !set["bulk-warmup"] {
+				bulkWarm = "0"
+			}
 			if !set["fio-runtime"] {
 				o.FioRuntime = time.Second
 			}
@@ -129,6 +134,9 @@ func newFlagSet(o *Options, stderr io.Writer) (*flag.FlagSet, func() error) {
 			if *x.dst, err = ParseSize(x.s); err != nil || *x.dst <= 0 {
 				return fmt.Errorf("bad size %q", x.s)
 			}
+		}
+		if o.BulkWarmup, err = ParseSize(bulkWarm); err != nil || o.BulkWarmup < 0 {
+			return fmt.Errorf("bad --bulk-warmup %q", bulkWarm)
 		}
 		if o.SegmentSize, err = ParseSize(seg); err != nil || o.SegmentSize < 0 {
 			return fmt.Errorf("bad --segment-size %q", seg)

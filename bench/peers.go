@@ -93,6 +93,7 @@ func childArgs(o *Options, workload string, systems []string, root string, progr
 		"--entry-size", strconv.Itoa(o.EntrySize),
 		"--io-size", strconv.Itoa(o.IOSize),
 		"--batch-size", strconv.Itoa(o.BatchSize),
+		"--bulk-warmup", strconv.FormatInt(o.BulkWarmup, 10),
 		"--rate", strconv.FormatFloat(o.Rate, 'g', -1, 64),
 		"--replay-size", strconv.FormatInt(o.ReplaySize, 10),
 		"--rotate-segment", strconv.FormatInt(o.RotateSegment, 10),

@@ -49,6 +49,7 @@ type Result struct {
 	AllocsPerEntry float64 `json:"allocs_per_entry"`
 	EntriesPerSync float64 `json:"entries_per_sync,omitempty"`
 	Rotations      int     `json:"rotations"`
+	WarmupBytes    int64   `json:"warmup_bytes"` // entry bytes written before the measured window
 
 	Error   string `json:"error,omitempty"`
 	Skipped string `json:"skipped,omitempty"`
@@ -62,6 +63,7 @@ type cell struct {
 	perOp     int           // entries per op
 	flush     bool          // ops are Log.Flush batches, not Log.Commit
 	segSize   int64         // 0: the system's default
+	warmBytes int64         // the warmup also lasts until this many bytes are written
 	quiet     time.Duration // longest wait for the directory to go quiet (0: 10 s)
 }
 
@@ -236,6 +238,12 @@ func runCell(sys System, c cell, p *runParams) Result {
 		return 0
 	}
 	sleepUnless(p.warmup, &stop)
+	// A volume warmup (bulk): a log's first gigabyte is not its steady
+	// state (dwal writes new segments until retired ones come back, after
+	// SegmentsToRetain+1 of them; peers create and grow files).
+	for limit := time.Now().Add(hangLimit(p)); !stop.Load() && done.Load()*int64(c.perOp*c.entrySize) < c.warmBytes && time.Now().Before(limit); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	cpu0, cpuOK := cpuTime()
 	al0 := allocs()
 	sy0 := syncs()
@@ -271,6 +279,7 @@ func runCell(sys System, c cell, p *runParams) Result {
 	el := time.Duration(t1 - t0).Seconds()
 	res.DurationS = el
 	res.Ops = done1 - done0
+	res.WarmupBytes = (done0 + 1) * int64(c.perOp*c.entrySize) // +1: the op before the clock
 	res.Entries = res.Ops * int64(c.perOp)
 	res.Bytes = res.Entries * int64(c.entrySize)
 	if el > 0 {
