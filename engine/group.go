@@ -210,16 +210,18 @@ func (g *groupCommit) work() {
 		if err == nil {
 			_, err = g.c.finish(j.f, j.st)
 		}
+		// Let the committer launch the next batch before waking this
+		// batch's waiters: the disk works while they run.
+		g.mu.Lock()
+		g.busy--
+		g.mu.Unlock()
+		g.signal()
 		for _, r := range j.reqs {
 			r.done <- err
 		}
 		clear(j.reqs)
 		j.reqs, j.f, j.err = j.reqs[:0], nil, nil
 		g.jobPool.Put(j)
-		g.mu.Lock()
-		g.busy--
-		g.mu.Unlock()
-		g.signal()
 	}
 }
 
