@@ -4,14 +4,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"dwal/engine/align"
 )
 
-// The floors: the least a durable write can cost on this disk from Go, one
-// writer, no log format at all. A file opened with O_DIRECT is pre-zeroed
+// The floors: the least a durable write can cost on this disk from Go, no
+// log format at all. With C writers each does its own durable write (no
+// batching): the device's own behaviour, and its tail, under C concurrent
+// write+syncs. A file opened with O_DIRECT is pre-zeroed
 // (written once and synced, so later writes land in initialised blocks and
 // their sync commits no extent conversion) and then written in place,
 // wrapping around: each op copies its bytes into an aligned buffer and makes
@@ -39,9 +43,6 @@ func (s *floorSystem) Supports(workload string, writers int) (bool, string) {
 	case wlReplay:
 		return false, "a floor is write-only; fio's sequential read is the read floor"
 	}
-	if writers != 1 {
-		return false, "a floor is one writer"
-	}
 	return true, ""
 }
 
@@ -68,8 +69,7 @@ func (s *floorSystem) Open(cfg Config) (Log, error) {
 		d.Sync()
 		d.Close()
 	}
-	l.buf = zeros // reused for ops; grown on demand
-	l.iov = make([][]byte, 1)
+	l.bufs.Put(&floorBuf{b: zeros})
 	return l, nil
 }
 
@@ -77,44 +77,53 @@ type floorLog struct {
 	fd    int
 	align int
 	dsync bool
-	off   int64
-	buf   []byte
-	iov   [][]byte
-	syncs uint64
+	off   atomic.Int64 // next offset, before wrapping
+	syncs atomic.Uint64
+	bufs  sync.Pool // *floorBuf: one per writer in flight
 }
 
-func (l *floorLog) write(n int) error {
-	p := l.buf[:align.Up(n, l.align)]
-	if l.off+int64(len(p)) > floorFileSize {
-		l.off = 0
-	}
+// write makes p[:n] durable at the next offset: each writer its own
+// pwrite+fdatasync (or pwritev2 RWF_DSYNC), no batching.
+func (l *floorLog) write(fb *floorBuf, n int) error {
+	p := fb.b[:align.Up(n, l.align)]
+	off := (l.off.Add(int64(len(p))) - int64(len(p))) % (floorFileSize - int64(len(p)) + 1)
+	off = off / int64(l.align) * int64(l.align)
 	var err error
 	if l.dsync {
-		l.iov[0] = p
-		_, err = unix.Pwritev2(l.fd, l.iov, l.off, unix.RWF_DSYNC)
+		fb.iov[0] = p
+		_, err = unix.Pwritev2(l.fd, fb.iov[:], off, unix.RWF_DSYNC)
 	} else {
-		if _, err = unix.Pwrite(l.fd, p, l.off); err == nil {
+		if _, err = unix.Pwrite(l.fd, p, off); err == nil {
 			err = unix.Fdatasync(l.fd)
 		}
 	}
 	if err != nil {
 		return err
 	}
-	l.syncs++
-	l.off += int64(len(p))
+	l.syncs.Add(1)
 	return nil
 }
 
-func (l *floorLog) grow(n int) {
-	if n > len(l.buf) {
-		l.buf = align.Alloc(align.Up(n, l.align), l.align)
+// floorBuf is one writer's aligned buffer (and its iovec, reused).
+type floorBuf struct {
+	b   []byte
+	iov [1][]byte
+}
+
+// buf returns a buffer of at least n bytes.
+func (l *floorLog) buf(n int) *floorBuf {
+	b, _ := l.bufs.Get().(*floorBuf)
+	if b == nil || len(b.b) < n {
+		b = &floorBuf{b: align.Alloc(align.Up(max(n, l.align), l.align), l.align)}
 	}
+	return b
 }
 
 func (l *floorLog) Commit(_ uint64, data []byte) error {
-	l.grow(len(data))
-	copy(l.buf, data)
-	return l.write(len(data))
+	b := l.buf(len(data))
+	defer l.bufs.Put(b)
+	copy(b.b, data)
+	return l.write(b, len(data))
 }
 
 func (l *floorLog) Flush(_ uint64, entries [][]byte) error {
@@ -122,15 +131,16 @@ func (l *floorLog) Flush(_ uint64, entries [][]byte) error {
 	for _, e := range entries {
 		n += len(e)
 	}
-	l.grow(n)
+	b := l.buf(n)
+	defer l.bufs.Put(b)
 	n = 0
 	for _, e := range entries {
-		n += copy(l.buf[n:], e)
+		n += copy(b.b[n:], e)
 	}
-	return l.write(n)
+	return l.write(b, n)
 }
 
-func (l *floorLog) Syncs() uint64 { return l.syncs }
+func (l *floorLog) Syncs() uint64 { return l.syncs.Load() }
 
 func (l *floorLog) Close() error { return unix.Close(l.fd) }
 
