@@ -265,7 +265,11 @@ func (f *file) writeChunk(p []byte, off int64, mode vfs.SyncMode) error {
 		if transient(res[0]) && attempt < transientRetries && (mode != vfs.SyncData || res[1] == -int32(syscall.ECANCELED)) {
 			continue // nothing was written and the sync did not run
 		}
-		return f.writeErr(res, len(p), off, mode)
+		err = f.writeErr(res, len(p), off, mode)
+		if w := int(res[0]); w >= 0 && w < len(p) && w%f.align == 0 {
+			err = f.whyShort(err, p[w:], off+int64(w))
+		}
+		return err
 	}
 }
 
@@ -312,6 +316,28 @@ func (f *file) writeErr(res [2]int32, n int, off int64, mode vfs.SyncMode) error
 		return f.errno("fdatasync after write", n, off, res[1])
 	}
 	return nil
+}
+
+// whyShort adds to err, a short write's error, the reason the kernel gives
+// for the rest, rest at off: a write completes short without an errno, and
+// only writing what is left (unsynced: the batch has failed and is cut back
+// anyway) turns a full disk into ENOSPC, so callers can match
+// vfs.ErrNoSpace (ext4 without extents runs out of blocks mid-write).
+func (f *file) whyShort(err error, rest []byte, off int64) error {
+	for range 4 { // the rest may complete short too
+		res, rerr := f.write(rest, off, vfs.SyncNone)
+		w := int(res[0])
+		switch {
+		case rerr != nil:
+			return err
+		case w < 0:
+			return fmt.Errorf("%w; the rest: %w", err, f.errno("write", len(rest), off, res[0]))
+		case w == len(rest) || w%f.align != 0:
+			return err
+		}
+		rest, off = rest[w:], off+int64(w)
+	}
+	return err
 }
 
 // errno wraps a negative cqe.res as a *os.PathError naming the file, with

@@ -313,7 +313,8 @@ func TestLinkedSyncCancelledOnWriteError(t *testing.T) {
 
 // TestShortWriteCancelsSync makes the kernel complete a write short
 // (RLIMIT_FSIZE cuts it at the limit): the linked sync is cancelled and
-// WriteAt wraps ErrShortWrite, never success.
+// WriteAt wraps ErrShortWrite, never success, and the reason the rest
+// cannot be written (EFBIG here; ENOSPC on a full disk).
 func TestShortWriteCancelsSync(t *testing.T) {
 	f := newFS(t)
 	a := f.Alignment()
@@ -333,6 +334,7 @@ func TestShortWriteCancelsSync(t *testing.T) {
 	}
 	p := block(4*a, a, 5)
 	res, rerr := vf.(*file).write(p, 0, vfs.SyncData)
+	serr := vf.WriteAt(p, 0, vfs.SyncData)          // short again, then EFBIG for the rest
 	werr := vf.WriteAt(p, int64(4*a), vfs.SyncData) // starts past the limit: EFBIG
 	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
 		t.Fatal(err)
@@ -345,6 +347,9 @@ func TestShortWriteCancelsSync(t *testing.T) {
 	}
 	if err := vf.(*file).writeErr(res, len(p), 0, vfs.SyncData); !errors.Is(err, vfs.ErrShortWrite) {
 		t.Fatalf("short write maps to %v; want ErrShortWrite", err)
+	}
+	if !errors.Is(serr, vfs.ErrShortWrite) || !errors.Is(serr, syscall.EFBIG) {
+		t.Fatalf("WriteAt cut short by RLIMIT_FSIZE = %v; want ErrShortWrite and the rest's EFBIG", serr)
 	}
 	if !errors.Is(werr, syscall.EFBIG) {
 		t.Fatalf("WriteAt past RLIMIT_FSIZE = %v; want EFBIG", werr)
