@@ -4,11 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"dwal/engine/vfs"
 )
@@ -112,63 +117,100 @@ func TestAutoFallsBackOnRamfs(t *testing.T) {
 	noProbeLeft(t, udir)
 }
 
-const ioUringDisabled = "/proc/sys/kernel/io_uring_disabled"
+// seccompChildEnv makes the test binary, run as a child, refuse itself
+// io_uring_setup with a seccomp filter and run the checks.
+const seccompChildEnv = "DWAL_TEST_SECCOMP_DIR"
 
-// setIoUringDisabled writes v to kernel.io_uring_disabled and returns a
-// function restoring the old value (also registered with t.Cleanup; calling
-// it twice is harmless). It skips t when the sysctl is missing or cannot be
-// written.
-func setIoUringDisabled(t *testing.T, v string) (restore func()) {
-	t.Helper()
-	needRoot(t)
-	old, err := os.ReadFile(ioUringDisabled)
+// TestAutoFallsBackUnderSeccomp: io_uring refused the way container
+// runtimes refuse it (a seccomp filter makes io_uring_setup fail with
+// EPERM, as Docker's default profile does). The filter is installed in a
+// child process, so nothing outside it is affected (unlike the global
+// kernel.io_uring_disabled sysctl).
+func TestAutoFallsBackUnderSeccomp(t *testing.T) {
+	if dir := os.Getenv(seccompChildEnv); dir != "" {
+		refuseIoUring(t)
+		checkRefusedIoUring(t, dir)
+		return
+	}
+	if probeUring(t.TempDir()) != nil {
+		t.Skip("io_uring does not run here at all; TestAutoFallbackSeam covers the fallback")
+	}
+	self, err := os.Executable()
 	if err != nil {
-		t.Skipf("no %s (kernel before 6.6?): %v", ioUringDisabled, err)
+		t.Fatal(err)
 	}
-	done := false
-	restore = func() {
-		if done {
-			return
-		}
-		done = true
-		if err := os.WriteFile(ioUringDisabled, old, 0o644); err != nil {
-			t.Errorf("restore %s to %q: %v", ioUringDisabled, strings.TrimSpace(string(old)), err)
-		}
+	cmd := exec.Command(self, "-test.run=^TestAutoFallsBackUnderSeccomp$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), seccompChildEnv+"="+t.TempDir(), "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
+	out, err := cmd.CombinedOutput()
+	t.Logf("child:\n%s", out)
+	if err != nil {
+		t.Fatalf("child with io_uring_setup refused by seccomp: %v", err)
 	}
-	if err := os.WriteFile(ioUringDisabled, []byte(v), 0o644); err != nil {
-		t.Skipf("cannot write %s: %v", ioUringDisabled, err)
+	if !strings.Contains(string(out), "io_uring_setup refused by seccomp") {
+		t.Fatal("the child did not install its filter")
 	}
-	t.Cleanup(restore)
-	return restore
 }
 
-func TestAutoFallsBackWhenIoUringDisabled(t *testing.T) {
-	autoDir, uringDir := t.TempDir(), t.TempDir()
-	// NB: the sysctl is global. Keep the window short: other test binaries
-	// (go test ./... runs packages in parallel) may set up rings meanwhile;
-	// rings set up before keep working.
-	restore := setIoUringDisabled(t, "2")
-	c, autoErr := Open(Config{Dir: autoDir, Backend: BackendAuto})
-	_, uringErr := Open(Config{Dir: uringDir, Backend: BackendUring})
-	restore()
-	if autoErr != nil {
-		t.Fatalf("BackendAuto with io_uring disabled: %v", autoErr)
+// refuseIoUring installs, on every thread of this process, a seccomp
+// filter failing io_uring_setup with EPERM.
+func refuseIoUring(t *testing.T) {
+	var arch uint32
+	switch runtime.GOARCH {
+	case "amd64":
+		arch = unix.AUDIT_ARCH_X86_64
+	case "arm64":
+		arch = unix.AUDIT_ARCH_AARCH64
+	default:
+		t.Skipf("no seccomp filter written for %s", runtime.GOARCH)
+	}
+	const (
+		ldAbs = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
+		jeq   = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+		ret   = unix.BPF_RET | unix.BPF_K
+	)
+	prog := []unix.SockFilter{
+		{Code: ldAbs, K: 4}, // seccomp_data.arch
+		{Code: jeq, Jt: 0, Jf: 3, K: arch},
+		{Code: ldAbs, K: 0}, // seccomp_data.nr
+		{Code: jeq, Jt: 0, Jf: 1, K: unix.SYS_IO_URING_SETUP},
+		{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+		{Code: ret, K: unix.SECCOMP_RET_ALLOW},
+	}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		t.Skipf("PR_SET_NO_NEW_PRIVS: %v", err)
+	}
+	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog))); e != 0 {
+		t.Skipf("seccomp: %v", e)
+	}
+	runtime.KeepAlive(prog)
+	t.Log("io_uring_setup refused by seccomp")
+}
+
+// checkRefusedIoUring: with io_uring_setup refused, BackendAuto falls back
+// and says why, and BackendUring fails with an error naming the cause.
+func checkRefusedIoUring(t *testing.T, dir string) {
+	autoDir, uringDir := filepath.Join(dir, "auto"), filepath.Join(dir, "uring")
+	c, err := Open(Config{Dir: autoDir, Backend: BackendAuto})
+	if err != nil {
+		t.Fatalf("BackendAuto with io_uring refused: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
 	info := c.Backend()
 	t.Logf("backend %q: %s", info.Name, info.Reason)
 	if info.Name != "fallback" {
-		t.Fatalf("BackendAuto with kernel.io_uring_disabled=2 runs %q, want the fallback", info.Name)
+		t.Fatalf("BackendAuto with io_uring_setup refused runs %q, want the fallback", info.Name)
 	}
 	// The words of uring's setupError for EPERM.
-	for _, w := range []string{"io_uring_setup", "operation not permitted", "io_uring_disabled"} {
+	for _, w := range []string{"io_uring_setup", "operation not permitted", "seccomp"} {
 		if !strings.Contains(info.Reason, w) {
 			t.Errorf("Backend().Reason %q does not mention %q", info.Reason, w)
 		}
 	}
-	t.Logf("BackendUring with io_uring disabled: %v", uringErr)
+	_, uringErr := Open(Config{Dir: uringDir, Backend: BackendUring})
+	t.Logf("BackendUring with io_uring refused: %v", uringErr)
 	if uringErr == nil {
-		t.Fatal("BackendUring opened with kernel.io_uring_disabled=2")
+		t.Fatal("BackendUring opened with io_uring_setup refused")
 	}
 	if !errors.Is(uringErr, vfs.ErrUnsupported) || !errors.Is(uringErr, syscall.EPERM) {
 		t.Errorf("error does not wrap vfs.ErrUnsupported and EPERM: %v", uringErr)
