@@ -233,29 +233,41 @@ func BenchmarkEncryption(b *testing.B) {
 }
 
 // TestAppendSteadyStateAllocations: one writer, where every entry is a
-// batch of its own, allocates nothing per entry once warm.
+// batch of its own, allocates nothing per entry once warm, with and
+// without a cipher.
 func TestAppendSteadyStateAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector (make test runs this test again without it)")
 	}
-	cfg := DefaultConfig(t.TempDir())
-	cfg.Backend = BackendFallback
-	cfg.NoSyncOnFlush = true // allocations, not the disk, are measured here
-	c := openT(t, cfg)
-	data := make([]byte, 128)
-	ctx := context.Background()
-	lsn := LSN(0)
-	for i := 0; i < 100; i++ {
-		lsn++
-		c.Append(ctx, lsn, data)
-	}
-	allocs := testing.AllocsPerRun(500, func() {
-		lsn++
-		if err := c.Append(ctx, lsn, data); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs > 0.1 {
-		t.Fatalf("%.2f allocations per Append", allocs)
+	for _, sealed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cipher=%t", sealed), func(t *testing.T) {
+			cfg := DefaultConfig(t.TempDir())
+			cfg.Backend = BackendFallback
+			cfg.NoSyncOnFlush = true // allocations, not the disk, are measured here
+			if sealed {
+				ciph, err := NewAESGCM(make([]byte, 32))
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.Cipher = ciph
+			}
+			c := openT(t, cfg)
+			data := make([]byte, 128)
+			ctx := context.Background()
+			lsn := LSN(0)
+			for i := 0; i < 100; i++ {
+				lsn++
+				c.Append(ctx, lsn, data)
+			}
+			allocs := testing.AllocsPerRun(500, func() {
+				lsn++
+				if err := c.Append(ctx, lsn, data); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs > 0.1 {
+				t.Fatalf("%.2f allocations per Append", allocs)
+			}
+		})
 	}
 }

@@ -48,6 +48,7 @@ type flight struct {
 	dur    time.Duration // of its I/O
 	err    error         // of its I/O
 	next   *flight
+	ad     [adLen]byte // associated data of a sealed batch (here, not on the stack: it would escape into the Cipher call)
 }
 
 // writeBatch writes n entries (got through at) as one batch and waits for
@@ -170,8 +171,7 @@ func (c *Coordinator) begin(n int, at func(int) (LSN, []byte), sync bool) (*flig
 	h.minLSN, h.maxLSN, used = encodeEntries(buf[p:], n, at)
 	p += used
 	if a.sealed {
-		var ad [adLen]byte
-		out, err := c.cfg.Cipher.Seal((*f.buf)[batchHeaderLen:batchHeaderLen], buf[:p], batchAD(ad[:], a.id, a.salt, &h))
+		out, err := c.cfg.Cipher.Seal((*f.buf)[batchHeaderLen:batchHeaderLen], buf[:p], batchAD(f.ad[:], a.id, a.salt, &h))
 		c.pool.Put(plainBuf)
 		buf = *f.buf
 		if err == nil && len(out) != payload-plainLen+p {
