@@ -25,10 +25,9 @@ import (
 // everywhere. They may run beside a live writer; what they report about its
 // active segment is then a snapshot that may already be stale.
 //
-// NB: fallback.New discovers the directory's Direct I/O alignment by creating
-// and removing a probe file (align-probe-*.tmp); where the directory is not
-// writable the probe fails and the default alignment is used. No dwal file is
-// created, changed or removed.
+// They read at the default alignment (4 KiB, the least any segment is
+// written with), so they create not even the probe file that alignment
+// discovery needs.
 //
 // Severity: a problem is an error when no crash explains it (a sealed
 // segment is fully synced before its .meta is written, a header is synced
@@ -141,7 +140,8 @@ type OtherFile struct {
 // DirReport is what Inspect found in a directory.
 type DirReport struct {
 	Dir string `json:"dir"`
-	// Alignment is the I/O alignment the files were read with.
+	// Alignment is the I/O alignment the files were read with (each
+	// segment's header says the one it was written with).
 	Alignment int             `json:"alignment"`
 	Segments  []SegmentReport `json:"segments"`
 	Other     []OtherFile     `json:"other"`
@@ -375,7 +375,10 @@ func openReadOnly(dir string) (vfs.FS, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("dwal: %s is not a directory", dir)
 	}
-	f, err := fallback.New(dir, vfs.Options{})
+	// NB: the default alignment, not a discovered one: discovery creates
+	// a probe file. Segments are written with at least it (their headers
+	// say which), so reads at it see every batch.
+	f, err := fallback.New(dir, vfs.Options{Alignment: align.Default})
 	if err != nil {
 		return nil, err
 	}

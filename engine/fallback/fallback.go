@@ -50,7 +50,12 @@ func New(dir string, opts vfs.Options) (*FS, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("dwal: %s is not a directory", dir)
 	}
-	a, _ := align.Discover(dir)
+	a := opts.Alignment
+	if a <= 0 {
+		a, _ = align.Discover(dir)
+	} else if a&(a-1) != 0 {
+		return nil, fmt.Errorf("dwal: alignment %d is not a power of two", a)
+	}
 	return &FS{dir: dir, opts: opts, align: a}, nil
 }
 

@@ -169,6 +169,11 @@ type Options struct {
 	// DirPerm is the mode of the directory when the backend creates it (0700
 	// when zero).
 	DirPerm fs.FileMode
+	// Alignment, when > 0, is the I/O alignment to use instead of
+	// discovering it (which creates and removes a probe file): for readers
+	// that must change nothing in the directory. Backends that need the
+	// device's real alignment (O_DIRECT) ignore it.
+	Alignment int
 }
 
 // WithDefaults fills zero fields.

@@ -1,0 +1,27 @@
+package fallback
+
+import (
+	"os"
+	"testing"
+
+	"dwal/engine/vfs"
+)
+
+// An alignment given in Options is used as is (no probe file is created to
+// discover one); one that is not a power of two is refused.
+func TestGivenAlignment(t *testing.T) {
+	dir := t.TempDir()
+	f, err := New(dir, vfs.Options{Alignment: 8192})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Alignment(); got != 8192 {
+		t.Errorf("Alignment() = %d, want the given 8192", got)
+	}
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
+		t.Errorf("New with a given alignment left %d files (%v)", len(ents), err)
+	}
+	if _, err := New(dir, vfs.Options{Alignment: 3000}); err == nil {
+		t.Error("New accepted an alignment of 3000")
+	}
+}
