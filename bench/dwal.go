@@ -63,9 +63,7 @@ func (s *dwalSystem) Open(cfg Config) (Log, error) {
 		c.Close()
 		return nil, fmt.Errorf("dwal: waiting for the first segment: %w", err)
 	}
-	l := &dwalLog{c: c, startSeg: c.CurrentSegmentID()}
-	l.pend = make([]*engine.PendingEntry, 0, 256)
-	return l, nil
+	return &dwalLog{c: c, startSeg: c.CurrentSegmentID()}, nil
 }
 
 func (s *dwalSystem) Replay(cfg Config, fn func([]byte)) error {
@@ -83,6 +81,7 @@ func (s *dwalSystem) Replay(cfg Config, fn func([]byte)) error {
 type dwalLog struct {
 	c        *engine.Coordinator
 	startSeg uint64
+	ents     []engine.PendingEntry // reused by Flush, as a service reuses its records
 	pend     []*engine.PendingEntry
 }
 
@@ -90,13 +89,23 @@ func (l *dwalLog) Commit(lsn uint64, data []byte) error {
 	return l.c.Append(context.Background(), engine.LSN(lsn), data)
 }
 
+// Flush is Card 1's Flush of async entries (one writer calls it). The
+// entries are reused from call to call: an async entry is plain data.
 func (l *dwalLog) Flush(lsn uint64, entries [][]byte) error {
-	l.pend = l.pend[:0]
-	for i, e := range entries {
-		l.pend = append(l.pend, engine.NewAsyncEntry(engine.LSN(lsn+uint64(i)), e))
+	if len(l.ents) < len(entries) {
+		l.ents = make([]engine.PendingEntry, len(entries))
+		l.pend = make([]*engine.PendingEntry, len(entries))
+		for i := range l.ents {
+			l.pend[i] = &l.ents[i]
+		}
 	}
-	_, err := l.c.Flush(l.pend, true)
-	clear(l.pend)
+	for i, e := range entries {
+		l.ents[i] = engine.PendingEntry{LSN: engine.LSN(lsn + uint64(i)), Data: e}
+	}
+	_, err := l.c.Flush(l.pend[:len(entries)], true)
+	for i := range entries {
+		l.ents[i].Data = nil
+	}
 	return err
 }
 
