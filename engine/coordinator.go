@@ -36,12 +36,14 @@ type Coordinator struct {
 	cond       *sync.Cond // on mu: a batch's I/O finished or a batch settled
 	act        *active    // the segment being written; nil between rotation and the next flush
 	closed     bool
-	roErr      error   // sticky ErrReadOnly, set once
-	syncNext   bool    // the next batch must be synced (first write on a fresh segment after a failure)
-	head, tail *flight // batches reserved and not yet settled, in reservation order
-	ioPending  int     // batches whose I/O has not finished
-	unsyncedIO int     // of them, the unsynced ones
-	failErr    error   // set while a failed batch and those after it settle
+	roErr      error    // sticky ErrReadOnly, set once
+	syncNext   bool     // the next batch must be synced (first write on a fresh segment after a failure)
+	dirDirty   bool     // directory changes not yet synced (see syncDir)
+	retired    []string // recycle-N.tmp names waiting for that sync before reuse
+	head, tail *flight  // batches reserved and not yet settled, in reservation order
+	ioPending  int      // batches whose I/O has not finished
+	unsyncedIO int      // of them, the unsynced ones
+	failErr    error    // set while a failed batch and those after it settle
 
 	curID    atomic.Uint64
 	curSize  atomic.Uint64
@@ -231,7 +233,8 @@ func (c *Coordinator) startSegment() error {
 		c.fs.Remove(s.name)
 		return fmt.Errorf("dwal: activate segment %d: %w", id, err)
 	}
-	if err := c.fs.SyncDir(); err != nil {
+	c.dirDirty = true
+	if err := c.syncDir(); err != nil {
 		// The rename may or may not survive a crash; the file is a valid,
 		// empty segment either way. Do not write to it: a batch acknowledged
 		// in a file whose name is not durable could vanish.
@@ -267,7 +270,7 @@ func (c *Coordinator) seal() {
 	a.f.Close()
 	if a.meta.EntryCount == 0 {
 		if err := c.fs.Remove(segName(a.id)); err == nil {
-			c.fs.SyncDir()
+			c.dirDirty = true
 		}
 		return
 	}
@@ -279,7 +282,9 @@ func (c *Coordinator) seal() {
 	c.retain()
 }
 
-// writeMeta writes id's .meta atomically: temp file, fsync, rename, fsync dir.
+// writeMeta writes id's .meta atomically: temp file, fsync, rename. The
+// rename is made durable by the next syncDir (a .meta lost in a crash is
+// rebuilt by recovery).
 func (c *Coordinator) writeMeta(id uint64, m SegmentMetadata) error {
 	b := m.Bytes()
 	tmp := metaName(id) + tmpSuffix
@@ -290,7 +295,30 @@ func (c *Coordinator) writeMeta(id uint64, m SegmentMetadata) error {
 	if err := c.fs.Rename(tmp, metaName(id)); err != nil {
 		return err
 	}
-	return c.fs.SyncDir()
+	c.dirDirty = true
+	return nil
+}
+
+// syncDir makes the directory changes made so far durable, then hands the
+// retired files whose renames it covered to the preparer (or removes them
+// when it failed). A rotation's changes (the sealed segment's .meta, the
+// segments retention retires) share the sync that startSegment needs
+// anyway before the next segment's first write: one directory sync per
+// rotation, not three. None of them needs to be durable sooner: a lost
+// .meta is rebuilt, a retired segment that comes back after a crash holds
+// only older, valid batches, and a retired file is not reused before it.
+func (c *Coordinator) syncDir() error {
+	if !c.dirDirty {
+		return nil
+	}
+	err := c.fs.SyncDir()
+	if err == nil {
+		c.dirDirty = false
+	}
+	c.offerRecycled(c.retired, err == nil)
+	clear(c.retired)
+	c.retired = c.retired[:0]
+	return err
 }
 
 // writeFence records, in NNNNNN.log.end, that segment id's log ends at off
@@ -321,8 +349,6 @@ func (c *Coordinator) retain() {
 		c.log.Error("dwal: retention: list", "err", err)
 		return
 	}
-	removed := 0
-	var recycled []string
 	for _, id := range ids {
 		if id >= from {
 			break
@@ -332,17 +358,10 @@ func (c *Coordinator) retain() {
 			c.log.Error("dwal: retention: remove", "segment", id, "err", err)
 			continue
 		}
+		c.dirDirty = true
 		if r != "" {
-			recycled = append(recycled, r)
+			c.retired = append(c.retired, r)
 		}
-		removed++
-	}
-	if removed > 0 {
-		err := c.fs.SyncDir()
-		if err != nil {
-			c.log.Error("dwal: retention: sync dir", "err", err)
-		}
-		c.offerRecycled(recycled, err == nil)
 	}
 }
 
@@ -416,7 +435,6 @@ func (c *Coordinator) TruncateToLSN(lsn LSN) (removed int, err error) {
 		return 0, err
 	}
 	cur := c.curID.Load()
-	var recycled []string
 	for _, id := range ids {
 		if id >= cur {
 			break
@@ -427,20 +445,19 @@ func (c *Coordinator) TruncateToLSN(lsn LSN) (removed int, err error) {
 		}
 		r, err := c.retire(id)
 		if err != nil {
-			c.offerRecycled(recycled, c.fs.SyncDir() == nil)
+			c.syncDir()
 			return removed, fmt.Errorf("dwal: truncate: remove segment %d: %w", id, err)
 		}
+		c.dirDirty = true
 		if r != "" {
-			recycled = append(recycled, r)
+			c.retired = append(c.retired, r)
 		}
 		removed++
 	}
-	if removed > 0 {
-		err := c.fs.SyncDir()
-		c.offerRecycled(recycled, err == nil)
-		if err != nil {
-			return removed, fmt.Errorf("dwal: truncate: sync dir: %w", err)
-		}
+	// Unlike retention's, these removals are durable before the call
+	// returns: the caller asked for them.
+	if err := c.syncDir(); err != nil {
+		return removed, fmt.Errorf("dwal: truncate: sync dir: %w", err)
 	}
 	return removed, nil
 }
@@ -475,6 +492,9 @@ func (c *Coordinator) Close() error {
 			err = cerr
 		}
 		c.act = nil
+	}
+	if derr := c.syncDir(); err == nil && derr != nil {
+		err = fmt.Errorf("dwal: close: sync dir: %w", derr)
 	}
 	if lerr := c.lock.Close(); err == nil {
 		err = lerr

@@ -165,9 +165,10 @@ func (c *Coordinator) recover() error {
 		dirty = true
 	}
 	if dirty {
-		if err := c.fs.SyncDir(); err != nil {
-			return fmt.Errorf("sync dir: %w", err)
-		}
+		c.dirDirty = true
+	}
+	if err := c.syncDir(); err != nil { // also covers the .meta files reseal wrote
+		return fmt.Errorf("sync dir: %w", err)
 	}
 	if err := c.checkKey(kept); err != nil {
 		return err

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,5 +79,56 @@ func TestRecycledSegmentRenameDurableBeforeReuse(t *testing.T) {
 	got := replayAll(t, c2, 0)
 	if !slices.Equal(got, want) && !slices.Equal(got, want[1:]) {
 		t.Fatalf("replayed %v", got)
+	}
+}
+
+// syncCountFS counts directory syncs.
+type syncCountFS struct {
+	*memfs.FS
+	dirSyncs atomic.Int64
+}
+
+func (f *syncCountFS) SyncDir() error {
+	f.dirSyncs.Add(1)
+	return f.FS.SyncDir()
+}
+
+// A rotation costs one directory sync: the sealed segment's .meta, the
+// segments retention retires and the next segment's name become durable
+// together, before the next segment's first write.
+func TestOneDirectorySyncPerRotation(t *testing.T) {
+	fsys := &syncCountFS{FS: memfs.New(4096)}
+	cfg := DefaultConfig("rotations")
+	cfg.FS = fsys
+	cfg.SegmentSize = 1 // every flush seals its segment
+	cfg.SegmentsToRetain = 2
+	c := openT(t, cfg)
+	mustFlush(t, c, []*PendingEntry{entry(1, 1, 100)}, true)
+	const rotations = 20
+	before, rot0 := fsys.dirSyncs.Load(), c.Stats().Rotations
+	for l := LSN(2); l < 2+rotations; l++ {
+		mustFlush(t, c, []*PendingEntry{entry(l, byte(l), 100)}, true)
+	}
+	syncs, rots := fsys.dirSyncs.Load()-before, c.Stats().Rotations-rot0
+	if rots != rotations {
+		t.Fatalf("%d rotations, want %d", rots, rotations)
+	}
+	if syncs > rotations {
+		t.Errorf("%d directory syncs for %d rotations, want at most one each", syncs, rots)
+	}
+	if st := c.Stats(); st.SegmentsRecycled == 0 {
+		t.Errorf("no retired segment was reused (stats %+v)", st)
+	}
+	// Close makes the last rotation's retirements durable too.
+	dirty := c.dirDirty
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if dirty && fsys.dirSyncs.Load() == before+syncs {
+		t.Error("Close left directory changes unsynced")
+	}
+	c2 := openT(t, cfg)
+	if got := replayAll(t, c2, 0); len(got) == 0 || got[len(got)-1].lsn != 1+rotations {
+		t.Errorf("replay after reopen ends at %v, want LSN %d", got[len(got)-1:], 1+rotations)
 	}
 }
