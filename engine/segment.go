@@ -6,7 +6,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"dwal/engine/align"
 	"dwal/engine/vfs"
@@ -54,10 +53,11 @@ type reader struct {
 	size int64 // bytes of the file that may be read
 	win  int   // window size
 
-	cur   []byte // the current window's bytes (a slice of one of bufs)
-	off   int64  // file offset of cur[0]
-	spare []byte // the other buffer, when no read-ahead holds it
-	ahead *readAhead
+	cur    []byte // the current window's bytes (a slice of curBuf)
+	off    int64  // file offset of cur[0]
+	curBuf []byte // the whole buffer cur lies in
+	spare  []byte // the other whole buffer, when no read-ahead holds it
+	ahead  *readAhead
 }
 
 // readAhead is one window being read in the background.
@@ -108,12 +108,14 @@ func (r *reader) at(off int64, n int) ([]byte, error) {
 	start := off &^ int64(r.a-1)
 	want := max(r.win, align.Up(int(off-start)+n, r.a))
 	want = int(min(int64(want), align.Up64(r.size-start, r.a)))
-	buf := r.buffer(&r.spare, 0, want)
+	buf := r.buffer(&r.spare, want)
+	r.spare = nil
 	got, err := r.f.ReadAt(buf[:want], start)
 	if err != nil && !errors.Is(err, io.EOF) {
+		r.spare = buf
 		return nil, err
 	}
-	r.swap(buf[:got], start)
+	r.swap(buf[:got], start, buf)
 	return r.slice(off, n), nil
 }
 
@@ -138,26 +140,28 @@ func (r *reader) fromAhead(off int64, n int) ([]byte, bool, error) {
 		start, at = r.win-int(tail), off
 		copy(ra.buf[start:r.win], r.cur[off-r.off:])
 	}
-	old := r.cur
-	r.cur, r.off = ra.buf[start:r.win+ra.n], at
-	r.spare = old[:0]
-	r.prefetch()
+	r.swap(ra.buf[start:r.win+ra.n], at, ra.buf)
 	return r.slice(off, n), true, nil
 }
 
-// buffer returns *b grown to hold headroom+n bytes, aligned.
-func (r *reader) buffer(b *[]byte, headroom, n int) []byte {
+// buffer returns *b, or a new buffer when *b cannot hold a window of
+// headroom and n bytes, aligned.
+func (r *reader) buffer(b *[]byte, n int) []byte {
 	if cap(*b) < r.win+max(n, r.win) {
 		*b = align.Alloc(r.win+max(n, r.win), r.a)
 	}
-	return (*b)[headroom:cap(*b)]
+	return (*b)[:cap(*b)]
 }
 
-func (r *reader) swap(window []byte, off int64) {
-	old := r.cur
-	r.cur, r.off = window, off
+// swap makes window, in the whole buffer full, the current one; the
+// buffer it replaces becomes the spare (reused, never reallocated: a
+// read-ahead of a 4 MiB window would otherwise wait for 8 MiB to be
+// allocated and zeroed first).
+func (r *reader) swap(window []byte, off int64, full []byte) {
+	old := r.curBuf
+	r.cur, r.off, r.curBuf = window, off, full
 	if cap(old) > 0 {
-		r.spare = old[:0]
+		r.spare = old
 	}
 	r.prefetch()
 }
@@ -176,13 +180,8 @@ func (r *reader) prefetch() {
 	if r.ahead != nil || next >= r.size || next%int64(r.a) != 0 {
 		return
 	}
-	// NB: the spare buffer may be the one r.cur aliases after a stitch; a
-	// fresh spare is needed then. cur always lies in one buffer, and spare
-	// is the other (or empty).
-	full := r.spare[:cap(r.spare)]
-	if cap(full) < 2*r.win || overlaps(full, r.cur) {
-		full = align.Alloc(2*r.win, r.a)
-	}
+	// cur lies in curBuf; spare is the other buffer (or empty).
+	full := r.buffer(&r.spare, r.win)
 	r.spare = nil
 	want := int(min(int64(r.win), align.Up64(r.size-next, r.a)))
 	ra := &readAhead{buf: full, off: next, done: make(chan struct{})}
@@ -191,15 +190,6 @@ func (r *reader) prefetch() {
 		defer close(ra.done)
 		ra.n, ra.err = r.f.ReadAt(full[r.win:r.win+want], next)
 	}()
-}
-
-func overlaps(a, b []byte) bool {
-	if cap(a) == 0 || cap(b) == 0 {
-		return false
-	}
-	a0 := uintptr(unsafe.Pointer(unsafe.SliceData(a[:cap(a)])))
-	b0 := uintptr(unsafe.Pointer(unsafe.SliceData(b[:cap(b)])))
-	return a0 < b0+uintptr(cap(b)) && b0 < a0+uintptr(cap(a))
 }
 
 // scan is what scanning one segment found.
