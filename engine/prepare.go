@@ -41,15 +41,19 @@ var initPrepared = true
 
 const (
 	recyclePrefix = "recycle-"
-	// initChunk: bytes of zeros per initialising write. A commit's flush
-	// also writes back the zeros still in the device's cache, at most about
+	// While batches are being written, the preparer writes one chunk of
+	// zeros per tick, initChunk to initChunkMax bytes: enough to finish
+	// before the active segment fills at the log's current rate. A commit's
+	// flush also writes back the zeros still in the device's cache, about
 	// one chunk: small chunks keep that cheap. Root ext4 and journaled ext4,
-	// one writer of 4 KiB synced flushes: p99 347-491 µs with 32 KiB chunks,
-	// 1,179-1,386 µs with 256 KiB (same throughput).
-	initChunk = 32 << 10
-	// initDuty: initialising writes take at most 1/initDuty of the time, so
-	// the zeros queued in the device's cache stay few.
-	initDuty = 4
+	// one writer of 4 KiB synced flushes: p99 347-491 µs with 32 KiB
+	// chunks, 1,179-1,386 µs with 256 KiB (same throughput). While nothing
+	// is written (after Open, say) it writes initChunkMax chunks back to back.
+	initChunk    = 32 << 10
+	initChunkMax = 256 << 10
+	// initTick: the pause after a chunk while batches are being written; Go
+	// sleeps no shorter than about a millisecond anyway.
+	initTick = time.Millisecond
 )
 
 var errPreparerStopped = errors.New("dwal: closing")
@@ -272,12 +276,14 @@ func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
 }
 
 // initBlocks writes zeros over the file so its extents are initialised
-// (made durable by the header's sync that follows). It pauses while a
-// Replay runs and stops early, leaving the rest fallocated, when a writer
-// is waiting for the segment.
+// (made durable by the header's sync that follows), paced as the comment
+// on initChunk says. It pauses while a Replay runs and stops early, leaving
+// the rest fallocated, when a writer is waiting for the segment.
 func (c *Coordinator) initBlocks(f vfs.File, size int64) error {
-	zeros := align.Alloc(min(initChunk, int(size)), c.align)
-	for off := int64(0); off < size; off += int64(len(zeros)) {
+	zeros := align.Alloc(min(initChunkMax, int(size)), c.align)
+	lastFlushes, lastBytes, last := c.flushes.Load(), c.diskByte.Load(), time.Now()
+	rate := 0.0 // bytes per second the log writes, smoothed
+	for off := int64(0); off < size; {
 		for c.prep.yield.Load() > 0 && !c.prep.stop.Load() && !c.prep.hurry.Load() {
 			time.Sleep(time.Millisecond) // a Replay is reading: keep off the disk
 		}
@@ -287,14 +293,38 @@ func (c *Coordinator) initBlocks(f vfs.File, size int64) error {
 		if c.prep.hurry.Load() {
 			return nil // the rest stays fallocated; the header's sync follows
 		}
-		n := min(int64(len(zeros)), size-off)
-		t0 := time.Now()
+		now, flushes, bytes := time.Now(), c.flushes.Load(), c.diskByte.Load()
+		if dt := now.Sub(last).Seconds(); dt > 0 {
+			rate = 0.7*rate + 0.3*float64(bytes-lastBytes)/dt
+		}
+		busy := flushes != lastFlushes
+		lastFlushes, lastBytes, last = flushes, bytes, now
+		n := int64(len(zeros))
+		if busy {
+			n = c.initChunkFor(size-off, rate)
+		}
+		n = min(n, size-off)
 		if err := f.WriteAt(zeros[:n], off, vfs.SyncNone); err != nil {
 			return err
 		}
-		time.Sleep((initDuty - 1) * time.Since(t0))
+		off += n
+		if busy {
+			time.Sleep(initTick)
+		}
 	}
 	return nil
+}
+
+// initChunkFor is the chunk to write in one tick so that left bytes are
+// initialised before the active segment fills at rate bytes/s.
+func (c *Coordinator) initChunkFor(left int64, rate float64) int64 {
+	room := float64(c.cfg.SegmentSize) - float64(c.curSize.Load())
+	n := int64(initChunk)
+	if rate > 0 && room > 0 {
+		ticks := room / rate / initTick.Seconds() // ticks until the segment fills
+		n = int64(float64(left) / max(ticks, 1))
+	}
+	return align.Up64(min(max(n, initChunk), initChunkMax), c.align)
 }
 
 // retire removes segment id and its .meta. With a backend that bypasses
