@@ -89,6 +89,9 @@ func TestQuick(t *testing.T) {
 	if len(rep.Targets) == 0 {
 		t.Error("no targets evaluated")
 	}
+	if txt, err := os.ReadFile(filepath.Join(out, "latest.txt")); err != nil || !bytes.Contains(txt, []byte("targets (issue 5)")) {
+		t.Errorf("latest.txt is not the table (%v):\n%s", err, txt)
+	}
 	for _, png := range []string{"commit-c1-cdf.png", "commit-throughput.png"} {
 		if fi, err := os.Stat(filepath.Join(out, png)); err != nil || fi.Size() == 0 {
 			t.Errorf("plot %s: %v", png, err)

@@ -367,7 +367,8 @@ func fioRow(tw io.Writer, f *FioLimit, workload string) {
 	}
 }
 
-// writeOutputs writes <out>/<timestamp>.json, <out>/latest.json and the plots.
+// writeOutputs writes <out>/<timestamp>.json, <out>/latest.json, the table
+// as <out>/latest.txt, and the plots.
 func writeOutputs(rep *Report, out string) ([]string, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
@@ -385,6 +386,13 @@ func writeOutputs(rep *Report, out string) ([]string, error) {
 			return nil, err
 		}
 	}
+	var table bytes.Buffer
+	printTable(&table, rep)
+	txt := filepath.Join(out, "latest.txt")
+	if err := writeFileAtomic(txt, table.Bytes()); err != nil {
+		return nil, err
+	}
+	files = append(files, txt)
 	files = append(files, plots...)
 	if perr != nil {
 		return files, fmt.Errorf("plots: %w", perr)
