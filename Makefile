@@ -43,7 +43,7 @@ cross:
 # The benchmark program: dwal beside its peers (bench/peers), the seed-style
 # baseline, the floors and fio's device limit, on BENCH_DIR's disk (default:
 # the temporary directory); writes bench/results/ (<timestamp>.json,
-# latest.json, PNG plots). About 5 minutes. BENCHARGS=--quick: a ~30 s smoke run.
+# latest.json, latest.txt, PNG plots). About 6 minutes. BENCHARGS=--quick: a ~30 s smoke run.
 BENCH_DIR ?=
 BENCHARGS ?=
 bench: build
