@@ -11,18 +11,20 @@ import (
 // dwalSystem is dwal with one backend: Commit is Coordinator.Append (group
 // commit), Flush is the Card 1 Coordinator.Flush(entries, true).
 type dwalSystem struct {
-	name string
-	kind engine.BackendKind
-	aes  bool // Config.Cipher = AES-256-GCM (the cost of encryption)
+	name  string
+	kind  engine.BackendKind
+	aes   bool // Config.Cipher = AES-256-GCM (the cost of encryption)
+	depth int  // Config.GroupCommitDepth (0: the default)
 }
 
 // DwalSystems returns dwal with each backend.
 func DwalSystems() []System {
 	return []System{
-		&dwalSystem{"dwal-uring", engine.BackendUring, false},
-		&dwalSystem{"dwal-fallback", engine.BackendFallback, false},
-		&dwalSystem{"dwal-auto", engine.BackendAuto, false},
-		&dwalSystem{"dwal-uring-aes", engine.BackendUring, true},
+		&dwalSystem{name: "dwal-uring", kind: engine.BackendUring},
+		&dwalSystem{name: "dwal-fallback", kind: engine.BackendFallback},
+		&dwalSystem{name: "dwal-auto", kind: engine.BackendAuto},
+		&dwalSystem{name: "dwal-uring-aes", kind: engine.BackendUring, aes: true},
+		&dwalSystem{name: "dwal-uring-d1", kind: engine.BackendUring, depth: 1},
 	}
 }
 
@@ -37,6 +39,7 @@ func (s *dwalSystem) config(cfg Config) engine.Config {
 	if cfg.KeepAll {
 		c.SegmentsToRetain = 1 << 30
 	}
+	c.GroupCommitDepth = s.depth
 	if s.aes {
 		// A fixed key: the benchmark measures the cost, not secrecy.
 		ciph, err := engine.NewAESGCM(make([]byte, 32))

@@ -59,7 +59,7 @@ func newFlagSet(o *Options, stderr io.Writer) (*flag.FlagSet, func() error) {
 	var workloads, systems, writers, entry, io, batch, bulkWarm, replay, rotSeg, seg string
 	fl.StringVar(&workloads, "workloads", "commit,latency,bulk,rotate,replay", "workloads to run: commit, latency, bulk, rotate, replay")
 	fl.StringVar(&workloads, "workload", "commit,latency,bulk,rotate,replay", "same as --workloads")
-	fl.StringVar(&systems, "systems", "all", "systems: dwal-uring, dwal-fallback, dwal-auto, dwal-uring-aes (Config.Cipher AES-256-GCM), seed, floor-pwrite, floor-pwritev2,\npebble, etcd, tidwall, raftwal, or the groups dwal, floors, peers, all")
+	fl.StringVar(&systems, "systems", "all", "systems: dwal-uring, dwal-fallback, dwal-auto, dwal-uring-aes (Config.Cipher AES-256-GCM),\ndwal-uring-d1 (Config.GroupCommitDepth 1), seed, floor-pwrite, floor-pwritev2,\npebble, etcd, tidwall, raftwal, or the groups dwal, floors, peers, all")
 	fl.StringVar(&o.Backend, "backend", "both", "which dwal backends run: both, uring, fallback, auto (auto adds dwal-auto)")
 	fl.DurationVar(&o.Duration, "duration", 2*time.Second, "measured time per cell (after the warmup)")
 	fl.DurationVar(&o.Warmup, "warmup", 500*time.Millisecond, "unmeasured time per cell before the measurement")
@@ -173,7 +173,7 @@ func newFlagSet(o *Options, stderr io.Writer) (*flag.FlagSet, func() error) {
 
 // expandSystems resolves groups and applies --backend to the dwal systems.
 func expandSystems(names []string, backend string) ([]string, error) {
-	known := append(append([]string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "seed"}, floorNames...), peerNames...)
+	known := append(append([]string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "dwal-uring-d1", "seed"}, floorNames...), peerNames...)
 	var out []string
 	var add func(n string) error
 	add = func(n string) error {
@@ -205,9 +205,9 @@ func expandSystems(names []string, backend string) ([]string, error) {
 		case "uring":
 			return n != "dwal-fallback" && n != "dwal-auto"
 		case "fallback":
-			return n != "dwal-uring" && n != "dwal-auto" && n != "dwal-uring-aes"
+			return n != "dwal-uring" && n != "dwal-auto" && n != "dwal-uring-aes" && n != "dwal-uring-d1"
 		case "auto":
-			return n != "dwal-uring" && n != "dwal-fallback" && n != "dwal-uring-aes"
+			return n != "dwal-uring" && n != "dwal-fallback" && n != "dwal-uring-aes" && n != "dwal-uring-d1"
 		}
 		return true
 	}

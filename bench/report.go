@@ -155,7 +155,7 @@ func evalTargets(rep *Report) []Target {
 // workloadOrder sorts results for the table.
 var workloadOrder = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlRotateNone, wlReplay}
 
-var systemOrder = []string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "seed", "floor-pwrite", "floor-pwritev2",
+var systemOrder = []string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "dwal-uring-d1", "seed", "floor-pwrite", "floor-pwritev2",
 	"pebble", "etcd", "tidwall", "raftwal"}
 
 func sortResults(rs []Result) []Result {

@@ -9,8 +9,13 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"dwal/engine/errorfs"
+	"dwal/engine/memfs"
+	"dwal/engine/vfs"
 )
 
 func TestAppendConcurrentWritersAllDurableAndReplayed(t *testing.T) {
@@ -263,4 +268,56 @@ func TestWaitPreparedReadiesTheFirstSegment(t *testing.T) {
 			t.Fatalf("wrote to segment %d", c.CurrentSegmentID())
 		}
 	})
+}
+
+// GroupCommitDepth bounds the synced batches Append has in flight: with 1,
+// never two at once; with 4, several under 16 writers. A bad value is
+// refused.
+func TestGroupCommitDepth(t *testing.T) {
+	for _, depth := range []int{1, 4} {
+		t.Run(fmt.Sprint(depth), func(t *testing.T) {
+			var cur, peak atomic.Int32
+			efs := errorfs.New(memfs.New(4096), errorfs.InjectorFunc(func(op errorfs.Op) error {
+				// Batch writes only (the preparer's header writes are at 0).
+				if op.Kind == errorfs.OpWrite && op.Mode == vfs.SyncData && op.Offset > 0 {
+					n := cur.Add(1)
+					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+					}
+					time.Sleep(2 * time.Millisecond) // the write is slow: batches pile up
+					cur.Add(-1)
+				}
+				return nil
+			}))
+			cfg := DefaultConfig("depth")
+			cfg.FS = efs
+			cfg.GroupCommitDepth = depth
+			c := openT(t, cfg)
+			var wg sync.WaitGroup
+			var lsn atomic.Uint64
+			for range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 20 {
+						if err := c.Append(context.Background(), LSN(lsn.Add(1)), []byte("entry")); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if got := int(peak.Load()); depth == 1 && got != 1 || depth > 1 && got < 2 || got > depth {
+				t.Errorf("GroupCommitDepth %d: %d synced batches in flight at most", depth, got)
+			}
+			if got := replayAll(t, c, 0); len(got) != 16*20 {
+				t.Errorf("replayed %d entries, want %d", len(got), 16*20)
+			}
+		})
+	}
+	for _, bad := range []int{-1, maxInFlight + 1} {
+		if _, err := Open(Config{Dir: t.TempDir(), GroupCommitDepth: bad}); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("GroupCommitDepth %d: Open = %v, want ErrBadConfig", bad, err)
+		}
+	}
 }

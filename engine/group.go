@@ -44,6 +44,7 @@ type groupCommit struct {
 	stopped chan struct{}
 	jobs    chan *groupJob
 	workers sync.WaitGroup
+	depth   int // batches in flight at most (Config.GroupCommitDepth)
 	reqs    sync.Pool
 	jobPool sync.Pool
 }
@@ -56,11 +57,9 @@ type groupJob struct {
 	err  error // from begin
 }
 
-// groupDepth bounds the group-commit batches in flight at once.
-const groupDepth = 4
-
 func newGroupCommit(c *Coordinator) *groupCommit {
-	g := &groupCommit{c: c, wake: make(chan struct{}, 1), stopped: make(chan struct{}), jobs: make(chan *groupJob, groupDepth)}
+	d := c.cfg.GroupCommitDepth
+	g := &groupCommit{c: c, depth: d, wake: make(chan struct{}, 1), stopped: make(chan struct{}), jobs: make(chan *groupJob, d)}
 	g.reqs.New = func() any { return &appendReq{done: make(chan error, 1)} }
 	g.jobPool.New = func() any { return &groupJob{} }
 	return g
@@ -137,10 +136,10 @@ func (c *Coordinator) Append(ctx context.Context, lsn LSN, data []byte) error {
 // and hands each to a worker that writes it and tells its waiters. A batch
 // is launched when nothing is in flight, or when as many entries are queued
 // as the last batch held (another full group formed while the disk was
-// busy), or groupBatchBytes are queued; at most groupDepth are in flight.
+// busy), or groupBatchBytes are queued; at most g.depth are in flight.
 func (g *groupCommit) run() {
 	defer close(g.stopped)
-	for range groupDepth {
+	for range g.depth {
 		g.workers.Add(1)
 		go g.work()
 	}
@@ -196,7 +195,7 @@ func (g *groupCommit) run() {
 
 // ready reports whether the committer should launch a batch now.
 func (g *groupCommit) ready() bool {
-	if len(g.queue) == 0 || g.busy >= groupDepth {
+	if len(g.queue) == 0 || g.busy >= g.depth {
 		return false
 	}
 	return g.busy == 0 || len(g.queue) >= g.last || g.qbytes >= groupBatchBytes
