@@ -311,6 +311,11 @@ func (c *Coordinator) syncDir() error {
 	if !c.dirDirty {
 		return nil
 	}
+	// NB: after a failed directory sync dirDirty stays set and the next
+	// call syncs again. That is not a retried fsync vouching for lost data:
+	// nothing acknowledged depends on these entries (a lost .meta is
+	// rebuilt, retired files are removed below, and a segment whose name
+	// was not made durable is never written to).
 	err := c.fs.SyncDir()
 	if err == nil {
 		c.dirDirty = false
@@ -322,8 +327,8 @@ func (c *Coordinator) syncDir() error {
 }
 
 // writeFence records, in NNNNNN.log.end, that segment id's log ends at off
-// whatever lies after it (written like a .meta: temp, fsync, rename, fsync
-// dir). Recovery honours it and then removes it.
+// whatever lies after it (temp file, fsync, rename, and, unlike a .meta,
+// a directory sync at once). Recovery honours it and then removes it.
 func (c *Coordinator) writeFence(id uint64, off int64) error {
 	b := encodeFence(off)
 	tmp := fenceName(id) + tmpSuffix
@@ -445,8 +450,11 @@ func (c *Coordinator) TruncateToLSN(lsn LSN) (removed int, err error) {
 		}
 		r, err := c.retire(id)
 		if err != nil {
-			c.syncDir()
-			return removed, fmt.Errorf("dwal: truncate: remove segment %d: %w", id, err)
+			err = fmt.Errorf("dwal: truncate: remove segment %d: %w", id, err)
+			if serr := c.syncDir(); serr != nil {
+				err = errors.Join(err, fmt.Errorf("dwal: truncate: sync dir: %w", serr))
+			}
+			return removed, err
 		}
 		c.dirDirty = true
 		if r != "" {

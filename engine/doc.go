@@ -66,7 +66,9 @@
 // size and allocation) are durable. A new segment is created under a
 // temporary name, preallocated, its header written and synced, then renamed
 // and the directory synced, before any batch goes into it. A .meta is written
-// atomically: temp file, fsync, rename, fsync of the directory.
+// atomically (temp file, fsync, rename); its rename is made durable by the
+// next directory sync (the next segment's start, TruncateToLSN or Close),
+// and one lost in a crash is rebuilt by recovery.
 //
 // When a write or its sync fails, every entry of that batch gets the error,
 // never success, and the failed batch is never replayed. The sync is never

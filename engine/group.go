@@ -11,8 +11,9 @@ import (
 // takes everything queued when the previous batch's write+sync completes
 // (no timer: the batch closes when the disk is ready for the next one, or at
 // groupBatchBytes), writes it as one synced batch and tells every waiter.
-// Acknowledgements therefore follow batch order, and batch order is LSN
-// order for callers that append in LSN order.
+// Batches settle in order: when a waiter is told success, every earlier
+// batch is durable too (its waiters may still be waking up). Batch order is
+// LSN order for callers that append in LSN order.
 
 // groupBatchBytes caps the entry bytes of one group-commit batch; a larger
 // single entry gets a batch of its own.

@@ -48,9 +48,14 @@ const (
 	// one chunk: small chunks keep that cheap. Root ext4 and journaled ext4,
 	// one writer of 4 KiB synced flushes: p99 347-491 µs with 32 KiB
 	// chunks, 1,179-1,386 µs with 256 KiB (same throughput). While nothing
-	// is written (after Open, say) it writes initChunkMax chunks back to back.
+	// has been written for initIdle (after Open, say) it writes initChunkMax
+	// chunks back to back, syncing every initIdleSync bytes so that the
+	// first commit after the pause does not flush a segment's worth of
+	// zeros from the device's cache.
 	initChunk    = 32 << 10
 	initChunkMax = 256 << 10
+	initIdle     = 100 * time.Millisecond
+	initIdleSync = 4 << 20
 	// initTick: the pause after a chunk while batches are being written; Go
 	// sleeps no shorter than about a millisecond anyway.
 	initTick = time.Millisecond
@@ -280,9 +285,11 @@ func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
 // on initChunk says. It pauses while a Replay runs and stops early, leaving
 // the rest fallocated, when a writer is waiting for the segment.
 func (c *Coordinator) initBlocks(f vfs.File, size int64) error {
-	zeros := align.Alloc(min(initChunkMax, int(size)), c.align)
+	zeros := align.Alloc(align.Up(min(initChunkMax, int(size)), c.align), c.align)
 	lastFlushes, lastBytes, last := c.flushes.Load(), c.diskByte.Load(), time.Now()
-	rate := 0.0 // bytes per second the log writes, smoothed
+	lastBusy := last.Add(-initIdle) // no batch seen yet
+	rate := 0.0                     // bytes per second the log writes, smoothed
+	unsynced := 0                   // bytes written in idle mode since the last sync
 	for off := int64(0); off < size; {
 		for c.prep.yield.Load() > 0 && !c.prep.stop.Load() && !c.prep.hurry.Load() {
 			time.Sleep(time.Millisecond) // a Replay is reading: keep off the disk
@@ -294,17 +301,27 @@ func (c *Coordinator) initBlocks(f vfs.File, size int64) error {
 			return nil // the rest stays fallocated; the header's sync follows
 		}
 		now, flushes, bytes := time.Now(), c.flushes.Load(), c.diskByte.Load()
-		if dt := now.Sub(last).Seconds(); dt > 0 {
-			rate = 0.7*rate + 0.3*float64(bytes-lastBytes)/dt
+		dt := now.Sub(last)
+		if dt > 0 {
+			rate = 0.7*rate + 0.3*float64(bytes-lastBytes)/dt.Seconds()
 		}
-		busy := flushes != lastFlushes
+		if flushes != lastFlushes {
+			lastBusy = now
+		}
+		busy := now.Sub(lastBusy) < initIdle
 		lastFlushes, lastBytes, last = flushes, bytes, now
 		n := int64(len(zeros))
 		if busy {
-			n = c.initChunkFor(size-off, rate)
+			n = min(c.initChunkFor(size-off, rate, dt), n)
 		}
 		n = min(n, size-off)
-		if err := f.WriteAt(zeros[:n], off, vfs.SyncNone); err != nil {
+		mode := vfs.SyncNone
+		if !busy {
+			if unsynced += int(n); unsynced >= initIdleSync {
+				mode, unsynced = vfs.SyncData, 0
+			}
+		}
+		if err := f.WriteAt(zeros[:n], off, mode); err != nil {
 			return err
 		}
 		off += n
@@ -315,13 +332,17 @@ func (c *Coordinator) initBlocks(f vfs.File, size int64) error {
 	return nil
 }
 
-// initChunkFor is the chunk to write in one tick so that left bytes are
-// initialised before the active segment fills at rate bytes/s.
-func (c *Coordinator) initChunkFor(left int64, rate float64) int64 {
+// initChunkFor is the chunk to write per tick (a tick lasting tick, at
+// least initTick) so that left bytes are initialised before the active
+// segment fills at rate bytes/s.
+func (c *Coordinator) initChunkFor(left int64, rate float64, tick time.Duration) int64 {
 	room := float64(c.cfg.SegmentSize) - float64(c.curSize.Load())
 	n := int64(initChunk)
-	if rate > 0 && room > 0 {
-		ticks := room / rate / initTick.Seconds() // ticks until the segment fills
+	switch {
+	case room <= 0: // the active segment is full: its successor is due now
+		n = initChunkMax
+	case rate > 0:
+		ticks := room / rate / max(tick, initTick).Seconds() // ticks until the segment fills
 		n = int64(float64(left) / max(ticks, 1))
 	}
 	return align.Up64(min(max(n, initChunk), initChunkMax), c.align)
@@ -356,7 +377,7 @@ func (c *Coordinator) retire(id uint64) (string, error) {
 // the directory sync failed.
 func (c *Coordinator) offerRecycled(names []string, synced bool) {
 	for _, n := range names {
-		if !synced || !c.prep.keep(n) {
+		if !synced || c.prep == nil || !c.prep.keep(n) { // no preparer yet during recovery
 			c.fs.Remove(n)
 		}
 	}

@@ -156,6 +156,16 @@ func (c *Coordinator) recover() error {
 		}
 		kept = append(kept, s)
 	}
+	if len(fences) > 0 && dirty {
+		// NB: what honoured a fence (a segment cut and synced, or removed
+		// when it held nothing) must be durable before the fence goes: a
+		// directory that does not order its operations could otherwise
+		// bring back a removed segment, with its failed batch, and no fence.
+		c.dirDirty = true
+		if err := c.syncDir(); err != nil {
+			return fmt.Errorf("sync dir: %w", err)
+		}
+	}
 	for _, id := range fences {
 		// Honoured above (or its segment is gone): the seal that used it is
 		// durable, so the record can go.

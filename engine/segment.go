@@ -83,6 +83,7 @@ func newReader(f vfs.File, a int, size int64) *reader {
 func (r *reader) close() {
 	if r.ahead != nil {
 		<-r.ahead.done
+		r.spare = r.ahead.buf // free again: reused by the next read
 		r.ahead = nil
 	}
 }
@@ -133,6 +134,7 @@ func (r *reader) fromAhead(off int64, n int) ([]byte, bool, error) {
 	<-ra.done
 	r.ahead = nil
 	if ra.err != nil && !errors.Is(ra.err, io.EOF) {
+		r.spare = ra.buf
 		return nil, true, ra.err
 	}
 	start, at := r.win, ra.off

@@ -53,8 +53,8 @@ func New(dir string, opts vfs.Options) (*FS, error) {
 	a := opts.Alignment
 	if a <= 0 {
 		a, _ = align.Discover(dir)
-	} else if a&(a-1) != 0 {
-		return nil, fmt.Errorf("dwal: alignment %d is not a power of two", a)
+	} else if a&(a-1) != 0 || a < align.Default {
+		return nil, fmt.Errorf("dwal: alignment %d is not a power of two of at least %d", a, align.Default)
 	}
 	return &FS{dir: dir, opts: opts, align: a}, nil
 }

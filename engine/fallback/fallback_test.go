@@ -21,7 +21,9 @@ func TestGivenAlignment(t *testing.T) {
 	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
 		t.Errorf("New with a given alignment left %d files (%v)", len(ents), err)
 	}
-	if _, err := New(dir, vfs.Options{Alignment: 3000}); err == nil {
-		t.Error("New accepted an alignment of 3000")
+	for _, bad := range []int{3000, 512} {
+		if _, err := New(dir, vfs.Options{Alignment: bad}); err == nil {
+			t.Errorf("New accepted an alignment of %d", bad)
+		}
 	}
 }

@@ -47,6 +47,7 @@ type FS struct {
 // saying why, when io_uring or O_DIRECT cannot be used there: it runs the
 // same self-test as Probe, through the ring it returns.
 func New(dir string, opts vfs.Options) (*FS, error) {
+	opts.Alignment = 0 // O_DIRECT needs the device's own: always discovered
 	fb, err := fallback.New(dir, opts)
 	if err != nil {
 		return nil, err

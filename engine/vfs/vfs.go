@@ -171,8 +171,9 @@ type Options struct {
 	DirPerm fs.FileMode
 	// Alignment, when > 0, is the I/O alignment to use instead of
 	// discovering it (which creates and removes a probe file): for readers
-	// that must change nothing in the directory. Backends that need the
-	// device's real alignment (O_DIRECT) ignore it.
+	// that must change nothing in the directory. A power of two of at least
+	// 4096. Backends that need the device's real alignment (O_DIRECT)
+	// ignore it.
 	Alignment int
 }
 
