@@ -86,6 +86,9 @@ type floorLog struct {
 // pwrite+fdatasync (or pwritev2 RWF_DSYNC), no batching.
 func (l *floorLog) write(fb *floorBuf, n int) error {
 	p := fb.b[:align.Up(n, l.align)]
+	if len(p) > floorFileSize {
+		return fmt.Errorf("a %d-byte write is larger than the floor's %d-byte file", len(p), floorFileSize)
+	}
 	off := (l.off.Add(int64(len(p))) - int64(len(p))) % (floorFileSize - int64(len(p)) + 1)
 	off = off / int64(l.align) * int64(l.align)
 	var err error

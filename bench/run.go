@@ -244,6 +244,14 @@ func runCell(sys System, c cell, p *runParams) Result {
 	for limit := time.Now().Add(hangLimit(p)); !stop.Load() && done.Load()*int64(c.perOp*c.entrySize) < c.warmBytes && time.Now().Before(limit); {
 		time.Sleep(10 * time.Millisecond)
 	}
+	if w := done.Load() * int64(c.perOp*c.entrySize); w < c.warmBytes && !stop.Load() {
+		stop.Store(true)
+		if !waitTimeout(&wg, hangLimit(p)) {
+			closed = true // writers blocked: leave the log open, as below
+		}
+		res.Error = fmt.Sprintf("warmup wrote %d of %d bytes in %v: not measured", w, c.warmBytes, hangLimit(p))
+		return res
+	}
 	cpu0, cpuOK := cpuTime()
 	al0 := allocs()
 	sy0 := syncs()

@@ -31,6 +31,10 @@ func main() {
 	dur := flag.Duration("duration", 3*time.Second, "how long to write")
 	slow := flag.Duration("slow", 8*time.Millisecond, "a write slower than this is a stall")
 	flag.Parse()
+	if *writers <= 0 || *dur <= 0 || *slow <= 0 {
+		fmt.Fprintln(os.Stderr, "flushstall: -writers, -duration and -slow must be positive")
+		os.Exit(2)
+	}
 	if err := run(*dir, *writers, *dsync, *dur, *slow); err != nil {
 		fmt.Fprintln(os.Stderr, "flushstall:", err)
 		os.Exit(1)
@@ -72,10 +76,10 @@ func run(dir string, writers int, dsync bool, dur, slow time.Duration) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := align.Alloc(4096, a)
+			buf := align.Alloc(a, a) // 4 KiB, or the device's larger alignment
 			iov := [][]byte{buf}
 			for i := 0; time.Since(start) < dur; i++ {
-				off := int64((i*writers+w)%(fileSize/4096)) * 4096
+				off := int64((i*writers+w)%(fileSize/a)) * int64(a)
 				t0 := time.Now()
 				var err error
 				if dsync {
@@ -106,8 +110,8 @@ func run(dir string, writers int, dsync bool, dur, slow time.Duration) error {
 	if dsync {
 		how = "pwritev2(RWF_DSYNC)"
 	}
-	fmt.Printf("%s, %d writer(s), %v: %.0f durable 4 KiB writes/s, %d slower than %v (worst %v)\n",
-		how, writers, dur, float64(ops.Load())/el.Seconds(), len(stalls), slow, worst.Round(time.Millisecond))
+	fmt.Printf("%s, %d writer(s), %v: %.0f durable %d-byte writes/s, %d slower than %v (worst %v)\n",
+		how, writers, dur, float64(ops.Load())/el.Seconds(), a, len(stalls), slow, worst.Round(time.Millisecond))
 	// Slow writes that start within 2*slow of each other are one stall.
 	slices.Sort(stalls)
 	var starts []time.Duration
