@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +48,25 @@ func parseArgs(fl *flag.FlagSet, args []string) ([]string, int, bool) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// parseDir is parseArgs for the commands that take one directory.
+func parseDir(fl *flag.FlagSet, args []string, stderr io.Writer) (string, int, bool) {
+	pos, code, ok := parseArgs(fl, args)
+	if !ok {
+		return "", code, false
+	}
+	if len(pos) != 1 {
+		return "", badUsage(fl, stderr, "want one directory, got %d arguments", len(pos)), false
+	}
+	return pos[0], 0, true
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // badUsage reports a usage error and returns exit code 2.

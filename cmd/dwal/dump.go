@@ -44,12 +44,9 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 	asHex := fl.Bool("hex", false, "follow each line with a hex dump of the entry")
 	raw := fl.Bool("raw", false, "write the entries' bytes only, back to back")
 	keyFile := fl.String("key-file", "", "file holding the AES-256 key of encrypted segments: 32 bytes, or 64 hex digits")
-	pos, code, ok := parseArgs(fl, args)
+	dir, code, ok := parseDir(fl, args, stderr)
 	if !ok {
 		return code
-	}
-	if len(pos) != 1 {
-		return badUsage(fl, stderr, "want one directory, got %d arguments", len(pos))
 	}
 	if *asHex && *raw {
 		return badUsage(fl, stderr, "--hex and --raw exclude each other")
@@ -79,7 +76,7 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 		segs     = map[uint64]bool{}
 		werr     error
 	)
-	err := engine.DumpWith(pos[0], opts, func(seg uint64, off int64, lsn engine.LSN, data []byte) error {
+	err := engine.DumpWith(dir, opts, func(seg uint64, off int64, lsn engine.LSN, data []byte) error {
 		if n == 0 || lsn < min {
 			min = lsn
 		}
@@ -102,7 +99,7 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 	if ferr := out.Flush(); err == nil {
 		err = ferr
 	}
-	summary := fmt.Sprintf("dump %s: %d entries from %d segments", pos[0], n, len(segs))
+	summary := fmt.Sprintf("dump %s: %d entries from %d segments", dir, n, len(segs))
 	if n > 0 {
 		summary += fmt.Sprintf(", LSN %d..%d", min, max)
 	}

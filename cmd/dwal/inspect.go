@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -32,21 +31,16 @@ Exit status 1 when the directory cannot be read or holds an error (see
 func runInspect(args []string, stdout, stderr io.Writer) int {
 	fl := newFlags("inspect", inspectUsage, stderr)
 	asJSON := fl.Bool("json", false, "print the report as JSON")
-	pos, code, ok := parseArgs(fl, args)
+	dir, code, ok := parseDir(fl, args, stderr)
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 {
-		return badUsage(fl, stderr, "want one directory, got %d arguments", len(pos))
-	}
-	r, err := engine.Inspect(pos[0])
+	r, err := engine.Inspect(dir)
 	if err != nil {
 		return fail(stderr, "inspect", err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
+		if err := printJSON(stdout, r); err != nil {
 			return fail(stderr, "inspect", err)
 		}
 	} else {

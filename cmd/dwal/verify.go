@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -29,26 +28,24 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	fl := newFlags("verify", verifyUsage, stderr)
 	strict := fl.Bool("strict", false, "fail (exit 1) on warnings too")
 	asJSON := fl.Bool("json", false, "print the problems as JSON")
-	pos, code, ok := parseArgs(fl, args)
+	dir, code, ok := parseDir(fl, args, stderr)
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 {
-		return badUsage(fl, stderr, "want one directory, got %d arguments", len(pos))
-	}
-	r, err := engine.Inspect(pos[0])
+	r, err := engine.Inspect(dir)
 	if err != nil {
 		return fail(stderr, "verify", err)
 	}
 	failed := r.Errors() > 0 || (*strict && len(r.Problems) > 0)
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(struct {
+		err := printJSON(stdout, struct {
 			Dir      string           `json:"dir"`
 			OK       bool             `json:"ok"`
 			Problems []engine.Problem `json:"problems"`
 		}{r.Dir, !failed, r.Problems})
+		if err != nil {
+			return fail(stderr, "verify", err)
+		}
 	} else {
 		for _, p := range r.Problems {
 			fmt.Fprintln(stdout, p)
