@@ -47,30 +47,40 @@ func (s *floorSystem) Supports(workload string, writers int) (bool, string) {
 }
 
 func (s *floorSystem) Open(cfg Config) (Log, error) {
-	a, _ := align.Discover(cfg.Dir)
-	path := filepath.Join(cfg.Dir, "floor.dat")
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_DIRECT|unix.O_CLOEXEC, 0o644)
+	fd, a, err := OpenPreZeroed(filepath.Join(cfg.Dir, "floor.dat"), floorFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("%s: open O_DIRECT: %w", s.name, err)
+		return nil, fmt.Errorf("%s: %w", s.name, err)
 	}
-	l := &floorLog{fd: fd, align: a, dsync: s.dsync}
+	return &floorLog{fd: fd, align: a, dsync: s.dsync}, nil
+}
+
+// OpenPreZeroed creates path (it must not exist) with O_DIRECT, writes
+// size bytes of zeros into it and syncs it and its directory, so that later
+// writes land in initialised blocks and their syncs commit no extent
+// conversion. It returns the descriptor and the directory's DIO alignment.
+func OpenPreZeroed(path string, size int64) (fd, a int, err error) {
+	a, _ = align.Discover(filepath.Dir(path))
+	fd, err = unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_DIRECT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return -1, 0, fmt.Errorf("open O_DIRECT: %w", err)
+	}
 	zeros := align.Alloc(1<<20, a)
-	for off := int64(0); off < floorFileSize; off += int64(len(zeros)) {
-		if _, err := unix.Pwrite(fd, zeros, off); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("%s: pre-zero: %w", s.name, err)
-		}
+	for off := int64(0); off < size && err == nil; off += int64(len(zeros)) {
+		_, err = unix.Pwrite(fd, zeros[:min(int64(len(zeros)), size-off)], off)
 	}
-	if err := unix.Fdatasync(fd); err != nil {
+	if err == nil {
+		err = unix.Fdatasync(fd)
+	}
+	if err != nil {
 		unix.Close(fd)
-		return nil, err
+		os.Remove(path)
+		return -1, 0, fmt.Errorf("pre-zero: %w", err)
 	}
-	if d, err := os.Open(cfg.Dir); err == nil {
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	l.bufs.Put(&floorBuf{b: zeros})
-	return l, nil
+	return fd, a, nil
 }
 
 type floorLog struct {

@@ -91,6 +91,10 @@ func style(system string) (color.Color, vg.Length, []vg.Length) {
 		return rgb(0x4f, 0xa3, 0xe0), wide, nil
 	case "dwal-auto":
 		return rgb(0x10, 0x20, 0x70), wide, nil
+	case "dwal-uring-aes":
+		return rgb(0x1f, 0x4e, 0xc8), wide, []vg.Length{vg.Points(6), vg.Points(3)}
+	case "dwal-uring-d1":
+		return rgb(0x1f, 0x4e, 0xc8), thin, nil
 	case "seed":
 		return rgb(0x80, 0x80, 0x80), thin, nil
 	case "floor-pwrite":

@@ -121,29 +121,48 @@ func fillRandom(b []byte, seed uint64) {
 	}
 }
 
-// runCell measures sys on c: warmup, then duration, with the writers of c.
-func runCell(sys System, c cell, p *runParams) Result {
-	res := c.result(sys, p)
+// cellDir checks that sys runs c and makes c's empty directory; when it
+// reports false, res says why not.
+func cellDir(sys System, c cell, p *runParams, res *Result) (string, bool) {
 	if ok, why := supports(sys, c.workload, c.writers); !ok {
 		res.Skipped = why
-		return res
+		return "", false
 	}
 	dir := filepath.Join(p.root, c.dirName(sys.Name()))
 	if err := mkdirEmpty(dir); err != nil {
 		res.Error = err.Error()
+		return "", false
+	}
+	return dir, true
+}
+
+// openLog opens sys with cfg and notes its backend in res; when it reports
+// false, res says why not.
+func openLog(sys System, cfg Config, res *Result) (Log, bool) {
+	log, err := sys.Open(cfg)
+	if err != nil {
+		res.Skipped = "open: " + err.Error()
+		return nil, false
+	}
+	if d, ok := log.(Describer); ok {
+		res.Backend = d.Describe()
+	}
+	return log, true
+}
+
+// runCell measures sys on c: warmup, then duration, with the writers of c.
+func runCell(sys System, c cell, p *runParams) Result {
+	res := c.result(sys, p)
+	dir, ok := cellDir(sys, c, p, &res)
+	if !ok {
 		return res
 	}
 	if !p.keep {
 		defer os.RemoveAll(dir)
 	}
-	cfg := Config{Dir: dir, Workload: c.workload, Writers: c.writers, EntrySize: c.entrySize, SegmentSize: c.segSize}
-	log, err := sys.Open(cfg)
-	if err != nil {
-		res.Skipped = "open: " + err.Error()
+	log, ok := openLog(sys, Config{Dir: dir, Workload: c.workload, Writers: c.writers, EntrySize: c.entrySize, SegmentSize: c.segSize}, &res)
+	if !ok {
 		return res
-	}
-	if d, ok := log.(Describer); ok {
-		res.Backend = d.Describe()
 	}
 	closed := false
 	defer func() {
@@ -241,10 +260,11 @@ func runCell(sys System, c cell, p *runParams) Result {
 	// A volume warmup (bulk): a log's first gigabyte is not its steady
 	// state (dwal writes new segments until retired ones come back, after
 	// SegmentsToRetain+1 of them; peers create and grow files).
-	for limit := time.Now().Add(hangLimit(p)); !stop.Load() && done.Load()*int64(c.perOp*c.entrySize) < c.warmBytes && time.Now().Before(limit); {
+	written := func() int64 { return done.Load() * int64(c.perOp*c.entrySize) }
+	for limit := time.Now().Add(hangLimit(p)); !stop.Load() && written() < c.warmBytes && time.Now().Before(limit); {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if w := done.Load() * int64(c.perOp*c.entrySize); w < c.warmBytes && !stop.Load() {
+	if w := written(); w < c.warmBytes && !stop.Load() {
 		stop.Store(true)
 		if !waitTimeout(&wg, hangLimit(p)) {
 			closed = true // writers blocked: leave the log open, as below
@@ -369,31 +389,22 @@ const replayBatchBytes = 1 << 20
 // cache, then measures reopening the directory and reading every entry.
 func runReplay(sys System, c cell, total int64, p *runParams) Result {
 	res := c.result(sys, p)
-	if ok, why := supports(sys, c.workload, c.writers); !ok {
-		res.Skipped = why
+	dir, ok := cellDir(sys, c, p, &res)
+	if !ok {
 		return res
+	}
+	if !p.keep {
+		defer os.RemoveAll(dir)
 	}
 	rp, ok := sys.(Replayer)
 	if !ok {
 		res.Skipped = "no replay adapter"
 		return res
 	}
-	dir := filepath.Join(p.root, c.dirName(sys.Name()))
-	if err := mkdirEmpty(dir); err != nil {
-		res.Error = err.Error()
-		return res
-	}
-	if !p.keep {
-		defer os.RemoveAll(dir)
-	}
 	cfg := Config{Dir: dir, Workload: c.workload, Writers: 1, EntrySize: c.entrySize, SegmentSize: c.segSize, KeepAll: true}
-	log, err := sys.Open(cfg)
-	if err != nil {
-		res.Skipped = "open: " + err.Error()
+	log, ok := openLog(sys, cfg, &res)
+	if !ok {
 		return res
-	}
-	if d, ok := log.(Describer); ok {
-		res.Backend = d.Describe()
 	}
 	perBatch := max(replayBatchBytes/c.entrySize, 1)
 	all := make([]byte, perBatch*c.entrySize)
@@ -427,6 +438,7 @@ func runReplay(sys System, c cell, total int64, p *runParams) Result {
 	cpu0, cpuOK := cpuTime()
 	al0 := allocs()
 	start := time.Now()
+	var err error
 	errc := make(chan error, 1)
 	go func() { errc <- rp.Replay(cfg, func(b []byte) { entries++; bytes += int64(len(b)) }) }()
 	limit := 2*time.Minute + time.Duration(float64(total)/5e6)*time.Second

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"dwal/bench"
 	"dwal/engine/align"
 )
 
@@ -44,23 +45,13 @@ func main() {
 const fileSize = 64 << 20
 
 func run(dir string, writers int, dsync bool, dur, slow time.Duration) error {
-	a, _ := align.Discover(dir)
 	path := filepath.Join(dir, fmt.Sprintf("flushstall-%d.tmp", os.Getpid()))
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_DIRECT|unix.O_CLOEXEC, 0o600)
+	fd, a, err := bench.OpenPreZeroed(path, fileSize)
 	if err != nil {
-		return fmt.Errorf("open O_DIRECT: %w", err)
+		return err
 	}
 	defer os.Remove(path)
 	defer unix.Close(fd)
-	zeros := align.Alloc(1<<20, a)
-	for off := int64(0); off < fileSize; off += int64(len(zeros)) {
-		if _, err := unix.Pwrite(fd, zeros, off); err != nil {
-			return fmt.Errorf("pre-write: %w", err)
-		}
-	}
-	if err := unix.Fdatasync(fd); err != nil {
-		return err
-	}
 
 	var (
 		ops    atomic.Int64
