@@ -137,27 +137,33 @@ func BenchmarkReplay(b *testing.B) {
 				b.Skip(err)
 			}
 			defer c.Close()
-			data := make([]byte, 4096)
-			es := make([]*PendingEntry, 256)
-			lsn := LSN(1)
-			for w := 0; w < 256; w++ { // 256 batches of 1 MiB
-				for i := range es {
-					es[i] = NewAsyncEntry(lsn, data)
-					lsn++
-				}
-				if _, err := c.Flush(es, false); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.SetBytes(256 << 20)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				n := 0
-				if err := c.Replay(0, func(LSN, []byte) error { n++; return nil }); err != nil || n != 65536 {
-					b.Fatalf("replayed %d: %v", n, err)
-				}
-			}
+			benchReplay(b, c, 256)
 		})
+	}
+}
+
+// benchReplay writes mib MiB of 4 KiB entries into c, in 1 MiB batches, and
+// times replaying all of them.
+func benchReplay(b *testing.B, c *Coordinator, mib int) {
+	data := make([]byte, 4096)
+	es := make([]*PendingEntry, 256)
+	lsn := LSN(1)
+	for range mib {
+		for i := range es {
+			es[i] = NewAsyncEntry(lsn, data)
+			lsn++
+		}
+		if _, err := c.Flush(es, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(mib) << 20)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n := 0
+		if err := c.Replay(0, func(LSN, []byte) error { n++; return nil }); err != nil || n != mib*256 {
+			b.Fatalf("replayed %d of %d: %v", n, mib*256, err)
+		}
 	}
 }
 
@@ -209,25 +215,7 @@ func BenchmarkEncryption(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			data := make([]byte, 4096)
-			es := make([]*PendingEntry, 256)
-			lsn := LSN(1)
-			for w := 0; w < 64; w++ { // 64 MiB
-				for i := range es {
-					es[i] = NewAsyncEntry(lsn, data)
-					lsn++
-				}
-				if _, err := c.Flush(es, false); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.SetBytes(64 << 20)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := c.Replay(0, func(LSN, []byte) error { return nil }); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchReplay(b, c, 64)
 		})
 	}
 }

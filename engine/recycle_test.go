@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"dwal/engine/errorfs"
 	"dwal/engine/memfs"
 )
 
@@ -82,34 +83,28 @@ func TestRecycledSegmentRenameDurableBeforeReuse(t *testing.T) {
 	}
 }
 
-// syncCountFS counts directory syncs.
-type syncCountFS struct {
-	*memfs.FS
-	dirSyncs atomic.Int64
-}
-
-func (f *syncCountFS) SyncDir() error {
-	f.dirSyncs.Add(1)
-	return f.FS.SyncDir()
-}
-
 // A rotation costs one directory sync: the sealed segment's .meta, the
 // segments retention retires and the next segment's name become durable
 // together, before the next segment's first write.
 func TestOneDirectorySyncPerRotation(t *testing.T) {
-	fsys := &syncCountFS{FS: memfs.New(4096)}
+	var dirSyncs atomic.Int64
 	cfg := DefaultConfig("rotations")
-	cfg.FS = fsys
+	cfg.FS = errorfs.New(memfs.New(4096), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpSyncDir {
+			dirSyncs.Add(1)
+		}
+		return nil
+	}))
 	cfg.SegmentSize = 1 // every flush seals its segment
 	cfg.SegmentsToRetain = 2
 	c := openT(t, cfg)
 	mustFlush(t, c, []*PendingEntry{entry(1, 1, 100)}, true)
 	const rotations = 20
-	before, rot0 := fsys.dirSyncs.Load(), c.Stats().Rotations
+	before, rot0 := dirSyncs.Load(), c.Stats().Rotations
 	for l := LSN(2); l < 2+rotations; l++ {
 		mustFlush(t, c, []*PendingEntry{entry(l, byte(l), 100)}, true)
 	}
-	syncs, rots := fsys.dirSyncs.Load()-before, c.Stats().Rotations-rot0
+	syncs, rots := dirSyncs.Load()-before, c.Stats().Rotations-rot0
 	if rots != rotations {
 		t.Fatalf("%d rotations, want %d", rots, rotations)
 	}
@@ -124,7 +119,7 @@ func TestOneDirectorySyncPerRotation(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if dirty && fsys.dirSyncs.Load() == before+syncs {
+	if dirty && dirSyncs.Load() == before+syncs {
 		t.Error("Close left directory changes unsynced")
 	}
 	c2 := openT(t, cfg)
