@@ -358,14 +358,8 @@ func (c *Coordinator) retain() {
 		if id >= from {
 			break
 		}
-		r, err := c.retire(id)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := c.retire(id); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			c.log.Error("dwal: retention: remove", "segment", id, "err", err)
-			continue
-		}
-		c.dirDirty = true
-		if r != "" {
-			c.retired = append(c.retired, r)
 		}
 	}
 }
@@ -448,17 +442,12 @@ func (c *Coordinator) TruncateToLSN(lsn LSN) (removed int, err error) {
 		if !ok || m.MaxLSN >= lsn {
 			continue
 		}
-		r, err := c.retire(id)
-		if err != nil {
+		if err := c.retire(id); err != nil {
 			err = fmt.Errorf("dwal: truncate: remove segment %d: %w", id, err)
 			if serr := c.syncDir(); serr != nil {
 				err = errors.Join(err, fmt.Errorf("dwal: truncate: sync dir: %w", serr))
 			}
 			return removed, err
-		}
-		c.dirDirty = true
-		if r != "" {
-			c.retired = append(c.retired, r)
 		}
 		removed++
 	}

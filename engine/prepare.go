@@ -348,28 +348,31 @@ func (c *Coordinator) initChunkFor(left int64, rate float64, tick time.Duration)
 	return align.Up64(min(max(n, initChunk), initChunkMax), c.align)
 }
 
-// retire removes segment id and its .meta. With a backend that bypasses
-// the page cache the file is renamed to recycle-N.tmp instead, and that name
-// returned: the caller hands it to offerRecycled once the directory sync
-// that makes the rename durable is done. NB: reusing it before would write a
-// new header into a file that a crash could bring back under its old name.
-func (c *Coordinator) retire(id uint64) (string, error) {
+// retire removes segment id and its .meta (under mu). With a backend that
+// bypasses the page cache the file is renamed to recycle-N.tmp instead and
+// kept in c.retired: the next syncDir makes the rename durable and only then
+// offers the file for reuse. NB: reusing it before would write a new header
+// into a file that a crash could bring back under its old name.
+func (c *Coordinator) retire(id uint64) error {
 	recycled := ""
 	if !pageCache(c.fs) {
 		tmp := fmt.Sprintf("%s%d%s", recyclePrefix, id, tmpSuffix)
 		if err := c.fs.Rename(segName(id), tmp); err == nil {
 			recycled = tmp
 		} else if errors.Is(err, fs.ErrNotExist) {
-			return "", err
+			return err
 		}
 	}
 	if recycled == "" {
 		if err := c.fs.Remove(segName(id)); err != nil {
-			return "", err
+			return err
 		}
+	} else {
+		c.retired = append(c.retired, recycled)
 	}
 	c.fs.Remove(metaName(id))
-	return recycled, nil
+	c.dirDirty = true
+	return nil
 }
 
 // offerRecycled hands retired files to the preparer once their renames are

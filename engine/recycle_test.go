@@ -44,7 +44,7 @@ func TestRecycledSegmentRenameDurableBeforeReuse(t *testing.T) {
 	}
 	c.mu.Lock()
 	// TruncateToLSN(2), up to its directory sync:
-	if _, err := c.retire(1); err != nil {
+	if err := c.retire(1); err != nil {
 		c.mu.Unlock()
 		t.Fatalf("retire: %v", err)
 	}
