@@ -88,33 +88,46 @@ func TestAutoFallsBackOnRamfs(t *testing.T) {
 	}
 	cfg := Config{Dir: filepath.Join(mnt, "auto"), Backend: BackendAuto}
 	c := openT(t, cfg)
+	wantFallback(t, c, "on ramfs", "auto", "O_DIRECT", "invalid argument")
+	roundTrip(t, cfg, c)
+	wantRefused(t, filepath.Join(mnt, "uring"), "on ramfs", syscall.EINVAL, "io_uring backend requested", "O_DIRECT", "invalid argument")
+}
+
+// wantFallback checks that c, opened with BackendAuto where io_uring
+// cannot run (where says where), runs the fallback and its Reason has the
+// words.
+func wantFallback(t *testing.T, c *Coordinator, where string, words ...string) {
+	t.Helper()
 	info := c.Backend()
 	t.Logf("backend %q: %s", info.Name, info.Reason)
 	if info.Name != "fallback" {
-		t.Fatalf("BackendAuto on ramfs runs %q, want the fallback", info.Name)
+		t.Fatalf("BackendAuto %s runs %q, want the fallback", where, info.Name)
 	}
-	for _, w := range []string{"auto", "O_DIRECT", "invalid argument"} {
+	for _, w := range words {
 		if !strings.Contains(info.Reason, w) {
 			t.Errorf("Backend().Reason %q does not mention %q", info.Reason, w)
 		}
 	}
-	roundTrip(t, cfg, c)
+}
 
-	udir := filepath.Join(mnt, "uring")
-	_, err := Open(Config{Dir: udir, Backend: BackendUring})
-	t.Logf("BackendUring on ramfs: %v", err)
+// wantRefused checks that BackendUring in dir fails with an error wrapping
+// vfs.ErrUnsupported and errno and holding the words, and leaves nothing.
+func wantRefused(t *testing.T, dir, where string, errno syscall.Errno, words ...string) {
+	t.Helper()
+	_, err := Open(Config{Dir: dir, Backend: BackendUring})
+	t.Logf("BackendUring %s: %v", where, err)
 	if err == nil {
-		t.Fatal("BackendUring opened on ramfs, where O_DIRECT is refused")
+		t.Fatalf("BackendUring opened %s", where)
 	}
-	if !errors.Is(err, vfs.ErrUnsupported) || !errors.Is(err, syscall.EINVAL) {
-		t.Errorf("error does not wrap vfs.ErrUnsupported and EINVAL: %v", err)
+	if !errors.Is(err, vfs.ErrUnsupported) || !errors.Is(err, errno) {
+		t.Errorf("error does not wrap vfs.ErrUnsupported and %v: %v", errno, err)
 	}
-	for _, w := range []string{"io_uring backend requested", "O_DIRECT", "invalid argument"} {
+	for _, w := range words {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not mention %q", err, w)
 		}
 	}
-	noProbeLeft(t, udir)
+	noProbeLeft(t, dir)
 }
 
 // seccompChildEnv makes the test binary, run as a child, refuse itself
@@ -196,29 +209,9 @@ func checkRefusedIoUring(t *testing.T, dir string) {
 		t.Fatalf("BackendAuto with io_uring refused: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
-	info := c.Backend()
-	t.Logf("backend %q: %s", info.Name, info.Reason)
-	if info.Name != "fallback" {
-		t.Fatalf("BackendAuto with io_uring_setup refused runs %q, want the fallback", info.Name)
-	}
 	// The words of uring's setupError for EPERM.
-	for _, w := range []string{"io_uring_setup", "operation not permitted", "seccomp"} {
-		if !strings.Contains(info.Reason, w) {
-			t.Errorf("Backend().Reason %q does not mention %q", info.Reason, w)
-		}
-	}
-	_, uringErr := Open(Config{Dir: uringDir, Backend: BackendUring})
-	t.Logf("BackendUring with io_uring refused: %v", uringErr)
-	if uringErr == nil {
-		t.Fatal("BackendUring opened with io_uring_setup refused")
-	}
-	if !errors.Is(uringErr, vfs.ErrUnsupported) || !errors.Is(uringErr, syscall.EPERM) {
-		t.Errorf("error does not wrap vfs.ErrUnsupported and EPERM: %v", uringErr)
-	}
-	if !strings.Contains(uringErr.Error(), "io_uring_setup: operation not permitted") {
-		t.Errorf("error does not say io_uring_setup was not permitted: %v", uringErr)
-	}
-	noProbeLeft(t, uringDir)
+	wantFallback(t, c, "with io_uring_setup refused", "io_uring_setup", "operation not permitted", "seccomp")
+	wantRefused(t, uringDir, "with io_uring_setup refused", syscall.EPERM, "io_uring_setup: operation not permitted")
 	roundTrip(t, Config{Dir: autoDir, Backend: BackendFallback}, c)
 }
 
