@@ -1,4 +1,4 @@
-module dwal
+module github.com/dwal-project/dwal
 
 go 1.26.0
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"dwal/engine"
+	"github.com/dwal-project/dwal/engine"
 )
 
 // dwalSystem is dwal with one backend: Commit is Coordinator.Append (group

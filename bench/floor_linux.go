@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/align"
 )
 
 // The floors: the least a durable write can cost on this disk from Go, no

@@ -3,9 +3,9 @@ package engine
 import (
 	"fmt"
 
-	"dwal/engine/fallback"
-	"dwal/engine/uring"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/fallback"
+	"github.com/dwal-project/dwal/engine/uring"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // newUring opens the io_uring backend; a seam for tests that must see Auto

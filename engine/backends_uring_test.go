@@ -3,7 +3,7 @@ package engine
 import (
 	"testing"
 
-	"dwal/engine/uring"
+	"github.com/dwal-project/dwal/engine/uring"
 )
 
 // uringBackends is the io_uring backend when it runs here.

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"dwal/engine/errorfs"
-	"dwal/engine/memfs"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/errorfs"
+	"github.com/dwal-project/dwal/engine/memfs"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 func TestAppendConcurrentWritersAllDurableAndReplayed(t *testing.T) {

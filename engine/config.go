@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"time"
 
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // LSN is a log sequence number, chosen by the caller.

@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"dwal/engine/align"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // Coordinator is a write-ahead log in one directory: the Card 1 flush

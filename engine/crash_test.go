@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"dwal/engine/errorfs"
-	"dwal/engine/memfs"
+	"github.com/dwal-project/dwal/engine/errorfs"
+	"github.com/dwal-project/dwal/engine/memfs"
 )
 
 // The seeded crash test. Each seed draws a workload (mixed entry sizes,

@@ -3,7 +3,7 @@ package engine
 import (
 	"errors"
 
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // Sentinel errors. Test with errors.Is: the returned errors wrap them with

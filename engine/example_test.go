@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"dwal/engine"
+	"github.com/dwal-project/dwal/engine"
 )
 
 // Many goroutines append; each call returns once its entry is durable, and

@@ -10,10 +10,10 @@ import (
 	"syscall"
 	"testing"
 
-	"dwal/engine/errorfs"
-	"dwal/engine/fallback"
-	"dwal/engine/memfs"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/errorfs"
+	"github.com/dwal-project/dwal/engine/fallback"
+	"github.com/dwal-project/dwal/engine/memfs"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // faultCase is one way a batch's write or sync can fail, with the state the

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 
-	"dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/align"
 )
 
 // On-disk format constants. NB: never change these: directories written by

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"dwal/engine/memfs"
+	"github.com/dwal-project/dwal/engine/memfs"
 )
 
 // Fuzz targets for the parts of the format that read untrusted bytes.

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/align"
 )
 
 // backend is one way of opening a Coordinator for a test.

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"dwal/engine/align"
-	"dwal/engine/fallback"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/fallback"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // Read-only inspection of a WAL directory (Inspect, Verify, Dump), for the

@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"dwal/engine/align"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // Segments are prepared off the hot path. While one segment fills, a

@@ -8,8 +8,8 @@ import (
 	"io/fs"
 	"slices"
 
-	"dwal/engine/align"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // RecoveryReport says what Open found and what it repaired.

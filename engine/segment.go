@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"dwal/engine/align"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // File names in a WAL directory.

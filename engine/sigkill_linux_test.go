@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"dwal/engine/uring"
+	"github.com/dwal-project/dwal/engine/uring"
 )
 
 // The SIGKILL loop: a child process (this test binary, re-executed) opens a

@@ -6,8 +6,8 @@ import (
 	"syscall"
 	"testing"
 
-	"dwal/engine/errorfs"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/errorfs"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // The io_uring backend writes with O_DIRECT: the engine must know that no

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"dwal/engine/align"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // The write path. A batch is reserved (its segment, offset and sequence

@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 
-	"dwal/engine"
-	"dwal/metrics"
+	"github.com/dwal-project/dwal/engine"
+	"github.com/dwal-project/dwal/metrics"
 )
 
 func ExampleNewCollector() {

@@ -30,7 +30,7 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"dwal/engine"
+	"github.com/dwal-project/dwal/engine"
 )
 
 // Source is what the Collector reads at each scrape. *engine.Coordinator

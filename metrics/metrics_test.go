@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"dwal/engine"
+	"github.com/dwal-project/dwal/engine"
 )
 
 // scrape serves reg through promhttp on a loopback httptest server and

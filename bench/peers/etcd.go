@@ -9,7 +9,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 
-	"dwal/bench"
+	"github.com/dwal-project/dwal/bench"
 )
 
 // etcdDefaultSegment is wal.SegmentSizeBytes as etcd ships it.

@@ -1,9 +1,9 @@
-module dwal/bench/peers
+module github.com/dwal-project/dwal/bench/peers
 
 go 1.26.0
 
 require (
-	dwal v0.0.0
+	github.com/dwal-project/dwal v0.0.0
 	github.com/cockroachdb/pebble/v2 v2.1.7
 	github.com/hashicorp/raft v1.4.0
 	github.com/hashicorp/raft-wal v0.4.0
@@ -77,4 +77,4 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace dwal => ../..
+replace github.com/dwal-project/dwal => ../..

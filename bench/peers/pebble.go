@@ -11,7 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/record"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"dwal/bench"
+	"github.com/dwal-project/dwal/bench"
 )
 
 // Pebble's defaults for the WAL file: preallocated in steps of 110% of the

@@ -22,7 +22,7 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"dwal/bench"
+	"github.com/dwal-project/dwal/bench"
 )
 
 // Systems returns the peers.

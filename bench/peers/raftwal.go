@@ -10,7 +10,7 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 
-	"dwal/bench"
+	"github.com/dwal-project/dwal/bench"
 )
 
 // raftMaxAppendEntries is hashicorp/raft's default MaxAppendEntries: its

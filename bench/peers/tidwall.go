@@ -6,7 +6,7 @@ import (
 
 	"github.com/tidwall/wal"
 
-	"dwal/bench"
+	"github.com/dwal-project/dwal/bench"
 )
 
 type tidwallSystem struct{}

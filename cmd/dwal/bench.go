@@ -3,7 +3,7 @@ package main
 import (
 	"io"
 
-	"dwal/bench"
+	"github.com/dwal-project/dwal/bench"
 )
 
 // runBench is `dwal bench`: the benchmark program of package bench.

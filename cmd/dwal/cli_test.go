@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"dwal/engine"
+	"github.com/dwal-project/dwal/engine"
 )
 
 // batchHeaderLen is the size of a batch header (engine/doc.go's diagram).

@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"dwal/engine"
+	"github.com/dwal-project/dwal/engine"
 )
 
 func parseBackend(s string) (engine.BackendKind, error) {

@@ -12,9 +12,9 @@ import (
 
 	"github.com/klauspost/cpuid/v2"
 
-	"dwal/engine"
-	"dwal/engine/align"
-	"dwal/engine/uring"
+	"github.com/dwal-project/dwal/engine"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/uring"
 )
 
 const doctorUsage = `usage: dwal doctor [DIR] [--duration D]

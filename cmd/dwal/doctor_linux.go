@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/align"
 )
 
 var (

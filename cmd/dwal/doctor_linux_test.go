@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"dwal/engine"
+	"github.com/dwal-project/dwal/engine"
 )
 
 func checkDoctorPlatform(t *testing.T, dir, out string) {

@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"dwal/engine"
+	"github.com/dwal-project/dwal/engine"
 )
 
 const dumpUsage = `usage: dwal dump DIR [--from LSN] [--to LSN] [--hex|--raw] [--key-file F]

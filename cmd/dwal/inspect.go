@@ -6,7 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"dwal/engine"
+	"github.com/dwal-project/dwal/engine"
 )
 
 const inspectUsage = `usage: dwal inspect DIR [--json]

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"dwal/engine"
+	"github.com/dwal-project/dwal/engine"
 )
 
 const verifyUsage = `usage: dwal verify DIR [--strict] [--json]

@@ -17,8 +17,8 @@ import (
 	"sync"
 	"testing"
 
-	"dwal/engine/align"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // Run runs the suite. newFS returns a fresh, empty FS for each subtest (for

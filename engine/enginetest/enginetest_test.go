@@ -3,11 +3,11 @@ package enginetest_test
 import (
 	"testing"
 
-	"dwal/engine/enginetest"
-	"dwal/engine/errorfs"
-	"dwal/engine/fallback"
-	"dwal/engine/memfs"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/enginetest"
+	"github.com/dwal-project/dwal/engine/errorfs"
+	"github.com/dwal-project/dwal/engine/fallback"
+	"github.com/dwal-project/dwal/engine/memfs"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 func TestFallback(t *testing.T) {

@@ -32,8 +32,8 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"dwal/engine/align"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // DefaultSectorSize is the unit short and torn writes are cut at.

@@ -12,10 +12,10 @@ import (
 	"syscall"
 	"testing"
 
-	"dwal/engine/align"
-	"dwal/engine/errorfs"
-	"dwal/engine/memfs"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/errorfs"
+	"github.com/dwal-project/dwal/engine/memfs"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 const a = 4096

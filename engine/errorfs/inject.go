@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // ErrInjected is wrapped by every error errorfs injects.

@@ -3,7 +3,7 @@ package errorfs
 import (
 	"fmt"
 
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // OpKind names one operation of vfs.FS or vfs.File that can fail.

@@ -18,8 +18,8 @@ import (
 	"strings"
 	"syscall"
 
-	"dwal/engine/align"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // FS is a directory served through os.File.

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // An alignment given in Options is used as is (no probe file is created to

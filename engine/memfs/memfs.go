@@ -42,8 +42,8 @@ import (
 	"syscall"
 	"time"
 
-	"dwal/engine/align"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // DefaultSectorSize is the unit a torn write is cut at: a device writes a

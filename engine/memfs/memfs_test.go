@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"testing"
 
-	"dwal/engine/align"
-	"dwal/engine/memfs"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/memfs"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 const (

@@ -14,9 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"dwal/engine/align"
-	"dwal/engine/fallback"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/fallback"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // benchDir is DWAL_BENCH_DIR, or a fresh directory under os.TempDir (which

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"testing"
 
-	"dwal/engine/enginetest"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/enginetest"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // TestConformance runs the backend contract suite shared by every backend.

@@ -47,7 +47,7 @@
 // FUSE and overlay mounts). On other systems they always do.
 package uring
 
-import "dwal/engine/vfs"
+import "github.com/dwal-project/dwal/engine/vfs"
 
 var _ vfs.FS = (*FS)(nil)
 

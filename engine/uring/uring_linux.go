@@ -16,9 +16,9 @@ import (
 	iouring_syscall "github.com/iceber/iouring-go/syscall"
 	"golang.org/x/sys/unix"
 
-	"dwal/engine/align"
-	"dwal/engine/fallback"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/fallback"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 var _ vfs.File = (*file)(nil)

@@ -20,8 +20,8 @@ import (
 	iouring_syscall "github.com/iceber/iouring-go/syscall"
 	"golang.org/x/sys/unix"
 
-	"dwal/engine/align"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // newFS returns an FS in a fresh directory, or skips the test saying why the

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"runtime"
 
-	"dwal/engine/fallback"
-	"dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/fallback"
+	"github.com/dwal-project/dwal/engine/vfs"
 )
 
 // FS is the io_uring backend; it cannot be constructed on this system.

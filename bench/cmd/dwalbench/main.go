@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"dwal/bench"
+	"github.com/dwal-project/dwal/bench"
 )
 
 func main() { os.Exit(bench.Main(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -21,8 +21,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"dwal/bench"
-	"dwal/engine/align"
+	"github.com/dwal-project/dwal/bench"
+	"github.com/dwal-project/dwal/engine/align"
 )
 
 func main() {

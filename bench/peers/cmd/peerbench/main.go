@@ -6,8 +6,8 @@ package main
 import (
 	"os"
 
-	"dwal/bench"
-	"dwal/bench/peers"
+	"github.com/dwal-project/dwal/bench"
+	"github.com/dwal-project/dwal/bench/peers"
 )
 
 func main() {
