@@ -3,8 +3,8 @@ package engine
 import (
 	"testing"
 
-	"github.com/dwal-project/dwal/engine/errorfs"
-	"github.com/dwal-project/dwal/engine/memfs"
+	"github.com/dwal-project/dwal/engine/vfs/errorfs"
+	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
 
 // extraBackends adds the backends beyond the fallback: io_uring when this

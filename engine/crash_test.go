@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dwal-project/dwal/engine/errorfs"
-	"github.com/dwal-project/dwal/engine/memfs"
+	"github.com/dwal-project/dwal/engine/vfs/errorfs"
+	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
 
 // The seeded crash test. Each seed draws a workload (mixed entry sizes,

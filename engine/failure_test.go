@@ -10,10 +10,10 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/dwal-project/dwal/engine/errorfs"
 	"github.com/dwal-project/dwal/engine/fallback"
-	"github.com/dwal-project/dwal/engine/memfs"
 	"github.com/dwal-project/dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/vfs/errorfs"
+	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
 
 // faultCase is one way a batch's write or sync can fail, with the state the

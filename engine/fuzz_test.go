@@ -6,7 +6,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/dwal-project/dwal/engine/memfs"
+	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
 
 // Fuzz targets for the parts of the format that read untrusted bytes.

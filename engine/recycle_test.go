@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dwal-project/dwal/engine/errorfs"
-	"github.com/dwal-project/dwal/engine/memfs"
+	"github.com/dwal-project/dwal/engine/vfs/errorfs"
+	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
 
 // Found by TestCrash (seed 11309 of a 20,000-seed run: "Open after the

@@ -6,8 +6,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/dwal-project/dwal/engine/errorfs"
 	"github.com/dwal-project/dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/vfs/errorfs"
 )
 
 // The io_uring backend writes with O_DIRECT: the engine must know that no

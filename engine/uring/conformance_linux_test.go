@@ -6,8 +6,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/dwal-project/dwal/engine/enginetest"
 	"github.com/dwal-project/dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/vfs/vfstest"
 )
 
 // TestConformance runs the backend contract suite shared by every backend.
@@ -15,7 +15,7 @@ func TestConformance(t *testing.T) {
 	if err := Probe(t.TempDir()); errors.Is(err, vfs.ErrUnsupported) {
 		t.Skipf("io_uring backend unavailable: %v", err)
 	}
-	enginetest.Run(t, func(t *testing.T) vfs.FS {
+	vfstest.Run(t, func(t *testing.T) vfs.FS {
 		f, err := New(t.TempDir(), vfs.Options{})
 		if err != nil {
 			t.Fatal(err)

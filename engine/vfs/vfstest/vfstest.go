@@ -1,11 +1,11 @@
-// Package enginetest is the one conformance suite for dwal's storage
+// Package vfstest is the one conformance suite for dwal's storage
 // backends: Run checks the vfs.FS and vfs.File contract method by method,
 // through the interface only (no OS calls), so the same checks run against
 // io_uring, fallback, memfs and errorfs(memfs).
 //
 // It does not check durability (that needs a crash: see memfs.CrashClone)
 // nor fault handling (see errorfs).
-package enginetest
+package vfstest
 
 import (
 	"bytes"

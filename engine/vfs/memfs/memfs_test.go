@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/dwal-project/dwal/engine/align"
-	"github.com/dwal-project/dwal/engine/memfs"
 	"github.com/dwal-project/dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
 
 const (
@@ -72,7 +72,10 @@ func durableFile(t *testing.T, m *memfs.FS, name string, p []byte) vfs.File {
 
 func TestSyncedDataSurvivesEveryCrash(t *testing.T) {
 	m := memfs.New(a)
-	want := append(fill(a, 1), fill(a, 2)...)
+	// NB: append may move the bytes to an unaligned array; copy into an
+	// aligned one instead.
+	want := fill(2*a, 1)
+	copy(want[a:], fill(a, 2))
 	f := durableFile(t, m, "000001.log", want)
 	// More synced data through Sync rather than a synced write.
 	p := fill(a, 3)

@@ -13,9 +13,9 @@ import (
 	"testing"
 
 	"github.com/dwal-project/dwal/engine/align"
-	"github.com/dwal-project/dwal/engine/errorfs"
-	"github.com/dwal-project/dwal/engine/memfs"
 	"github.com/dwal-project/dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/vfs/errorfs"
+	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
 
 const a = 4096
