@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dwal-project/dwal/engine/internal/segment"
 	"github.com/dwal-project/dwal/engine/vfs"
 	"github.com/dwal-project/dwal/engine/vfs/errorfs"
 	"github.com/dwal-project/dwal/engine/vfs/memfs"
@@ -243,7 +244,7 @@ func TestFilePermissions(t *testing.T) {
 		if st.Mode().Perm() != 0o700 {
 			t.Fatalf("dir mode %v", st.Mode())
 		}
-		for _, n := range []string{segName(1), metaName(1), lockName} {
+		for _, n := range []string{segment.Name(1), segment.MetaName(1), segment.LockName} {
 			st, err := os.Stat(filepath.Join(cfg.Dir, n))
 			if err != nil || st.Mode().Perm() != 0o600 {
 				t.Fatalf("%s: %v %v", n, st.Mode(), err)

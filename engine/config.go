@@ -129,6 +129,9 @@ func DefaultConfig(dir string) Config {
 }
 
 // withDefaults validates c and fills its zero values.
+// maxEntrySizeCap is the largest Config.MaxEntrySize accepted.
+const maxEntrySizeCap = 1 << 30
+
 func (c Config) withDefaults() (Config, error) {
 	if c.Dir == "" && c.FS == nil {
 		return c, fmt.Errorf("%w: empty Dir", ErrBadConfig)

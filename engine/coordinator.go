@@ -7,12 +7,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/internal/segment"
 	"github.com/dwal-project/dwal/engine/vfs"
 )
 
@@ -143,7 +143,9 @@ func (c *Coordinator) Backend() BackendInfo { return c.info }
 func (c *Coordinator) Recovery() RecoveryReport { return c.rep }
 
 // SegmentPath is the path of segment id's file.
-func (c *Coordinator) SegmentPath(id uint64) string { return filepath.Join(c.cfg.Dir, segName(id)) }
+func (c *Coordinator) SegmentPath(id uint64) string {
+	return filepath.Join(c.cfg.Dir, segment.Name(id))
+}
 
 // TotalEntriesFlushed counts entries written successfully.
 func (c *Coordinator) TotalEntriesFlushed() uint64 { return c.entries.Load() }
@@ -228,7 +230,7 @@ func (c *Coordinator) startSegment() error {
 			return err
 		}
 	}
-	if err := c.fs.Rename(s.name, segName(id)); err != nil {
+	if err := c.fs.Rename(s.name, segment.Name(id)); err != nil {
 		s.f.Close()
 		c.fs.Remove(s.name)
 		return fmt.Errorf("dwal: activate segment %d: %w", id, err)
@@ -269,7 +271,7 @@ func (c *Coordinator) seal() {
 	}
 	a.f.Close()
 	if a.meta.EntryCount == 0 {
-		if err := c.fs.Remove(segName(a.id)); err == nil {
+		if err := c.fs.Remove(segment.Name(a.id)); err == nil {
 			c.dirDirty = true
 		}
 		return
@@ -286,13 +288,13 @@ func (c *Coordinator) seal() {
 // rename is made durable by the next syncDir (a .meta lost in a crash is
 // rebuilt by recovery).
 func (c *Coordinator) writeMeta(id uint64, m SegmentMetadata) error {
-	b := m.Bytes()
-	tmp := metaName(id) + tmpSuffix
+	b := m.format().Encode()
+	tmp := segment.MetaName(id) + segment.TmpSuffix
 	if err := c.fs.WriteFile(tmp, b[:]); err != nil {
 		c.fs.Remove(tmp)
 		return err
 	}
-	if err := c.fs.Rename(tmp, metaName(id)); err != nil {
+	if err := c.fs.Rename(tmp, segment.MetaName(id)); err != nil {
 		return err
 	}
 	c.dirDirty = true
@@ -330,13 +332,13 @@ func (c *Coordinator) syncDir() error {
 // whatever lies after it (temp file, fsync, rename, and, unlike a .meta,
 // a directory sync at once). Recovery honours it and then removes it.
 func (c *Coordinator) writeFence(id uint64, off int64) error {
-	b := encodeFence(off)
-	tmp := fenceName(id) + tmpSuffix
+	b := segment.EncodeFence(off)
+	tmp := segment.FenceName(id) + segment.TmpSuffix
 	if err := c.fs.WriteFile(tmp, b[:]); err != nil {
 		c.fs.Remove(tmp)
 		return err
 	}
-	if err := c.fs.Rename(tmp, fenceName(id)); err != nil {
+	if err := c.fs.Rename(tmp, segment.FenceName(id)); err != nil {
 		return err
 	}
 	return c.fs.SyncDir()
@@ -366,27 +368,18 @@ func (c *Coordinator) retain() {
 
 // segmentIDs lists the segment IDs present, ascending.
 func (c *Coordinator) segmentIDs() ([]uint64, error) {
-	ents, err := c.fs.List()
+	l, err := segment.List(c.fs)
 	if err != nil {
 		return nil, err
 	}
-	var ids []uint64
-	for _, e := range ents {
-		if id, ok := parseID(e.Name(), segSuffix); ok {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	return ids, nil
+	return l.IDs, nil
 }
 
-// ReadSegmentMetadata reads id's .meta; ok is false when it is missing or short.
+// ReadSegmentMetadata reads id's .meta; ok is false when it is missing or
+// malformed (not 24 bytes).
 func (c *Coordinator) ReadSegmentMetadata(id uint64) (SegmentMetadata, bool) {
-	b, err := c.fs.ReadFile(metaName(id))
-	if err != nil {
-		return SegmentMetadata{}, false
-	}
-	return ParseSegmentMetadata(b)
+	m, ok, err := segment.ReadMeta(c.fs, id)
+	return metadataOf(m), ok && err == nil
 }
 
 // Segments lists the segments that have metadata (the sealed ones), by ID.

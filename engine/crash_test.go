@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dwal-project/dwal/engine/internal/segment"
 	"github.com/dwal-project/dwal/engine/vfs/errorfs"
 	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
@@ -141,7 +142,7 @@ func (ci *crashInjector) MaybeError(op errorfs.Op) error {
 // fence that stands for a failed rollback cannot be written either,
 // recovery may replay the failed batch.
 func isSegmentFile(name string) bool {
-	return name != "" && name != lockName && !strings.Contains(name, metaSuffix) && !strings.Contains(name, fenceSuffix)
+	return name != "" && name != segment.LockName && !strings.Contains(name, segment.MetaSuffix) && !strings.Contains(name, segment.FenceSuffix)
 }
 
 // crashRun is one seed.

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
 // Both backends write the same bytes: a directory written through io_uring
@@ -55,7 +57,7 @@ func TestCrossBackendReopen(t *testing.T) {
 					t.Fatalf("phase %d: replay before close: %s", phase, firstDiff(got, all))
 				}
 				ids := logIDs(t, dir)
-				if _, err := os.Stat(filepath.Join(dir, metaName(ids[len(ids)-1]))); err == nil {
+				if _, err := os.Stat(filepath.Join(dir, segment.MetaName(ids[len(ids)-1]))); err == nil {
 					t.Fatalf("phase %d: the active segment is sealed before Close; the test wants an unsealed one", phase)
 				}
 				if err := c.Close(); err != nil {

@@ -4,7 +4,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 )
@@ -70,19 +69,4 @@ func (c aesGCM) Open(dst, sealed, ad []byte) ([]byte, error) {
 		return nil, errors.New("sealed batch too short")
 	}
 	return c.aead.Open(dst, sealed[:ns], sealed[ns:], ad)
-}
-
-// adLen is the size of a batch's associated data.
-const adLen = 8 + 8 + 8 + 4 + 8 + 8
-
-// batchAD writes the associated data of a batch into b (adLen bytes).
-func batchAD(b []byte, segID, salt uint64, h *batchHeader) []byte {
-	b = b[:adLen]
-	binary.LittleEndian.PutUint64(b[0:], segID)
-	binary.LittleEndian.PutUint64(b[8:], salt)
-	binary.LittleEndian.PutUint64(b[16:], h.seq)
-	binary.LittleEndian.PutUint32(b[24:], h.count)
-	binary.LittleEndian.PutUint64(b[28:], uint64(h.minLSN))
-	binary.LittleEndian.PutUint64(b[36:], uint64(h.maxLSN))
-	return b
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
 func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
@@ -102,37 +104,37 @@ func TestEncryptedBatchMovedOrAltered(t *testing.T) {
 			cfg.SegmentSize = 1 // one batch per segment
 			cfg.SegmentsToRetain = 100
 			writeLog(t, cfg, 2, 1) // segments 1 and 2
-			src := filepath.Join(cfg.Dir, segName(1))
+			src := filepath.Join(cfg.Dir, segment.Name(1))
 			dst := src
 			dstOff := int64(4096)
 			switch tc {
 			case "to another offset":
 				dstOff = 8192 // where a second batch of segment 1 would go
 			case "to another segment":
-				dst = filepath.Join(cfg.Dir, segName(2))
+				dst = filepath.Join(cfg.Dir, segment.Name(2))
 			}
 			data, _ := os.ReadFile(src)
 			batch := append([]byte(nil), data[4096:8192]...)
 			target, _ := os.ReadFile(dst)
-			th, _ := decodeSegHeader(target)
+			th, _ := segment.DecodeHeader(target)
 			if tc == "flipped bit" {
-				batch[batchHeaderLen+20] ^= 1
+				batch[segment.BatchHeaderLen+20] ^= 1
 			}
 			seq := uint64(1)
 			if dstOff == 8192 {
 				seq = 2
 			}
 			binary.LittleEndian.PutUint64(batch[16:], seq)
-			binary.LittleEndian.PutUint64(batch[40:], th.salt)
+			binary.LittleEndian.PutUint64(batch[40:], th.Salt)
 			l := binary.LittleEndian.Uint32(batch[8:])
-			binary.LittleEndian.PutUint32(batch[4:], crc32.Update(seedCRC(th.salt), castagnoli, batch[8:batchHeaderLen+int(l)]))
+			binary.LittleEndian.PutUint32(batch[4:], crc32.Update(segment.SeedCRC(th.Salt), segment.Castagnoli, batch[8:segment.BatchHeaderLen+int(l)]))
 			if int64(len(target)) < dstOff+4096 {
 				target = append(target, make([]byte, dstOff+4096-int64(len(target)))...)
 			}
 			copy(target[dstOff:], batch)
 			os.WriteFile(dst, target, 0o600)
-			os.Remove(filepath.Join(cfg.Dir, metaName(1))) // let recovery rescan
-			os.Remove(filepath.Join(cfg.Dir, metaName(2)))
+			os.Remove(filepath.Join(cfg.Dir, segment.MetaName(1))) // let recovery rescan
+			os.Remove(filepath.Join(cfg.Dir, segment.MetaName(2)))
 			c, err := Open(cfg)
 			if err == nil {
 				err = c.Replay(0, func(LSN, []byte) error { return nil })

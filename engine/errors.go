@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 
+	"github.com/dwal-project/dwal/engine/internal/segment"
 	"github.com/dwal-project/dwal/engine/vfs"
 )
 
@@ -27,12 +28,12 @@ var (
 	ErrNoSpace = vfs.ErrNoSpace
 	// ErrDecrypt: a sealed entry could not be opened (wrong or missing key, or
 	// the bytes were altered or moved).
-	ErrDecrypt = errors.New("dwal: cannot decrypt")
+	ErrDecrypt = segment.ErrDecrypt
 	// ErrCorrupt: a segment holds bytes that no crash can explain (a bad
 	// header, a sealed segment that disagrees with its .meta).
-	ErrCorrupt = errors.New("dwal: corrupt segment")
+	ErrCorrupt = segment.ErrCorrupt
 	// ErrUnsupportedFormat: a segment was written by a newer dwal.
-	ErrUnsupportedFormat = errors.New("dwal: unsupported segment format")
+	ErrUnsupportedFormat = segment.ErrUnsupportedFormat
 	// ErrBadConfig: Config holds an invalid value.
 	ErrBadConfig = errors.New("dwal: bad config")
 	// ErrDropped: a PendingEntry was garbage collected without being flushed.

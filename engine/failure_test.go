@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/dwal-project/dwal/engine/fallback"
+	"github.com/dwal-project/dwal/engine/internal/segment"
 	"github.com/dwal-project/dwal/engine/vfs"
 	"github.com/dwal-project/dwal/engine/vfs/errorfs"
 	"github.com/dwal-project/dwal/engine/vfs/memfs"
@@ -129,7 +130,7 @@ func TestSyncFailureRule(t *testing.T) {
 					}
 				}
 				// The segment was rolled back to where the batch started.
-				if f, err := efs.Unwrap().Open(segName(1), true); err == nil {
+				if f, err := efs.Unwrap().Open(segment.Name(1), true); err == nil {
 					size, _ := f.Size()
 					f.Close()
 					if !fc.readOnly && size != int64(sizeBefore) {
@@ -160,7 +161,7 @@ func TestSyncFailureRule(t *testing.T) {
 					if c.CurrentSegmentID() != 2 {
 						t.Fatalf("resumed in segment %d, want a fresh one", c.CurrentSegmentID())
 					}
-					ws := log.writesTo(preparedPrefix + "2" + tmpSuffix)
+					ws := log.writesTo(segment.PreparedPrefix + "2" + segment.TmpSuffix)
 					if len(ws) != 1 || ws[0].Mode == vfs.SyncNone {
 						t.Fatalf("first batch on the fresh segment not synced: %+v", ws)
 					}

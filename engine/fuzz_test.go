@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/dwal-project/dwal/engine/internal/segment"
 	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
 
@@ -15,10 +16,10 @@ import (
 
 // FuzzDecodeBatch feeds arbitrary bytes to the batch decoder, as one batch
 // of a segment with the given salt, at the given sequence number, the way
-// scanSegment does: decodeBatchHeader, then (when the length fits the
-// bytes) checkBatch and walkBatch. Nothing may panic, every entry walked
-// lies inside the batch's bytes, and a batch that passes checkBatch walks
-// exactly count entries with LSNs in the header's range. walkBatch also runs
+// segment.Scan does: DecodeBatchHeader, then (when the length fits the
+// bytes) CheckBatch and WalkBatch. Nothing may panic, every entry walked
+// lies inside the batch's bytes, and a batch that passes CheckBatch walks
+// exactly count entries with LSNs in the header's range. WalkBatch also runs
 // on batches whose CRC fails: it must be safe on any lengths (a hostile
 // file can carry a valid CRC).
 func FuzzDecodeBatch(f *testing.F) {
@@ -29,63 +30,63 @@ func FuzzDecodeBatch(f *testing.F) {
 		f.Add(b, uint64(salt), uint64(2))
 		f.Add(b[:len(b)/2], uint64(salt), uint64(1))
 	}
-	f.Add(make([]byte, batchHeaderLen), uint64(0), uint64(0))
+	f.Add(make([]byte, segment.BatchHeaderLen), uint64(0), uint64(0))
 	f.Fuzz(func(t *testing.T, data []byte, salt, seq uint64) {
-		if len(data) < batchHeaderLen {
+		if len(data) < segment.BatchHeaderLen {
 			return // the scanner never decodes fewer bytes (it ends the log)
 		}
-		h, why := decodeBatchHeader(data[:batchHeaderLen], salt, seq)
-		if why != batchOK {
+		h, why := segment.DecodeBatchHeader(data[:segment.BatchHeaderLen], salt, seq)
+		if why != segment.OK {
 			return
 		}
-		if h.salt != salt || h.seq != seq || h.length > maxBatchPayload {
-			t.Fatalf("header accepted with salt %x seq %d length %d (want salt %x seq %d)", h.salt, h.seq, h.length, salt, seq)
+		if h.Salt != salt || h.Seq != seq || h.Length > segment.MaxBatchPayload {
+			t.Fatalf("header accepted with salt %x seq %d length %d (want salt %x seq %d)", h.Salt, h.Seq, h.Length, salt, seq)
 		}
-		if int64(batchHeaderLen)+int64(h.length) > int64(len(data)) {
-			return // scanSegment ends the log here (batchLength)
+		if int64(segment.BatchHeaderLen)+int64(h.Length) > int64(len(data)) {
+			return // segment.Scan ends the log here (segment.BadLength)
 		}
-		body := data[batchHeaderLen : batchHeaderLen+int(h.length)]
+		body := data[segment.BatchHeaderLen : segment.BatchHeaderLen+int(h.Length)]
 		lo := uintptr(unsafe.Pointer(unsafe.SliceData(body)))
 		hi := lo + uintptr(len(body))
 		var n uint32
-		walk := func(lsn LSN, b []byte) error {
+		walk := func(lsn uint64, b []byte) error {
 			n++
 			if len(b) > 0 {
 				p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-				if p < lo+entryHeaderLen || p+uintptr(len(b)) > hi {
+				if p < lo+segment.EntryHeaderLen || p+uintptr(len(b)) > hi {
 					t.Fatalf("entry %d (LSN %d, %d bytes) lies outside the batch's bytes", n, lsn, len(b))
 				}
 			}
-			if uint64(n) > uint64(len(body))/entryHeaderLen {
+			if uint64(n) > uint64(len(body))/segment.EntryHeaderLen {
 				t.Fatalf("walked %d entries out of %d bytes", n, len(body))
 			}
 			return nil
 		}
-		rawWhy, err := walkBatch(data, &h, walk)
+		rawWhy, err := segment.WalkBatch(data, &h, walk)
 		if err != nil {
-			t.Fatalf("walkBatch returned fn's error %v, fn returned none", err)
+			t.Fatalf("WalkBatch returned fn's error %v, fn returned none", err)
 		}
-		if rawWhy == batchOK && n != h.count {
-			t.Fatalf("walkBatch accepted %d entries, header says %d", n, h.count)
+		if rawWhy == segment.OK && n != h.Count {
+			t.Fatalf("WalkBatch accepted %d entries, header says %d", n, h.Count)
 		}
-		checkWhy := checkBatch(data, &h)
-		if checkWhy != batchOK {
+		checkWhy := segment.CheckBatch(data, &h)
+		if checkWhy != segment.OK {
 			return
 		}
 		n = 0
-		var lsns []LSN
-		if why, err := walkBatch(data, &h, func(lsn LSN, b []byte) error {
+		var lsns []uint64
+		if why, err := segment.WalkBatch(data, &h, func(lsn uint64, b []byte) error {
 			lsns = append(lsns, lsn)
 			return walk(lsn, b)
-		}); why != batchOK || err != nil {
-			t.Fatalf("checkBatch accepted a batch walkBatch refuses: %q %v", why, err)
+		}); why != segment.OK || err != nil {
+			t.Fatalf("CheckBatch accepted a batch WalkBatch refuses: %q %v", why, err)
 		}
-		if n != h.count {
-			t.Fatalf("checked batch walks %d entries, header says %d", n, h.count)
+		if n != h.Count {
+			t.Fatalf("checked batch walks %d entries, header says %d", n, h.Count)
 		}
 		for _, l := range lsns {
-			if l < h.minLSN || l > h.maxLSN {
-				t.Fatalf("LSN %d outside the header's %d..%d", l, h.minLSN, h.maxLSN)
+			if l < h.MinLSN || l > h.MaxLSN {
+				t.Fatalf("LSN %d outside the header's %d..%d", l, h.MinLSN, h.MaxLSN)
 			}
 		}
 	})
@@ -96,14 +97,14 @@ func FuzzDecodeBatch(f *testing.F) {
 func fuzzBatch(salt, seq uint64, first LSN, entries [][]byte) []byte {
 	payload := 0
 	for _, e := range entries {
-		payload += entryHeaderLen + len(e)
+		payload += segment.EntryHeaderLen + len(e)
 	}
-	b := make([]byte, batchSpan(payload, 4096))
-	h := batchHeader{length: uint32(payload), count: uint32(len(entries)), seq: seq, salt: salt}
-	h.minLSN, h.maxLSN, _ = encodeEntries(b[batchHeaderLen:], len(entries), func(i int) (LSN, []byte) {
-		return first + LSN(i), entries[i]
+	b := make([]byte, segment.BatchSpan(payload, 4096))
+	h := segment.BatchHeader{Length: uint32(payload), Count: uint32(len(entries)), Seq: seq, Salt: salt}
+	h.MinLSN, h.MaxLSN, _ = segment.EncodeEntries(b[segment.BatchHeaderLen:], len(entries), func(i int) (uint64, []byte) {
+		return uint64(first) + uint64(i), entries[i]
 	})
-	encodeBatchHeader(b, &h)
+	segment.EncodeBatchHeader(b, &h)
 	return b
 }
 
@@ -113,9 +114,9 @@ func fuzzBatch(salt, seq uint64, first LSN, entries [][]byte) []byte {
 // bytes, the entries written and the entry count at the end of each batch.
 func fuzzSegment(layout []byte, prealloc bool) (seg []byte, written []replayed, ends []int) {
 	const salt = 0x5eed5a17
-	h := segHeader{version: formatVersion, align: 4096, id: 1, salt: salt, created: 1}
+	h := segment.Header{Version: segment.Version, Align: 4096, ID: 1, Salt: salt, Created: 1}
 	seg = make([]byte, 4096)
-	h.encode(seg)
+	h.Encode(seg)
 	var batch [][]byte
 	seq := uint64(1)
 	flush := func() {
@@ -185,14 +186,14 @@ func FuzzRecoverSegment(f *testing.F) {
 		}
 		damaged := len(seg) != full || mode&3 != 1 && len(patch) > 0
 		mem := memfs.New(4096)
-		if err := mem.WriteFile(segName(1), seg); err != nil {
+		if err := mem.WriteFile(segment.Name(1), seg); err != nil {
 			t.Fatal(err)
 		}
 		withMeta := mode&4 != 0 && len(written) > 0
 		if withMeta {
 			m := SegmentMetadata{MinLSN: written[0].lsn, MaxLSN: written[len(written)-1].lsn, EntryCount: uint64(len(written))}
-			b := m.Bytes()
-			if err := mem.WriteFile(metaName(1), b[:]); err != nil {
+			b, _ := m.MarshalBinary()
+			if err := mem.WriteFile(segment.MetaName(1), b); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
 // backend is one way of opening a Coordinator for a test.
@@ -77,7 +78,7 @@ func logIDs(t *testing.T, dir string) []uint64 {
 	}
 	var ids []uint64
 	for _, e := range ents {
-		if id, ok := parseID(e.Name(), segSuffix); ok {
+		if id, ok := segment.ParseID(e.Name(), segment.Suffix); ok {
 			ids = append(ids, id)
 		}
 	}
@@ -88,7 +89,7 @@ func logIDs(t *testing.T, dir string) []uint64 {
 // span is the on-disk size of a one-entry batch of n payload bytes with the
 // default alignment: the byte counts of the seed's tests come from its 5-byte
 // header, ours from this.
-func span1(n int) int64 { return int64(batchSpan(entryHeaderLen+n, align.Default)) }
+func span1(n int) int64 { return int64(segment.BatchSpan(segment.EntryHeaderLen+n, align.Default)) }
 
 type replayed struct {
 	lsn  LSN

@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/internal/segment"
 	"github.com/dwal-project/dwal/engine/vfs"
 )
 
@@ -40,7 +40,6 @@ import (
 var initPrepared = true
 
 const (
-	recyclePrefix = "recycle-"
 	// While batches are being written, the preparer writes one chunk of
 	// zeros per tick, initChunk to initChunkMax bytes: enough to finish
 	// before the active segment fills at the log's current rate. A commit's
@@ -223,7 +222,7 @@ func (p *preparer) close() {
 // set and the backend bypasses the page cache); then its header, synced.
 func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
 	size := max(align.Up64(c.cfg.SegmentSize, c.align), 2*int64(c.align))
-	name := fmt.Sprintf("%s%d%s", preparedPrefix, id, tmpSuffix)
+	name := fmt.Sprintf("%s%d%s", segment.PreparedPrefix, id, segment.TmpSuffix)
 	var f vfs.File
 	if old := c.prep.takeRecycled(); old != "" {
 		if err := c.fs.Rename(old, name); err == nil {
@@ -265,19 +264,19 @@ func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
 	if _, err := rand.Read(saltb[:]); err != nil {
 		return fail(err)
 	}
-	h := segHeader{version: formatVersion, align: uint32(c.align), id: id,
-		salt: binary.LittleEndian.Uint64(saltb[:]), created: time.Now().UnixNano()}
+	h := segment.Header{Version: segment.Version, Align: uint32(c.align), ID: id,
+		Salt: binary.LittleEndian.Uint64(saltb[:]), Created: time.Now().UnixNano()}
 	if c.cfg.Cipher != nil {
-		h.flags |= segFlagEncrypted
+		h.Flags |= segment.FlagEncrypted
 	}
 	b := align.Alloc(c.align, c.align)
-	h.encode(b)
+	h.Encode(b)
 	// The header, the file's size and its allocation are durable before
 	// the file can get its real name: a .log always starts with a header.
 	if err := f.WriteAt(b, 0, vfs.SyncData); err != nil {
 		return fail(err)
 	}
-	return &prepared{id: id, name: name, f: f, salt: h.salt, size: size, sealed: h.flags&segFlagEncrypted != 0}, nil
+	return &prepared{id: id, name: name, f: f, salt: h.Salt, size: size, sealed: h.Flags&segment.FlagEncrypted != 0}, nil
 }
 
 // initBlocks writes zeros over the file so its extents are initialised
@@ -356,21 +355,21 @@ func (c *Coordinator) initChunkFor(left int64, rate float64, tick time.Duration)
 func (c *Coordinator) retire(id uint64) error {
 	recycled := ""
 	if !pageCache(c.fs) {
-		tmp := fmt.Sprintf("%s%d%s", recyclePrefix, id, tmpSuffix)
-		if err := c.fs.Rename(segName(id), tmp); err == nil {
+		tmp := fmt.Sprintf("%s%d%s", segment.RecyclePrefix, id, segment.TmpSuffix)
+		if err := c.fs.Rename(segment.Name(id), tmp); err == nil {
 			recycled = tmp
 		} else if errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
 	if recycled == "" {
-		if err := c.fs.Remove(segName(id)); err != nil {
+		if err := c.fs.Remove(segment.Name(id)); err != nil {
 			return err
 		}
 	} else {
 		c.retired = append(c.retired, recycled)
 	}
-	c.fs.Remove(metaName(id))
+	c.fs.Remove(segment.MetaName(id))
 	c.dirDirty = true
 	return nil
 }
@@ -384,12 +383,6 @@ func (c *Coordinator) offerRecycled(names []string, synced bool) {
 			c.fs.Remove(n)
 		}
 	}
-}
-
-func isLeftover(name string) bool {
-	return strings.HasSuffix(name, tmpSuffix) &&
-		(strings.HasPrefix(name, preparedPrefix) || strings.HasPrefix(name, recyclePrefix) ||
-			strings.HasSuffix(name, metaSuffix+tmpSuffix) || strings.HasSuffix(name, fenceSuffix+tmpSuffix))
 }
 
 // WaitPrepared blocks until no segment preparation is pending (the next

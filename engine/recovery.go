@@ -1,14 +1,13 @@
 package engine
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"slices"
 
 	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/internal/segment"
 	"github.com/dwal-project/dwal/engine/vfs"
 )
 
@@ -21,7 +20,7 @@ type RecoveryReport struct {
 // segFile is one segment found in the directory.
 type segFile struct {
 	id      uint64
-	hdr     segHeader
+	hdr     segment.Header
 	meta    SegmentMetadata
 	hasMeta bool
 	badHdr  error // the header block is unreadable
@@ -43,142 +42,27 @@ type segFile struct {
 //
 // The next flush starts a new segment after the highest ID.
 func (c *Coordinator) recover() error {
-	ents, err := c.fs.List()
+	l, err := segment.List(c.fs)
 	if err != nil {
-		return fmt.Errorf("list: %w", err)
+		return err
 	}
-	var segs []*segFile
-	var leftovers []string
-	var fences, metas []uint64
-	for _, e := range ents {
-		name := e.Name()
-		if id, ok := parseID(name, segSuffix); ok {
-			if !e.Type().IsRegular() {
-				return fmt.Errorf("%w: %s is not a regular file (%v)", ErrCorrupt, name, e.Type())
+	if len(l.NotRegular) > 0 {
+		for _, id := range l.IDs {
+			if t, ok := l.NotRegular[id]; ok {
+				return fmt.Errorf("%w: %s is not a regular file (%v)", ErrCorrupt, segment.Name(id), t)
 			}
-			segs = append(segs, &segFile{id: id})
-			continue
-		}
-		if id, ok := parseID(name, metaSuffix); ok {
-			metas = append(metas, id)
-			continue
-		}
-		if id, ok := parseID(name, fenceSuffix); ok {
-			fences = append(fences, id)
-			continue
-		}
-		if isLeftover(name) {
-			leftovers = append(leftovers, name)
 		}
 	}
-	slices.SortFunc(segs, func(a, b *segFile) int { return cmp.Compare(a.id, b.id) })
-	for _, id := range metas {
-		// A .meta whose segment is gone: a crash between retiring a segment
-		// and removing its .meta.
-		if !slices.ContainsFunc(segs, func(s *segFile) bool { return s.id == id }) {
-			leftovers = append(leftovers, metaName(id))
-		}
+	segs := make([]*segFile, len(l.IDs))
+	for i, id := range l.IDs {
+		segs[i] = &segFile{id: id}
 	}
-
-	// Read-only pass.
-	for i, s := range segs {
-		last := i == len(segs)-1
-		if err := c.readHeader(s); err != nil {
-			if errors.Is(err, ErrUnsupportedFormat) {
-				return fmt.Errorf("%s: %w", segName(s.id), err)
-			}
-			if !errors.Is(err, errBadSegHeader) {
-				return fmt.Errorf("%s: %w", segName(s.id), err)
-			}
-			if !last {
-				return fmt.Errorf("%w: %s: %w", ErrCorrupt, segName(s.id), err)
-			}
-			s.badHdr = err
-		}
-		if s.badHdr == nil && s.hdr.id != s.id {
-			return fmt.Errorf("%w: %s holds segment %d", ErrCorrupt, segName(s.id), s.hdr.id)
-		}
-		if b, err := c.fs.ReadFile(metaName(s.id)); err == nil {
-			s.meta, s.hasMeta = ParseSegmentMetadata(b)
-			if s.hasMeta && len(b) != metaLen {
-				s.hasMeta = false
-			}
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("read %s: %w", metaName(s.id), err)
-		}
-		if slices.Contains(fences, s.id) {
-			b, err := c.fs.ReadFile(fenceName(s.id))
-			if err != nil {
-				return fmt.Errorf("read %s: %w", fenceName(s.id), err)
-			}
-			off, ok := decodeFence(b)
-			if !ok {
-				return fmt.Errorf("%w: %s is not a valid end-of-log record", ErrCorrupt, fenceName(s.id))
-			}
-			s.fence = off
-			s.hasMeta = false // a fenced segment is resealed from its fenced scan
-		}
+	if err := c.readSegments(l, segs); err != nil {
+		return err
 	}
-
-	// Repairs.
-	dirty := false
-	for _, name := range leftovers {
-		if err := c.fs.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove leftover %s: %w", name, err)
-		}
-		c.repaired("removed leftover %s", name)
-		dirty = true
-	}
-	var kept []*segFile
-	for i, s := range segs {
-		last := i == len(segs)-1
-		switch {
-		case s.badHdr != nil:
-			if err := c.fs.Rename(segName(s.id), brokenName(s.id)); err != nil {
-				return fmt.Errorf("set aside %s: %w", segName(s.id), err)
-			}
-			c.fs.Remove(metaName(s.id))
-			c.repaired("%s has no valid header (%v); renamed to %s", segName(s.id), s.badHdr, brokenName(s.id))
-			dirty = true
-			continue
-		case !s.hasMeta:
-			// The last segment (or one whose end a fence records) was left
-			// open by its writer: its tail is cut. An earlier one was sealed
-			// and only lost its .meta.
-			keep, err := c.reseal(s, last || s.fence > 0)
-			if err != nil {
-				return err
-			}
-			dirty = true
-			if !keep {
-				continue
-			}
-		}
-		kept = append(kept, s)
-	}
-	if len(fences) > 0 && dirty {
-		// NB: what honoured a fence (a segment cut and synced, or removed
-		// when it held nothing) must be durable before the fence goes: a
-		// directory that does not order its operations could otherwise
-		// bring back a removed segment, with its failed batch, and no fence.
-		c.dirDirty = true
-		if err := c.syncDir(); err != nil {
-			return fmt.Errorf("sync dir: %w", err)
-		}
-	}
-	for _, id := range fences {
-		// Honoured above (or its segment is gone): the seal that used it is
-		// durable, so the record can go.
-		if err := c.fs.Remove(fenceName(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove %s: %w", fenceName(id), err)
-		}
-		dirty = true
-	}
-	if dirty {
-		c.dirDirty = true
-	}
-	if err := c.syncDir(); err != nil { // also covers the .meta files reseal wrote
-		return fmt.Errorf("sync dir: %w", err)
+	kept, err := c.repair(l, segs)
+	if err != nil {
+		return err
 	}
 	if err := c.checkKey(kept); err != nil {
 		return err
@@ -197,17 +81,133 @@ func (c *Coordinator) recover() error {
 	return nil
 }
 
+// readSegments is recovery's read-only pass: every header, .meta and fence.
+// It changes nothing, so a directory it refuses stays as it was.
+func (c *Coordinator) readSegments(l *segment.Listing, segs []*segFile) error {
+	for i, s := range segs {
+		last := i == len(segs)-1
+		if err := c.readHeader(s); err != nil {
+			if !errors.Is(err, segment.ErrBadHeader) { // ErrUnsupportedFormat too
+				return fmt.Errorf("%s: %w", segment.Name(s.id), err)
+			}
+			if !last {
+				return fmt.Errorf("%w: %s: %w", ErrCorrupt, segment.Name(s.id), err)
+			}
+			s.badHdr = err
+		}
+		if s.badHdr == nil && s.hdr.ID != s.id {
+			return fmt.Errorf("%w: %s holds segment %d", ErrCorrupt, segment.Name(s.id), s.hdr.ID)
+		}
+		m, ok, err := segment.ReadMeta(c.fs, s.id)
+		if err != nil {
+			return err
+		}
+		s.meta, s.hasMeta = metadataOf(m), ok
+		if l.Fences[s.id] {
+			if s.fence, err = segment.ReadFence(c.fs, s.id); err != nil {
+				return err
+			}
+			s.hasMeta = false // a fenced segment is resealed from its fenced scan
+		}
+	}
+	return nil
+}
+
+// repair removes leftovers, sets aside a last segment whose header is
+// unreadable, reseals the segments without a (whole) .meta, honours and
+// then removes the fences, and syncs the directory. It returns the segments
+// kept.
+func (c *Coordinator) repair(l *segment.Listing, segs []*segFile) ([]*segFile, error) {
+	dirty := false
+	// A .meta whose segment is gone: a crash between retiring a segment and
+	// removing its .meta.
+	leftovers := l.Leftovers
+	for _, id := range l.OrphanMetas() {
+		leftovers = append(leftovers, segment.MetaName(id))
+	}
+	for _, name := range leftovers {
+		if err := c.fs.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("remove leftover %s: %w", name, err)
+		}
+		c.repaired("removed leftover %s", name)
+		dirty = true
+	}
+	var kept []*segFile
+	for i, s := range segs {
+		last := i == len(segs)-1
+		switch {
+		case s.badHdr != nil:
+			if err := c.fs.Rename(segment.Name(s.id), segment.BrokenName(s.id)); err != nil {
+				return nil, fmt.Errorf("set aside %s: %w", segment.Name(s.id), err)
+			}
+			c.fs.Remove(segment.MetaName(s.id))
+			c.repaired("%s has no valid header (%v); renamed to %s", segment.Name(s.id), s.badHdr, segment.BrokenName(s.id))
+			dirty = true
+			continue
+		case !s.hasMeta:
+			// The last segment (or one whose end a fence records) was left
+			// open by its writer: its tail is cut. An earlier one was sealed
+			// and only lost its .meta.
+			keep, err := c.reseal(s, last || s.fence > 0)
+			if err != nil {
+				return nil, err
+			}
+			dirty = true
+			if !keep {
+				continue
+			}
+		}
+		kept = append(kept, s)
+	}
+	if err := c.dropFences(l, dirty); err != nil {
+		return nil, err
+	}
+	if dirty || len(l.Fences) > 0 {
+		c.dirDirty = true
+	}
+	if err := c.syncDir(); err != nil { // also covers the .meta files reseal wrote
+		return nil, fmt.Errorf("sync dir: %w", err)
+	}
+	return kept, nil
+}
+
+// dropFences removes the end-of-log records once what honoured them is
+// durable.
+func (c *Coordinator) dropFences(l *segment.Listing, dirty bool) error {
+	if len(l.Fences) == 0 {
+		return nil
+	}
+	if dirty {
+		// NB: what honoured a fence (a segment cut and synced, or removed
+		// when it held nothing) must be durable before the fence goes: a
+		// directory that does not order its operations could otherwise
+		// bring back a removed segment, with its failed batch, and no fence.
+		c.dirDirty = true
+		if err := c.syncDir(); err != nil {
+			return fmt.Errorf("sync dir: %w", err)
+		}
+	}
+	for id := range l.Fences {
+		// Honoured (or its segment is gone): the seal that used it is
+		// durable, so the record can go.
+		if err := c.fs.Remove(segment.FenceName(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", segment.FenceName(id), err)
+		}
+	}
+	return nil
+}
+
 func (c *Coordinator) repaired(format string, args ...any) {
 	c.rep.Repairs = append(c.rep.Repairs, fmt.Sprintf(format, args...))
 }
 
 func (c *Coordinator) readHeader(s *segFile) error {
-	f, err := c.fs.Open(segName(s.id), true)
+	f, err := c.fs.Open(segment.Name(s.id), true)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	s.hdr, err = readSegHeader(f, c.align)
+	s.hdr, err = segment.ReadHeader(f, c.align)
 	return err
 }
 
@@ -218,7 +218,7 @@ func (c *Coordinator) readHeader(s *segFile) error {
 // loss), honours a fence, keeps a torn tail as .broken, and cuts the file at
 // the end of the log so nothing past it can ever be read as part of it.
 func (c *Coordinator) reseal(s *segFile, open bool) (bool, error) {
-	name := segName(s.id)
+	name := segment.Name(s.id)
 	f, err := c.fs.Open(name, !open)
 	if err != nil {
 		return false, err
@@ -230,59 +230,59 @@ func (c *Coordinator) reseal(s *segFile, open bool) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if sc.meta.EntryCount == 0 {
+	if sc.Meta.Entries == 0 {
 		if err := c.fs.Remove(name); err != nil {
 			return false, fmt.Errorf("remove empty %s: %w", name, err)
 		}
 		c.repaired("removed %s: it holds no batch", name)
 		return false, nil
 	}
-	if err := c.writeMeta(s.id, sc.meta); err != nil {
-		return false, fmt.Errorf("write %s: %w", metaName(s.id), err)
+	if err := c.writeMeta(s.id, metadataOf(sc.Meta)); err != nil {
+		return false, fmt.Errorf("write %s: %w", segment.MetaName(s.id), err)
 	}
-	s.meta, s.hasMeta = sc.meta, true
+	s.meta, s.hasMeta = metadataOf(sc.Meta), true
 	verb := "rebuilt the .meta of"
 	if open {
 		verb = "sealed"
 	}
-	c.repaired("%s %s: %d entries, LSN %d..%d, %d bytes", verb, name, sc.meta.EntryCount, sc.meta.MinLSN, sc.meta.MaxLSN, sc.end)
+	c.repaired("%s %s: %d entries, LSN %d..%d, %d bytes", verb, name, sc.Meta.Entries, sc.Meta.MinLSN, sc.Meta.MaxLSN, sc.End)
 	return true, nil
 }
 
 // resealScan is reseal's work on the open file.
-func (c *Coordinator) resealScan(f vfs.File, s *segFile, open bool) (scan, error) {
-	name := segName(s.id)
+func (c *Coordinator) resealScan(f vfs.File, s *segFile, open bool) (segment.Result, error) {
+	name := segment.Name(s.id)
 	if open {
 		if err := f.Sync(); err != nil {
-			return scan{}, fmt.Errorf("sync %s: %w", name, err)
+			return segment.Result{}, fmt.Errorf("sync %s: %w", name, err)
 		}
 	}
 	size, err := f.Size()
 	if err != nil {
-		return scan{}, err
+		return segment.Result{}, err
 	}
 	limit := size
 	if open && s.fence > 0 && s.fence < size {
 		limit = s.fence
 		c.repaired("%s: log ends at offset %d as %s records (a failed write could not be rolled back)",
-			name, s.fence, fenceName(s.id))
+			name, s.fence, segment.FenceName(s.id))
 	}
-	sc, err := scanSegment(f, c.align, limit, open, nil)
+	sc, err := segment.Scan(f, c.align, limit, open, nil, nil)
 	if err != nil {
 		return sc, fmt.Errorf("scan %s: %w", name, err)
 	}
 	if !open {
 		return sc, nil
 	}
-	if sc.torn > sc.end {
-		if err := c.saveBroken(f, s.id, sc.end, sc.torn); err != nil {
+	if sc.Torn > sc.End {
+		if err := c.saveBroken(f, s.id, sc.End, sc.Torn); err != nil {
 			return sc, err
 		}
 		c.repaired("%s: log ends at offset %d (%s); %d bytes after it copied to %s",
-			name, sc.end, sc.why, sc.torn-sc.end, brokenName(s.id))
+			name, sc.End, sc.Why, sc.Torn-sc.End, segment.BrokenName(s.id))
 	}
-	if sc.meta.EntryCount > 0 && sc.end < size {
-		if err := f.Truncate(sc.end); err != nil {
+	if sc.Meta.Entries > 0 && sc.End < size {
+		if err := f.Truncate(sc.End); err != nil {
 			return sc, fmt.Errorf("truncate %s: %w", name, err)
 		}
 		if err := f.Sync(); err != nil {
@@ -302,12 +302,12 @@ func (c *Coordinator) saveBroken(f vfs.File, id uint64, from, to int64) error {
 	b := align.Alloc(int(n), c.align)
 	got, err := f.ReadAt(b, start)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read torn tail of %s: %w", segName(id), err)
+		return fmt.Errorf("read torn tail of %s: %w", segment.Name(id), err)
 	}
 	lo := min(int(from-start), got)
 	hi := min(int(to-start), got)
-	if err := c.fs.WriteFile(brokenName(id), b[lo:hi]); err != nil {
-		return fmt.Errorf("write %s: %w", brokenName(id), err)
+	if err := c.fs.WriteFile(segment.BrokenName(id), b[lo:hi]); err != nil {
+		return fmt.Errorf("write %s: %w", segment.BrokenName(id), err)
 	}
 	return nil
 }
@@ -321,10 +321,10 @@ var errKeyOK = errors.New("key ok")
 func (c *Coordinator) checkKey(segs []*segFile) error {
 	for i := len(segs) - 1; i >= 0; i-- {
 		s := segs[i]
-		if s.hdr.flags&segFlagEncrypted == 0 {
+		if s.hdr.Flags&segment.FlagEncrypted == 0 {
 			continue
 		}
-		f, err := c.fs.Open(segName(s.id), true)
+		f, err := c.fs.Open(segment.Name(s.id), true)
 		if err != nil {
 			return err
 		}
@@ -333,9 +333,9 @@ func (c *Coordinator) checkKey(segs []*segFile) error {
 		if err != nil {
 			return err
 		}
-		_, err = scanSegmentWith(f, c.align, size, false, c.cfg.Cipher, func(LSN, []byte) error { return errKeyOK })
+		_, err = segment.Scan(f, c.align, size, false, c.cfg.Cipher, func(uint64, []byte) error { return errKeyOK })
 		if err != nil && !errors.Is(err, errKeyOK) {
-			return fmt.Errorf("%s: %w", segName(s.id), err)
+			return fmt.Errorf("%s: %w", segment.Name(s.id), err)
 		}
 		return nil
 	}

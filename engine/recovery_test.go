@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
 // writeLog writes batches of entries with LSNs 1.. (batch i holds
@@ -44,19 +46,19 @@ func batchOffsets(t *testing.T, path string) []int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := decodeSegHeader(data)
+	h, err := segment.DecodeHeader(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var offs []int64
-	off := int64(h.align)
-	for seq := uint64(1); off+batchHeaderLen <= int64(len(data)); seq++ {
-		bh, why := decodeBatchHeader(data[off:], h.salt, seq)
-		if why != batchOK {
+	off := int64(h.Align)
+	for seq := uint64(1); off+segment.BatchHeaderLen <= int64(len(data)); seq++ {
+		bh, why := segment.DecodeBatchHeader(data[off:], h.Salt, seq)
+		if why != segment.OK {
 			break
 		}
 		offs = append(offs, off)
-		off += bh.span(int(h.align))
+		off += bh.Span(int(h.Align))
 	}
 	return offs
 }
@@ -127,11 +129,11 @@ type corruption struct {
 }
 
 func TestRecoveryCorruptionTable(t *testing.T) {
-	seg := func(dir string) string { return filepath.Join(dir, segName(1)) }
+	seg := func(dir string) string { return filepath.Join(dir, segment.Name(1)) }
 	table := []corruption{
 		{name: "clean", corrupt: func(*testing.T, string, []int64) {}, batches: 3},
 		{name: "torn last batch", batches: 2, broken: true, corrupt: func(t *testing.T, dir string, offs []int64) {
-			patchFile(t, seg(dir), func(b []byte) []byte { b[offs[2]+batchHeaderLen+3] ^= 0xff; return b })
+			patchFile(t, seg(dir), func(b []byte) []byte { b[offs[2]+segment.BatchHeaderLen+3] ^= 0xff; return b })
 		}},
 		{name: "last batch cut short", batches: 2, corrupt: func(t *testing.T, dir string, offs []int64) {
 			patchFile(t, seg(dir), func(b []byte) []byte { return b[:offs[2]+20] })
@@ -143,7 +145,7 @@ func TestRecoveryCorruptionTable(t *testing.T) {
 			patchFile(t, seg(dir), func(b []byte) []byte { b[offs[1]+25] ^= 0x10; return b }) // min LSN
 		}},
 		{name: "bit flip in payload", batches: 0, broken: true, corrupt: func(t *testing.T, dir string, offs []int64) {
-			patchFile(t, seg(dir), func(b []byte) []byte { b[offs[0]+batchHeaderLen+entryHeaderLen+1] ^= 1; return b })
+			patchFile(t, seg(dir), func(b []byte) []byte { b[offs[0]+segment.BatchHeaderLen+segment.EntryHeaderLen+1] ^= 1; return b })
 		}},
 		{name: "stale bytes after the end", batches: 3, corrupt: func(t *testing.T, dir string, offs []int64) {
 			patchFile(t, seg(dir), func(b []byte) []byte {
@@ -157,7 +159,7 @@ func TestRecoveryCorruptionTable(t *testing.T) {
 				copy(stale, b[offs[0]:offs[0]+4096])
 				binary.LittleEndian.PutUint64(stale[16:], 4) // the next sequence number
 				binary.LittleEndian.PutUint64(stale[40:], 0xdeadbeef)
-				binary.LittleEndian.PutUint32(stale[4:], crc32.Update(seedCRC(0xdeadbeef), castagnoli, stale[8:batchHeaderLen+int(binary.LittleEndian.Uint32(stale[8:]))]))
+				binary.LittleEndian.PutUint32(stale[4:], crc32.Update(segment.SeedCRC(0xdeadbeef), segment.Castagnoli, stale[8:segment.BatchHeaderLen+int(binary.LittleEndian.Uint32(stale[8:]))]))
 				return b
 			})
 		}},
@@ -166,8 +168,8 @@ func TestRecoveryCorruptionTable(t *testing.T) {
 		}},
 		{name: "newer format version", openErr: ErrUnsupportedFormat, keepsFiles: true, corrupt: func(t *testing.T, dir string, offs []int64) {
 			patchFile(t, seg(dir), func(b []byte) []byte {
-				binary.LittleEndian.PutUint16(b[8:], formatVersion+1)
-				binary.LittleEndian.PutUint32(b[40:], crc32.Checksum(b[:40], castagnoli))
+				binary.LittleEndian.PutUint16(b[8:], segment.Version+1)
+				binary.LittleEndian.PutUint32(b[40:], crc32.Checksum(b[:40], segment.Castagnoli))
 				return b
 			})
 		}},
@@ -180,7 +182,7 @@ func TestRecoveryCorruptionTable(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				cfg := b.config(t)
 				want := writeLog(t, cfg, 3, 2)
-				offs := batchOffsets(t, filepath.Join(cfg.Dir, segName(1)))
+				offs := batchOffsets(t, filepath.Join(cfg.Dir, segment.Name(1)))
 				if len(offs) != 3 {
 					t.Fatalf("%d batches written", len(offs))
 				}
@@ -203,7 +205,7 @@ func TestRecoveryCorruptionTable(t *testing.T) {
 				if !slices.Equal(got, want[:2*tc.batches]) {
 					t.Fatalf("replayed %d entries, want %d", len(got), 2*tc.batches)
 				}
-				_, statErr := os.Stat(filepath.Join(cfg.Dir, brokenName(1)))
+				_, statErr := os.Stat(filepath.Join(cfg.Dir, segment.BrokenName(1)))
 				if (statErr == nil) != tc.broken {
 					t.Fatalf(".broken kept: %v, want %v (repairs %q)", statErr == nil, tc.broken, c.Recovery().Repairs)
 				}
@@ -269,7 +271,7 @@ func TestRecoveryRebuildsMissingOrShortMeta(t *testing.T) {
 				cfg.SegmentSize = 1 // every flush seals its segment
 				cfg.SegmentsToRetain = 100
 				want := writeLog(t, cfg, 4, 3)
-				p := filepath.Join(cfg.Dir, metaName(2))
+				p := filepath.Join(cfg.Dir, segment.MetaName(2))
 				orig, err := os.ReadFile(p)
 				if err != nil {
 					t.Fatal(err)
@@ -300,11 +302,11 @@ func TestRecoveryCorruptSealedSegmentFailsOpen(t *testing.T) {
 		cfg.SegmentSize = 1
 		cfg.SegmentsToRetain = 100
 		writeLog(t, cfg, 3, 1)
-		patchFile(t, filepath.Join(cfg.Dir, segName(1)), func(b []byte) []byte { b[3] ^= 1; return b })
+		patchFile(t, filepath.Join(cfg.Dir, segment.Name(1)), func(b []byte) []byte { b[3] ^= 1; return b })
 		before := snapshotDir(t, cfg.Dir)
 		_, err := Open(cfg)
-		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), segName(1)) {
-			t.Fatalf("Open: %v, want ErrCorrupt naming %s", err, segName(1))
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), segment.Name(1)) {
+			t.Fatalf("Open: %v, want ErrCorrupt naming %s", err, segment.Name(1))
 		}
 		if !equalSnap(before, snapshotDir(t, cfg.Dir)) {
 			t.Fatal("a failed Open changed the directory")
@@ -322,9 +324,9 @@ func TestReplayDetectsCorruptSealedSegment(t *testing.T) {
 		cfg.SegmentsToRetain = 100
 		writeLog(t, cfg, 6, 1)
 		c := openT(t, cfg)
-		p := filepath.Join(cfg.Dir, segName(1))
+		p := filepath.Join(cfg.Dir, segment.Name(1))
 		offs := batchOffsets(t, p)
-		patchFile(t, p, func(b []byte) []byte { b[offs[1]+batchHeaderLen+entryHeaderLen] ^= 1; return b })
+		patchFile(t, p, func(b []byte) []byte { b[offs[1]+segment.BatchHeaderLen+segment.EntryHeaderLen] ^= 1; return b })
 		var got []LSN
 		err := c.Replay(0, func(l LSN, _ []byte) error { got = append(got, l); return nil })
 		if !errors.Is(err, ErrCorrupt) {

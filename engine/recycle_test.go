@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dwal-project/dwal/engine/internal/segment"
 	"github.com/dwal-project/dwal/engine/vfs/errorfs"
 	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
@@ -52,8 +53,8 @@ func TestRecycledSegmentRenameDurableBeforeReuse(t *testing.T) {
 	c.prep.request(4)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		b, err := mem.ReadFile(preparedPrefix + "4" + tmpSuffix)
-		if h, herr := decodeSegHeader(b); err == nil && herr == nil && h.id == 4 {
+		b, err := mem.ReadFile(segment.PreparedPrefix + "4" + segment.TmpSuffix)
+		if h, herr := segment.DecodeHeader(b); err == nil && herr == nil && h.ID == 4 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -62,7 +63,7 @@ func TestRecycledSegmentRenameDurableBeforeReuse(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	recycled := !slices.Contains(mem.Names(), recyclePrefix+"1"+tmpSuffix)
+	recycled := !slices.Contains(mem.Names(), segment.RecyclePrefix+"1"+segment.TmpSuffix)
 	// The power is cut before the directory sync.
 	clone := mem.CrashClone(1, memfs.DropUnsynced())
 	c.mu.Unlock()

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+
+	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
 // Replay calls fn for every entry with LSN >= from, in write order: segment
@@ -42,7 +44,7 @@ func (c *Coordinator) Replay(from LSN, fn func(LSN, []byte) error) error {
 }
 
 func (c *Coordinator) replaySegment(id uint64, isActive bool, actOff int64, meta SegmentMetadata, hasMeta bool, from LSN, fn func(LSN, []byte) error) error {
-	name := segName(id)
+	name := segment.Name(id)
 	f, err := c.fs.Open(name, true)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -57,18 +59,17 @@ func (c *Coordinator) replaySegment(id uint64, isActive bool, actOff int64, meta
 			return fmt.Errorf("dwal: replay %s: %w", name, err)
 		}
 	}
-	sc, err := scanSegmentWith(f, c.align, limit, false, c.cfg.Cipher, func(lsn LSN, b []byte) error {
-		if lsn < from {
+	sc, err := segment.Scan(f, c.align, limit, false, c.cfg.Cipher, func(lsn uint64, b []byte) error {
+		if LSN(lsn) < from {
 			return nil
 		}
-		return fn(lsn, b)
+		return fn(LSN(lsn), b)
 	})
 	if err != nil {
 		return err
 	}
-	if hasMeta && !isActive && sc.meta != meta {
-		return fmt.Errorf("%w: %s: log ends at offset %d (%s) after %d entries, LSN %d..%d; its .meta says %d entries, LSN %d..%d",
-			ErrCorrupt, name, sc.end, sc.why, sc.meta.EntryCount, sc.meta.MinLSN, sc.meta.MaxLSN, meta.EntryCount, meta.MinLSN, meta.MaxLSN)
+	if hasMeta && !isActive && metadataOf(sc.Meta) != meta {
+		return segment.MetaMismatch(name, sc, meta.format())
 	}
 	return nil
 }

@@ -7,11 +7,14 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
 func TestSeedCreation(t *testing.T) {
@@ -204,11 +207,11 @@ func TestSeedWalHeader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(data) < 4096 || string(data[:8]) != segMagic || data[8] != formatVersion {
+		if len(data) < 4096 || string(data[:8]) != segment.Magic || data[8] != segment.Version {
 			t.Fatalf("header %q", data[:16])
 		}
-		h, err := decodeSegHeader(data)
-		if err != nil || h.id != c.CurrentSegmentID() || h.align != 4096 && h.align < 4096 {
+		h, err := segment.DecodeHeader(data)
+		if err != nil || h.ID != c.CurrentSegmentID() || h.Align != 4096 && h.Align < 4096 {
 			t.Fatalf("header %+v err %v", h, err)
 		}
 	})
@@ -299,28 +302,27 @@ func equalIDs(a, b []uint64) bool {
 
 func TestSeedSegmentMetadataSerialization(t *testing.T) {
 	m := SegmentMetadata{MinLSN: 100, MaxLSN: 200, EntryCount: 50}
-	b := m.Bytes()
-	if len(b) != 24 {
+	b, err := m.MarshalBinary()
+	if err != nil || len(b) != 24 {
 		t.Fatalf("%d bytes", len(b))
 	}
 	want := []byte{100, 0, 0, 0, 0, 0, 0, 0, 200, 0, 0, 0, 0, 0, 0, 0, 50, 0, 0, 0, 0, 0, 0, 0}
 	if !bytes.Equal(b[:], want) {
 		t.Fatalf("encoding %v, want little endian %v", b, want)
 	}
-	r, ok := ParseSegmentMetadata(b[:])
-	if !ok || r != m {
-		t.Fatalf("round trip %+v %v", r, ok)
-	}
 	var u SegmentMetadata
-	if err := u.UnmarshalBinary(b[:]); err != nil || u != m {
+	if err := u.UnmarshalBinary(b); err != nil || u != m {
 		t.Fatalf("UnmarshalBinary %+v %v", u, err)
+	}
+	// One rule for every reader of a .meta: exactly 24 bytes.
+	for _, n := range []int{0, 23, 25} {
+		if err := u.UnmarshalBinary(make([]byte, n)); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("UnmarshalBinary of %d bytes: %v, want ErrCorrupt", n, err)
+		}
 	}
 }
 
 func TestSeedSegmentMetadataTooShort(t *testing.T) {
-	if _, ok := ParseSegmentMetadata(make([]byte, 10)); ok {
-		t.Fatal("parsed 10 bytes")
-	}
 	var m SegmentMetadata
 	if err := m.UnmarshalBinary(make([]byte, 23)); err == nil {
 		t.Fatal("UnmarshalBinary took 23 bytes")
@@ -468,7 +470,7 @@ func TestSeedCleanupRemovesMetaFiles(t *testing.T) {
 		}
 		metas := 0
 		for _, e := range ents {
-			if strings.HasSuffix(e.Name(), metaSuffix) {
+			if strings.HasSuffix(e.Name(), segment.MetaSuffix) {
 				metas++
 			}
 		}
@@ -495,7 +497,7 @@ func TestSeedTruncateSafeOnMissingMetadata(t *testing.T) {
 			es = append(es, entry(LSN(i), byte(i), 10))
 		}
 		mustFlush(t, c, es, true)
-		if err := c.fs.Remove(metaName(1)); err != nil {
+		if err := c.fs.Remove(segment.MetaName(1)); err != nil {
 			t.Fatalf("remove meta: %v", err)
 		}
 		removed, err := c.TruncateToLSN(100)

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dwal-project/dwal/engine/internal/segment"
 	"github.com/dwal-project/dwal/engine/vfs"
 )
 
@@ -185,7 +186,7 @@ func checkAllocated(t *testing.T, dir string) {
 	t.Helper()
 	for _, id := range logIDs(t, dir) {
 		var st unix.Stat_t
-		p := filepath.Join(dir, segName(id))
+		p := filepath.Join(dir, segment.Name(id))
 		if err := unix.Stat(p, &st); err != nil {
 			t.Fatal(err)
 		}
@@ -454,7 +455,7 @@ func checkTrace(calls []sysCall, dir string) traceReport {
 			if len(c.args) != 4 || c.args[1] != "0" || c.args[2] != "0" {
 				bad("fallocate of %s is not mode 0 from offset 0: %v", l.path, c.args)
 			}
-			if n, _ := strconv.ParseInt(c.args[3], 10, 64); strings.HasPrefix(filepath.Base(l.path), preparedPrefix) && n < straceSegSize {
+			if n, _ := strconv.ParseInt(c.args[3], 10, 64); strings.HasPrefix(filepath.Base(l.path), segment.PreparedPrefix) && n < straceSegSize {
 				bad("fallocate of %s reserves %d bytes, want the segment size %d", l.path, n, straceSegSize)
 			}
 			l.fallocated = true
@@ -490,7 +491,7 @@ func checkTrace(calls []sysCall, dir string) traceReport {
 			switch {
 			case l.path == dir:
 				r.dirSyncs++
-			case filepath.Dir(l.path) == dir && (strings.HasSuffix(base, metaSuffix+tmpSuffix) || strings.HasSuffix(base, fenceSuffix+tmpSuffix)):
+			case filepath.Dir(l.path) == dir && (strings.HasSuffix(base, segment.MetaSuffix+segment.TmpSuffix) || strings.HasSuffix(base, segment.FenceSuffix+segment.TmpSuffix)):
 				r.tmpSyncs++
 			case filepath.Dir(l.path) == dir:
 				bad("%s on %s: only the directory and .meta/.end temp files may be synced outside the ring", c.name, l.path)
@@ -507,11 +508,11 @@ func checkTrace(calls []sysCall, dir string) traceReport {
 					l.touched = c.name
 				}
 			}
-			if failed || !strings.HasSuffix(to, segSuffix) {
+			if failed || !strings.HasSuffix(to, segment.Suffix) {
 				continue
 			}
-			id, ok := parseID(filepath.Base(to), segSuffix)
-			if !ok || filepath.Base(from) != fmt.Sprintf("%s%d%s", preparedPrefix, id, tmpSuffix) {
+			id, ok := segment.ParseID(filepath.Base(to), segment.Suffix)
+			if !ok || filepath.Base(from) != fmt.Sprintf("%s%d%s", segment.PreparedPrefix, id, segment.TmpSuffix) {
 				bad("%s renamed to %s: a segment must come from its prepared file", from, to)
 			}
 			r.renamedToLog++

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/internal/segment"
 	"github.com/dwal-project/dwal/engine/vfs"
 )
 
@@ -48,7 +49,7 @@ type flight struct {
 	dur    time.Duration // of its I/O
 	err    error         // of its I/O
 	next   *flight
-	ad     [adLen]byte // associated data of a sealed batch (here, not on the stack: it would escape into the Cipher call)
+	ad     [segment.ADLen]byte // associated data of a sealed batch (here, not on the stack: it would escape into the Cipher call)
 }
 
 // writeBatch writes n entries (got through at) as one batch and waits for
@@ -71,17 +72,17 @@ func (c *Coordinator) begin(n int, at func(int) (LSN, []byte), sync bool) (*flig
 		if len(d) > c.cfg.MaxEntrySize {
 			return nil, st, fmt.Errorf("%w: entry %d is %d bytes, limit %d", ErrEntryTooLarge, i, len(d), c.cfg.MaxEntrySize)
 		}
-		payload += entryHeaderLen + len(d)
+		payload += segment.EntryHeaderLen + len(d)
 		st.BytesWritten += len(d)
 	}
 	plainLen := payload
 	if c.cfg.Cipher != nil {
 		payload += c.cfg.Cipher.Overhead()
 	}
-	if payload > maxBatchPayload {
-		return nil, st, fmt.Errorf("%w: batch of %d bytes exceeds the %d-byte batch limit", ErrEntryTooLarge, payload, maxBatchPayload)
+	if payload > segment.MaxBatchPayload {
+		return nil, st, fmt.Errorf("%w: batch of %d bytes exceeds the %d-byte batch limit", ErrEntryTooLarge, payload, segment.MaxBatchPayload)
 	}
-	span := batchSpan(payload, c.align)
+	span := segment.BatchSpan(payload, c.align)
 	hdr := int64(c.align)
 
 	c.mu.Lock()
@@ -158,9 +159,9 @@ func (c *Coordinator) begin(n int, at func(int) (LSN, []byte), sync bool) (*flig
 
 	f.buf = c.pool.Get(span)
 	buf := *f.buf
-	h := batchHeader{length: uint32(payload), count: uint32(n), seq: f.seq, salt: a.salt}
+	h := segment.BatchHeader{Length: uint32(payload), Count: uint32(n), Seq: f.seq, Salt: a.salt}
 	var plainBuf *[]byte
-	p := batchHeaderLen
+	p := segment.BatchHeaderLen
 	if a.sealed {
 		// Encode the entries into a scratch buffer, then seal them into
 		// place after the header.
@@ -168,10 +169,13 @@ func (c *Coordinator) begin(n int, at func(int) (LSN, []byte), sync bool) (*flig
 		buf, p = *plainBuf, 0
 	}
 	var used int
-	h.minLSN, h.maxLSN, used = encodeEntries(buf[p:], n, at)
+	h.MinLSN, h.MaxLSN, used = segment.EncodeEntries(buf[p:], n, func(i int) (uint64, []byte) {
+		lsn, d := at(i)
+		return uint64(lsn), d
+	})
 	p += used
 	if a.sealed {
-		out, err := c.cfg.Cipher.Seal((*f.buf)[batchHeaderLen:batchHeaderLen], buf[:p], batchAD(f.ad[:], a.id, a.salt, &h))
+		out, err := c.cfg.Cipher.Seal((*f.buf)[segment.BatchHeaderLen:segment.BatchHeaderLen], buf[:p], segment.BatchAD(f.ad[:], a.id, a.salt, &h))
 		c.pool.Put(plainBuf)
 		buf = *f.buf
 		if err == nil && len(out) != payload-plainLen+p {
@@ -182,11 +186,11 @@ func (c *Coordinator) begin(n int, at func(int) (LSN, []byte), sync bool) (*flig
 			// which cuts nothing (no byte reached the file at f.off).
 			f.err = fmt.Errorf("dwal: seal batch: %w", err)
 		}
-		p = batchHeaderLen + payload
+		p = segment.BatchHeaderLen + payload
 	}
 	clear(buf[p:span])
-	encodeBatchHeader(buf, &h)
-	f.minLSN, f.maxLSN = h.minLSN, h.maxLSN
+	segment.EncodeBatchHeader(buf, &h)
+	f.minLSN, f.maxLSN = LSN(h.MinLSN), LSN(h.MaxLSN)
 	return f, st, nil
 }
 

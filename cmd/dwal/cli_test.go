@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dwal-project/dwal/engine"
+	"github.com/dwal-project/dwal/engine/inspect"
 )
 
 // batchHeaderLen is the size of a batch header (engine/doc.go's diagram).
@@ -60,7 +61,7 @@ func entryOffset(t *testing.T, dir string, lsn engine.LSN) (uint64, int64) {
 	t.Helper()
 	var seg uint64
 	off := int64(-1)
-	engine.Dump(dir, lsn, lsn, func(s uint64, o int64, _ engine.LSN, _ []byte) error {
+	inspect.Dump(dir, inspect.DumpOptions{From: lsn, To: lsn}, func(s uint64, o int64, _ engine.LSN, _ []byte) error {
 		seg, off = s, o
 		return nil
 	})
@@ -189,11 +190,11 @@ func TestInspectCommand(t *testing.T) {
 	}
 
 	code, out, _ = runCLI(t, "inspect", "--json", dir)
-	var rep engine.DirReport
+	var rep inspect.Report
 	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil {
 		t.Fatalf("--json: %d %v\n%s", code, err, out)
 	}
-	if len(rep.Segments) != 5 || rep.Segments[4].State != engine.SegmentActive || rep.Segments[0].Header.Salt == 0 || len(rep.Problems) != 0 {
+	if len(rep.Segments) != 5 || rep.Segments[4].State != inspect.SegmentActive || rep.Segments[0].Header.Salt == 0 || len(rep.Problems) != 0 {
 		t.Errorf("--json report: %+v", rep)
 	}
 }
@@ -243,7 +244,7 @@ func TestVerifyCommand(t *testing.T) {
 	code, out, _ = runCLI(t, "verify", "--json", dir)
 	var v struct {
 		OK       bool
-		Problems []engine.Problem
+		Problems []inspect.Problem
 	}
 	if err := json.Unmarshal([]byte(out), &v); err != nil || code != 1 || v.OK || len(v.Problems) != 2 || v.Problems[0].Offset != off {
 		t.Errorf("--json: %d %v %+v", code, err, v)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dwal-project/dwal/engine"
+	"github.com/dwal-project/dwal/engine/inspect"
 )
 
 const dumpUsage = `usage: dwal dump DIR [--from LSN] [--to LSN] [--hex|--raw] [--key-file F]
@@ -58,7 +59,7 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 	if from.v > uint64(hi) {
 		return badUsage(fl, stderr, "--from %d is above --to %d", from.v, hi)
 	}
-	opts := engine.DumpOptions{From: engine.LSN(from.v), To: hi}
+	opts := inspect.DumpOptions{From: engine.LSN(from.v), To: hi}
 	if *keyFile != "" {
 		c, err := loadCipher(*keyFile)
 		if err != nil {
@@ -76,7 +77,7 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 		segs     = map[uint64]bool{}
 		werr     error
 	)
-	err := engine.DumpWith(dir, opts, func(seg uint64, off int64, lsn engine.LSN, data []byte) error {
+	err := inspect.Dump(dir, opts, func(seg uint64, off int64, lsn engine.LSN, data []byte) error {
 		if n == 0 || lsn < min {
 			min = lsn
 		}

@@ -6,7 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/dwal-project/dwal/engine"
+	"github.com/dwal-project/dwal/engine/inspect"
 )
 
 const inspectUsage = `usage: dwal inspect DIR [--json]
@@ -35,7 +35,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	r, err := engine.Inspect(dir)
+	r, err := inspect.Dir(dir)
 	if err != nil {
 		return fail(stderr, "inspect", err)
 	}
@@ -52,7 +52,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func printInspect(w io.Writer, r *engine.DirReport) {
+func printInspect(w io.Writer, r *inspect.Report) {
 	var batches, entries uint64
 	for _, s := range r.Segments {
 		batches += s.Batches

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/dwal-project/dwal/engine"
+	"github.com/dwal-project/dwal/engine/inspect"
 )
 
 const verifyUsage = `usage: dwal verify DIR [--strict] [--json]
@@ -32,16 +32,16 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	r, err := engine.Inspect(dir)
+	r, err := inspect.Dir(dir)
 	if err != nil {
 		return fail(stderr, "verify", err)
 	}
 	failed := r.Errors() > 0 || (*strict && len(r.Problems) > 0)
 	if *asJSON {
 		err := printJSON(stdout, struct {
-			Dir      string           `json:"dir"`
-			OK       bool             `json:"ok"`
-			Problems []engine.Problem `json:"problems"`
+			Dir      string            `json:"dir"`
+			OK       bool              `json:"ok"`
+			Problems []inspect.Problem `json:"problems"`
 		}{r.Dir, !failed, r.Problems})
 		if err != nil {
 			return fail(stderr, "verify", err)

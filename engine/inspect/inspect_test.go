@@ -1,4 +1,4 @@
-package engine
+package inspect
 
 import (
 	"bytes"
@@ -12,6 +12,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dwal-project/dwal/engine"
+	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
 // inspectDir writes a log of 13 batches of 3 entries of 1000 bytes
@@ -21,12 +24,12 @@ import (
 func inspectDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := DefaultConfig(dir)
+	cfg := engine.DefaultConfig(dir)
 	cfg.SegmentSize = 16 << 10
 	c := openT(t, cfg)
 	for b := 0; b < 13; b++ {
-		base := LSN(3*b + 1)
-		mustFlush(t, c, []*PendingEntry{
+		base := engine.LSN(3*b + 1)
+		mustFlush(t, c, []*engine.PendingEntry{
 			entry(base+2, byte('a'+b), 1000),
 			entry(base, byte('a'+b), 1000),
 			entry(base+1, byte('a'+b), 1000),
@@ -45,18 +48,18 @@ func inspectBatchOffsets(t *testing.T, path string) []int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := decodeSegHeader(b)
+	h, err := segment.DecodeHeader(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var offs []int64
-	for off, seq := int64(h.align), uint64(1); off+batchHeaderLen <= int64(len(b)); seq++ {
-		bh, why := decodeBatchHeader(b[off:], h.salt, seq)
-		if why != batchOK {
+	for off, seq := int64(h.Align), uint64(1); off+segment.BatchHeaderLen <= int64(len(b)); seq++ {
+		bh, why := segment.DecodeBatchHeader(b[off:], h.Salt, seq)
+		if why != segment.OK {
 			break
 		}
 		offs = append(offs, off)
-		off += bh.span(int(h.align))
+		off += bh.Span(int(h.Align))
 	}
 	return offs
 }
@@ -102,7 +105,7 @@ func dirState(t *testing.T, dir string) string {
 
 func TestInspectCleanDirectory(t *testing.T) {
 	dir := inspectDir(t)
-	r, err := Inspect(dir)
+	r, err := Dir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,26 +122,26 @@ func TestInspectCleanDirectory(t *testing.T) {
 		if id == 5 {
 			wantState, wantMeta, wantBatches = SegmentActive, MetaMissing, 1
 		}
-		if s.ID != id || s.File != segName(id) || s.State != wantState || s.Meta != wantMeta || s.Batches != wantBatches {
+		if s.ID != id || s.File != segment.Name(id) || s.State != wantState || s.Meta != wantMeta || s.Batches != wantBatches {
 			t.Errorf("segment %d: %+v; want state %s, meta %s, %d batches", id, s, wantState, wantMeta, wantBatches)
 		}
-		first := LSN(9*(id-1) + 1)
-		if s.MinLSN != first || s.MaxLSN != first+LSN(3*wantBatches)-1 || s.Entries != 3*wantBatches {
+		first := engine.LSN(9*(id-1) + 1)
+		if s.MinLSN != first || s.MaxLSN != first+engine.LSN(3*wantBatches)-1 || s.Entries != 3*wantBatches {
 			t.Errorf("segment %d: LSN %d..%d, %d entries", id, s.MinLSN, s.MaxLSN, s.Entries)
 		}
-		if s.Header == nil || s.Header.ID != id || s.Header.Version != formatVersion || s.Header.Encrypted || s.Header.Salt == 0 ||
+		if s.Header == nil || s.Header.ID != id || s.Header.Version != segment.Version || s.Header.Encrypted || s.Header.Salt == 0 ||
 			s.Header.Alignment < 4096 || s.Header.Created.IsZero() {
 			t.Errorf("segment %d: header %+v", id, s.Header)
 		}
 		offs := inspectBatchOffsets(t, filepath.Join(dir, s.File))
 		last := offs[len(offs)-1]
-		if want := last + int64(batchSpan(3*(entryHeaderLen+1000), int(s.Header.Alignment))); s.Used != want {
+		if want := last + int64(segment.BatchSpan(3*(segment.EntryHeaderLen+1000), int(s.Header.Alignment))); s.Used != want {
 			t.Errorf("segment %d: used %d, want %d", id, s.Used, want)
 		}
 		if s.FileSize < s.Used || s.Torn != 0 {
 			t.Errorf("segment %d: file size %d, used %d, torn %d", id, s.FileSize, s.Used, s.Torn)
 		}
-		if s.Meta == MetaOK && (s.MetaFile == nil || *s.MetaFile != (SegmentMetadata{s.MinLSN, s.MaxLSN, s.Entries})) {
+		if s.Meta == MetaOK && (s.MetaFile == nil || *s.MetaFile != (engine.SegmentMetadata{MinLSN: s.MinLSN, MaxLSN: s.MaxLSN, EntryCount: s.Entries})) {
 			t.Errorf("segment %d: .meta %+v", id, s.MetaFile)
 		}
 		entries += s.Entries
@@ -148,7 +151,7 @@ func TestInspectCleanDirectory(t *testing.T) {
 	}
 	found := false
 	for _, o := range r.Other {
-		found = found || o.Name == lockName
+		found = found || o.Name == segment.LockName
 	}
 	if !found {
 		t.Errorf("LOCK not listed among other files: %+v", r.Other)
@@ -160,13 +163,13 @@ func TestInspectCleanDirectory(t *testing.T) {
 
 func TestInspectVerifyDumpMissingDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "nope")
-	if _, err := Inspect(dir); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := Dir(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Inspect: %v, want fs.ErrNotExist", err)
 	}
 	if _, err := Verify(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Verify: %v, want fs.ErrNotExist", err)
 	}
-	if err := Dump(dir, 0, ^LSN(0), nil); !errors.Is(err, fs.ErrNotExist) {
+	if err := Dump(dir, DumpOptions{}, nil); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Dump: %v, want fs.ErrNotExist", err)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
@@ -176,9 +179,9 @@ func TestInspectVerifyDumpMissingDirectory(t *testing.T) {
 
 func TestVerifyCorruptSealedSegment(t *testing.T) {
 	dir := inspectDir(t)
-	path := filepath.Join(dir, segName(2))
+	path := filepath.Join(dir, segment.Name(2))
 	offs := inspectBatchOffsets(t, path)
-	flipByte(t, path, offs[1]+batchHeaderLen+500) // entry bytes of batch 2
+	flipByte(t, path, offs[1]+segment.BatchHeaderLen+500) // entry bytes of batch 2
 	before := dirState(t, dir)
 
 	probs, err := Verify(dir)
@@ -188,21 +191,21 @@ func TestVerifyCorruptSealedSegment(t *testing.T) {
 	var seg, meta *Problem
 	for i, p := range probs {
 		switch {
-		case p.File == segName(2) && p.Offset == offs[1] && p.Severity == SeverityError:
+		case p.File == segment.Name(2) && p.Offset == offs[1] && p.Severity == SeverityError:
 			seg = &probs[i]
-		case p.File == metaName(2) && p.Severity == SeverityError:
+		case p.File == segment.MetaName(2) && p.Severity == SeverityError:
 			meta = &probs[i]
 		default:
 			t.Errorf("unexpected problem: %v", p)
 		}
 	}
-	if seg == nil || !strings.Contains(seg.What, string(batchCRC)) {
-		t.Errorf("no CRC error at offset %d of %s: %v", offs[1], segName(2), probs)
+	if seg == nil || !strings.Contains(seg.What, string(segment.BadCRC)) {
+		t.Errorf("no CRC error at offset %d of %s: %v", offs[1], segment.Name(2), probs)
 	}
 	if meta == nil || !strings.Contains(meta.What, "says 9 entries") || !strings.Contains(meta.What, "holds 3 entries") {
 		t.Errorf("no .meta mismatch reported: %v", probs)
 	}
-	r, err := Inspect(dir)
+	r, err := Dir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,31 +221,31 @@ func TestVerifyCorruptSealedSegment(t *testing.T) {
 		t.Fatalf("Verify/Inspect changed the directory:\n%s\n%s", before, after)
 	}
 	// The engine agrees: Replay fails on it.
-	c := openT(t, DefaultConfig(dir))
-	if err := c.Replay(0, func(LSN, []byte) error { return nil }); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("Replay: %v, want ErrCorrupt", err)
+	c := openT(t, engine.DefaultConfig(dir))
+	if err := c.Replay(0, func(engine.LSN, []byte) error { return nil }); !errors.Is(err, engine.ErrCorrupt) {
+		t.Errorf("Replay: %v, want engine.ErrCorrupt", err)
 	}
 }
 
 func TestVerifyTornTailOfLastSegmentIsAWarning(t *testing.T) {
 	dir := inspectDir(t)
-	path := filepath.Join(dir, segName(5))
+	path := filepath.Join(dir, segment.Name(5))
 	offs := inspectBatchOffsets(t, path)
-	flipByte(t, path, offs[0]+batchHeaderLen+10)
+	flipByte(t, path, offs[0]+segment.BatchHeaderLen+10)
 	probs, err := Verify(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(probs) != 1 || probs[0].Severity != SeverityWarning || probs[0].File != segName(5) || probs[0].Offset != offs[0] ||
+	if len(probs) != 1 || probs[0].Severity != SeverityWarning || probs[0].File != segment.Name(5) || probs[0].Offset != offs[0] ||
 		!strings.Contains(probs[0].What, "torn tail") {
 		t.Fatalf("problems: %v", probs)
 	}
-	r, _ := Inspect(dir)
+	r, _ := Dir(dir)
 	if s := r.Segments[4]; s.State != SegmentActive || s.Torn == 0 || s.Batches != 0 {
 		t.Errorf("segment 5: %+v", s)
 	}
-	// Open repairs it as Verify said; then the directory is clean.
-	c := openT(t, DefaultConfig(dir))
+	// engine.Open repairs it as Verify said; then the directory is clean.
+	c := openT(t, engine.DefaultConfig(dir))
 	c.Close()
 	if probs, err := Verify(dir); err != nil || len(probs) != 0 {
 		t.Fatalf("after Open: %v, %v", probs, err)
@@ -259,61 +262,63 @@ func TestVerifyHeaderMetaAndFenceProblems(t *testing.T) {
 	}{
 		{
 			name:    "bad header of a sealed segment",
-			corrupt: func(t *testing.T, dir string) { flipByte(t, filepath.Join(dir, segName(3)), 20) },
-			want:    []Problem{{SeverityError, segName(3), 0, "bad segment header"}},
+			corrupt: func(t *testing.T, dir string) { flipByte(t, filepath.Join(dir, segment.Name(3)), 20) },
+			want:    []Problem{{SeverityError, segment.Name(3), 0, "bad segment header"}},
 			state:   map[uint64]SegmentState{3: SegmentBroken},
 		},
 		{
 			name: "header of another segment",
 			corrupt: func(t *testing.T, dir string) {
-				os.Rename(filepath.Join(dir, segName(3)), filepath.Join(dir, "x"))
-				os.Rename(filepath.Join(dir, segName(2)), filepath.Join(dir, segName(3)))
-				os.Rename(filepath.Join(dir, "x"), filepath.Join(dir, segName(2)))
+				os.Rename(filepath.Join(dir, segment.Name(3)), filepath.Join(dir, "x"))
+				os.Rename(filepath.Join(dir, segment.Name(2)), filepath.Join(dir, segment.Name(3)))
+				os.Rename(filepath.Join(dir, "x"), filepath.Join(dir, segment.Name(2)))
 			},
 			want: []Problem{
-				{SeverityError, segName(2), 0, "names segment 3"}, {SeverityError, metaName(2), -1, "LSN 10..18; 000002.log holds 9 entries, LSN 19..27"},
-				{SeverityError, segName(3), 0, "names segment 2"}, {SeverityError, metaName(3), -1, "LSN 19..27; 000003.log holds 9 entries, LSN 10..18"},
+				{SeverityError, segment.Name(2), 0, "names segment 3"}, {SeverityError, segment.MetaName(2), -1, "LSN 10..18; 000002.log holds 9 entries, LSN 19..27"},
+				{SeverityError, segment.Name(3), 0, "names segment 2"}, {SeverityError, segment.MetaName(3), -1, "LSN 19..27; 000003.log holds 9 entries, LSN 10..18"},
 			},
 		},
 		{
 			name:    "missing .meta",
-			corrupt: func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, metaName(1))) },
-			want:    []Problem{{SeverityWarning, segName(1), -1, "no .meta"}},
+			corrupt: func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, segment.MetaName(1))) },
+			want:    []Problem{{SeverityWarning, segment.Name(1), -1, "no .meta"}},
 			state:   map[uint64]SegmentState{1: SegmentSealed},
 		},
 		{
-			name:    "short .meta",
-			corrupt: func(t *testing.T, dir string) { os.WriteFile(filepath.Join(dir, metaName(4)), []byte{1, 2, 3}, 0o600) },
-			want:    []Problem{{SeverityWarning, metaName(4), -1, "3 bytes, want 24"}},
+			name: "short .meta",
+			corrupt: func(t *testing.T, dir string) {
+				os.WriteFile(filepath.Join(dir, segment.MetaName(4)), []byte{1, 2, 3}, 0o600)
+			},
+			want: []Problem{{SeverityWarning, segment.MetaName(4), -1, "3 bytes, want 24"}},
 		},
 		{
 			name: "wrong .meta",
 			corrupt: func(t *testing.T, dir string) {
-				b := SegmentMetadata{MinLSN: 1, MaxLSN: 9, EntryCount: 8}.Bytes()
-				os.WriteFile(filepath.Join(dir, metaName(1)), b[:], 0o600)
+				b := segment.Meta{MinLSN: 1, MaxLSN: 9, Entries: 8}.Encode()
+				os.WriteFile(filepath.Join(dir, segment.MetaName(1)), b[:], 0o600)
 			},
-			want:  []Problem{{SeverityError, metaName(1), -1, "says 8 entries"}},
+			want:  []Problem{{SeverityError, segment.MetaName(1), -1, "says 8 entries"}},
 			state: map[uint64]SegmentState{1: SegmentBroken},
 		},
 		{
 			name: "end-of-log record",
 			corrupt: func(t *testing.T, dir string) {
-				b := encodeFence(8192)
-				os.WriteFile(filepath.Join(dir, fenceName(5)), b[:], 0o600)
+				b := segment.EncodeFence(8192)
+				os.WriteFile(filepath.Join(dir, segment.FenceName(5)), b[:], 0o600)
 			},
-			want:  []Problem{{SeverityWarning, fenceName(5), -1, "ends at offset 8192"}},
+			want:  []Problem{{SeverityWarning, segment.FenceName(5), -1, "ends at offset 8192"}},
 			state: map[uint64]SegmentState{5: SegmentActive},
 		},
 		{
 			name: "a sealed segment with bytes of its own after the end of its log",
 			corrupt: func(t *testing.T, dir string) {
-				p := filepath.Join(dir, segName(4))
-				os.Remove(filepath.Join(dir, metaName(4)))
-				flipByte(t, p, inspectBatchOffsets(t, p)[2]+batchHeaderLen) // last batch: its CRC fails
+				p := filepath.Join(dir, segment.Name(4))
+				os.Remove(filepath.Join(dir, segment.MetaName(4)))
+				flipByte(t, p, inspectBatchOffsets(t, p)[2]+segment.BatchHeaderLen) // last batch: its CRC fails
 			},
 			want: []Problem{
-				{SeverityWarning, segName(4), -1, "no .meta"},
-				{SeverityError, segName(4), anyOffset, "rebuild the missing .meta without them"},
+				{SeverityWarning, segment.Name(4), -1, "no .meta"},
+				{SeverityError, segment.Name(4), anyOffset, "rebuild the missing .meta without them"},
 			},
 			state: map[uint64]SegmentState{4: SegmentBroken},
 		},
@@ -322,7 +327,7 @@ func TestVerifyHeaderMetaAndFenceProblems(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := inspectDir(t)
 			tc.corrupt(t, dir)
-			r, err := Inspect(dir)
+			r, err := Dir(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -347,13 +352,13 @@ func TestVerifyHeaderMetaAndFenceProblems(t *testing.T) {
 type dumped struct {
 	seg uint64
 	off int64
-	lsn LSN
+	lsn engine.LSN
 	b   string
 }
 
-func dumpAll(t *testing.T, dir string, from, to LSN) ([]dumped, error) {
+func dumpAll(t *testing.T, dir string, from, to engine.LSN) ([]dumped, error) {
 	var out []dumped
-	err := Dump(dir, from, to, func(seg uint64, off int64, lsn LSN, b []byte) error {
+	err := Dump(dir, DumpOptions{From: from, To: to}, func(seg uint64, off int64, lsn engine.LSN, b []byte) error {
 		out = append(out, dumped{seg, off, lsn, string(b)})
 		return nil
 	})
@@ -363,7 +368,7 @@ func dumpAll(t *testing.T, dir string, from, to LSN) ([]dumped, error) {
 func TestDumpWriteOrderAndOffsets(t *testing.T) {
 	dir := inspectDir(t)
 	before := dirState(t, dir)
-	got, err := dumpAll(t, dir, 0, ^LSN(0))
+	got, err := dumpAll(t, dir, 0, ^engine.LSN(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,19 +376,19 @@ func TestDumpWriteOrderAndOffsets(t *testing.T) {
 		t.Fatalf("%d entries, want 39", len(got))
 	}
 	for i, d := range got {
-		b, base := i/3, LSN(3*(i/3)+1)
-		want := []LSN{base + 2, base, base + 1}[i%3]
+		b, base := i/3, engine.LSN(3*(i/3)+1)
+		want := []engine.LSN{base + 2, base, base + 1}[i%3]
 		if d.lsn != want || d.seg != uint64(b/3+1) || d.b != strings.Repeat(string(rune('a'+b)), 1000) {
 			t.Fatalf("entry %d: segment %d LSN %d, want segment %d LSN %d", i, d.seg, d.lsn, b/3+1, want)
 		}
 		// off names the entry's header in its file.
-		f, err := os.ReadFile(filepath.Join(dir, segName(d.seg)))
+		f, err := os.ReadFile(filepath.Join(dir, segment.Name(d.seg)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		rec := f[d.off:]
-		if binary.LittleEndian.Uint32(rec) != uint32(len(d.b)) || LSN(binary.LittleEndian.Uint64(rec[4:])) != d.lsn ||
-			!bytes.Equal(rec[entryHeaderLen:entryHeaderLen+len(d.b)], []byte(d.b)) {
+		if binary.LittleEndian.Uint32(rec) != uint32(len(d.b)) || engine.LSN(binary.LittleEndian.Uint64(rec[4:])) != d.lsn ||
+			!bytes.Equal(rec[segment.EntryHeaderLen:segment.EntryHeaderLen+len(d.b)], []byte(d.b)) {
 			t.Fatalf("entry %d: offset %d does not hold it", i, d.off)
 		}
 	}
@@ -403,7 +408,7 @@ func TestDumpWriteOrderAndOffsets(t *testing.T) {
 	// fn's error stops it and comes back as it is.
 	stop := errors.New("stop")
 	n := 0
-	err = Dump(dir, 0, ^LSN(0), func(uint64, int64, LSN, []byte) error {
+	err = Dump(dir, DumpOptions{}, func(uint64, int64, engine.LSN, []byte) error {
 		if n++; n == 5 {
 			return stop
 		}
@@ -417,9 +422,9 @@ func TestDumpWriteOrderAndOffsets(t *testing.T) {
 func TestDumpStopsAtTheEndOfTheLog(t *testing.T) {
 	dir := inspectDir(t)
 	// A torn last batch of the last segment: the log ends before it.
-	p := filepath.Join(dir, segName(5))
-	flipByte(t, p, inspectBatchOffsets(t, p)[0]+batchHeaderLen+10)
-	got, err := dumpAll(t, dir, 0, ^LSN(0))
+	p := filepath.Join(dir, segment.Name(5))
+	flipByte(t, p, inspectBatchOffsets(t, p)[0]+segment.BatchHeaderLen+10)
+	got, err := dumpAll(t, dir, 0, ^engine.LSN(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,11 +434,11 @@ func TestDumpStopsAtTheEndOfTheLog(t *testing.T) {
 
 	// A CRC error in sealed segment 2: its log ends there; the other
 	// segments are still dumped, and the error names the offset.
-	p = filepath.Join(dir, segName(2))
+	p = filepath.Join(dir, segment.Name(2))
 	off := inspectBatchOffsets(t, p)[1]
-	flipByte(t, p, off+batchHeaderLen+1)
-	got, err = dumpAll(t, dir, 0, ^LSN(0))
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("log ends at offset %d (CRC mismatch)", off)) {
+	flipByte(t, p, off+segment.BatchHeaderLen+1)
+	got, err = dumpAll(t, dir, 0, ^engine.LSN(0))
+	if !errors.Is(err, engine.ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("log ends at offset %d (CRC mismatch)", off)) {
 		t.Fatalf("Dump: %v", err)
 	}
 	if len(got) != 30 {
@@ -446,32 +451,17 @@ func TestDumpStopsAtTheEndOfTheLog(t *testing.T) {
 	}
 }
 
-func TestProbeBackendMatchesOpen(t *testing.T) {
-	dir := t.TempDir()
-	info, err := ProbeBackend(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := openT(t, DefaultConfig(dir))
-	if got := c.Backend(); got != info {
-		t.Fatalf("ProbeBackend %+v, Open picked %+v", info, got)
-	}
-	if _, err := ProbeBackend(filepath.Join(dir, "nope")); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("missing dir: %v", err)
-	}
-}
-
 func ExampleVerify() {
 	dir, _ := os.MkdirTemp("", "dwal-example-*")
 	defer os.RemoveAll(dir)
-	c, _ := Open(DefaultConfig(dir))
-	e, _ := NewSyncEntry(1, []byte("hello"))
-	c.Flush([]*PendingEntry{e}, true)
+	c, _ := engine.Open(engine.DefaultConfig(dir))
+	e, _ := engine.NewSyncEntry(1, []byte("hello"))
+	c.Flush([]*engine.PendingEntry{e}, true)
 	c.Close()
 
 	probs, err := Verify(dir)
 	fmt.Println(len(probs), err)
-	Dump(dir, 0, ^LSN(0), func(seg uint64, off int64, lsn LSN, data []byte) error {
+	Dump(dir, DumpOptions{}, func(seg uint64, off int64, lsn engine.LSN, data []byte) error {
 		fmt.Printf("segment %d LSN %d: %s\n", seg, lsn, data)
 		return nil
 	})
@@ -483,20 +473,20 @@ func ExampleVerify() {
 func TestDumpAndInspectEncryptedSegments(t *testing.T) {
 	dir := t.TempDir()
 	key := bytes.Repeat([]byte{7}, 32)
-	ciph, err := NewAESGCM(key)
+	ciph, err := engine.NewAESGCM(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig(dir)
+	cfg := engine.DefaultConfig(dir)
 	cfg.SegmentSize = 16 << 10
 	cfg.Cipher = ciph
 	c := openT(t, cfg)
 	for b := range 4 {
-		mustFlush(t, c, []*PendingEntry{entry(LSN(2*b+1), 'p', 900), entry(LSN(2*b+2), 'q', 900)}, true)
+		mustFlush(t, c, []*engine.PendingEntry{entry(engine.LSN(2*b+1), 'p', 900), entry(engine.LSN(2*b+2), 'q', 900)}, true)
 	}
 	c.Close()
 
-	r, err := Inspect(dir)
+	r, err := Dir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,7 +495,7 @@ func TestDumpAndInspectEncryptedSegments(t *testing.T) {
 	}
 	var entries uint64
 	for _, s := range r.Segments {
-		if s.Header == nil || !s.Header.Encrypted || s.Header.Flags&segFlagEncrypted == 0 {
+		if s.Header == nil || !s.Header.Encrypted || s.Header.Flags&segment.FlagEncrypted == 0 {
 			t.Errorf("segment %d: header %+v", s.ID, s.Header)
 		}
 		entries += s.Entries
@@ -514,14 +504,14 @@ func TestDumpAndInspectEncryptedSegments(t *testing.T) {
 		t.Errorf("%d entries, want 8", entries)
 	}
 
-	// Without the key: ErrDecrypt, nothing handed out.
-	got, err := dumpAll(t, dir, 0, ^LSN(0))
-	if !errors.Is(err, ErrDecrypt) || len(got) != 0 {
+	// Without the key: engine.ErrDecrypt, nothing handed out.
+	got, err := dumpAll(t, dir, 0, ^engine.LSN(0))
+	if !errors.Is(err, engine.ErrDecrypt) || len(got) != 0 {
 		t.Fatalf("no key: %d entries, %v", len(got), err)
 	}
 	// With it: the plaintext, in write order; off names the entry's batch.
 	var out []dumped
-	err = DumpWith(dir, DumpOptions{To: ^LSN(0), Cipher: ciph}, func(seg uint64, off int64, lsn LSN, b []byte) error {
+	err = Dump(dir, DumpOptions{To: ^engine.LSN(0), Cipher: ciph}, func(seg uint64, off int64, lsn engine.LSN, b []byte) error {
 		out = append(out, dumped{seg, off, lsn, string(b)})
 		return nil
 	})
@@ -529,10 +519,10 @@ func TestDumpAndInspectEncryptedSegments(t *testing.T) {
 		t.Fatalf("with the key: %d entries, %v", len(out), err)
 	}
 	for i, d := range out {
-		if d.lsn != LSN(i+1) || d.b != strings.Repeat(string("pq"[i%2]), 900) {
+		if d.lsn != engine.LSN(i+1) || d.b != strings.Repeat(string("pq"[i%2]), 900) {
 			t.Fatalf("entry %d: %+v", i, d)
 		}
-		offs := inspectBatchOffsets(t, filepath.Join(dir, segName(d.seg)))
+		offs := inspectBatchOffsets(t, filepath.Join(dir, segment.Name(d.seg)))
 		if !slices.Contains(offs, d.off) || (i%2 == 1 && d.off != out[i-1].off) {
 			t.Fatalf("entry %d: offset %d is not its batch's (%v)", i, d.off, offs)
 		}

@@ -1,4 +1,4 @@
-package engine
+package inspect
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dwal-project/dwal/engine"
 )
 
 // TestReadOnlyToolsCreateNothing: Inspect, Verify and Dump change nothing
@@ -23,13 +25,13 @@ func TestReadOnlyToolsCreateNothing(t *testing.T) {
 	if _, err := unix.InotifyAddWatch(fd, dir, changes); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Inspect(dir); err != nil {
+	if _, err := Dir(dir); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Verify(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := Dump(dir, 0, ^LSN(0), func(uint64, int64, LSN, []byte) error { return nil }); err != nil {
+	if err := Dump(dir, DumpOptions{}, func(uint64, int64, engine.LSN, []byte) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 64<<10)

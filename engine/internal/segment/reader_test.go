@@ -1,7 +1,8 @@
-package engine
+package segment
 
 import (
 	"bytes"
+	"github.com/dwal-project/dwal/engine/align"
 	"math/rand/v2"
 	"testing"
 
@@ -64,7 +65,7 @@ func TestReaderReturnsFileBytes(t *testing.T) {
 func align64(n, a int) int { return (n + a - 1) &^ (a - 1) }
 
 func alignedCopy(b []byte, a int) []byte {
-	out := alignAlloc(len(b), a)
+	out := align.Alloc(len(b), a)
 	copy(out, b)
 	return out
 }
