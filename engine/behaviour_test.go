@@ -207,8 +207,9 @@ func TestZeroConfigIsDurableAndDefault(t *testing.T) {
 	if cfg, _ := d.withDefaults(); cfg.SyncOnFlush {
 		t.Fatal("DefaultConfig with SyncOnFlush=false still syncs")
 	}
-	if cfg, _ := (Config{Dir: "x", NoSyncOnFlush: true}).withDefaults(); cfg.SyncOnFlush {
-		t.Fatal("NoSyncOnFlush ignored")
+	// A literal cannot say "off": its zero SyncOnFlush is the default.
+	if cfg, _ := (Config{Dir: "x", SyncOnFlush: false}).withDefaults(); !cfg.SyncOnFlush {
+		t.Fatal("a Config literal turned syncing off")
 	}
 }
 

@@ -231,7 +231,7 @@ func TestAppendSteadyStateAllocations(t *testing.T) {
 		t.Run(fmt.Sprintf("cipher=%t", sealed), func(t *testing.T) {
 			cfg := DefaultConfig(t.TempDir())
 			cfg.Backend = BackendFallback
-			cfg.NoSyncOnFlush = true // allocations, not the disk, are measured here
+			cfg.SyncOnFlush = false // allocations, not the disk, are measured here
 			if sealed {
 				ciph, err := NewAESGCM(make([]byte, 32))
 				if err != nil {

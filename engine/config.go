@@ -63,13 +63,13 @@ type Config struct {
 	SegmentsToRetain int
 	// FlushInterval is the FlushThread's default period (default 10ms).
 	FlushInterval time.Duration
-	// SyncOnFlush makes Flush(..., true) durable (default true). In a Config
-	// from DefaultConfig it is honoured as set; in a Config literal its zero
-	// value means the default (true), since a zero Config must be durable:
-	// there, turn syncing off with NoSyncOnFlush.
+	// SyncOnFlush makes Flush(..., true) and Append durable (default true).
+	// Turning it off (tests, benchmarks of the CPU path) works only on a
+	// Config from DefaultConfig, which records that its SyncOnFlush is meant
+	// as written: in a Config literal the zero value cannot be told from
+	// "unset", so it means the default, true. NB: a zero Config must be a
+	// durable one.
 	SyncOnFlush bool
-	// NoSyncOnFlush turns syncing off whatever SyncOnFlush says.
-	NoSyncOnFlush bool
 	// MaxEntrySize bounds one entry (default 64 MiB, at most 1 GiB).
 	MaxEntrySize int
 	// Backend picks the storage backend (default BackendAuto).
@@ -101,7 +101,7 @@ type Config struct {
 	SlowSyncThreshold time.Duration
 
 	// fromDefault marks a Config made by DefaultConfig, whose SyncOnFlush is
-	// meant as written.
+	// meant as written (see SyncOnFlush).
 	fromDefault bool
 }
 
@@ -128,10 +128,10 @@ func DefaultConfig(dir string) Config {
 	}
 }
 
-// withDefaults validates c and fills its zero values.
 // maxEntrySizeCap is the largest Config.MaxEntrySize accepted.
 const maxEntrySizeCap = 1 << 30
 
+// withDefaults validates c and fills its zero values.
 func (c Config) withDefaults() (Config, error) {
 	if c.Dir == "" && c.FS == nil {
 		return c, fmt.Errorf("%w: empty Dir", ErrBadConfig)
@@ -182,13 +182,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SegmentsToRetain == 0 {
 		c.SegmentsToRetain = DefaultSegmentsToRetain
 	}
-	switch {
-	case c.NoSyncOnFlush:
-		c.SyncOnFlush = false
-	case !c.fromDefault:
-		// NB: the zero value of a bool cannot mean "default true" unless we
-		// say so here; a zero Config must be a durable one.
-		c.SyncOnFlush = true
+	if !c.fromDefault {
+		c.SyncOnFlush = true // see SyncOnFlush
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

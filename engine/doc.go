@@ -1,8 +1,10 @@
-// Package engine is dwal's write-ahead log: the Card 1 flush-coordinator API
-// (Open, Flush, TruncateToLSN, Segments, Replay, FlushThread, ...) and group
-// commit (Append), over one backend interface (package vfs) with two real
-// backends: io_uring + O_DIRECT on Linux (package uring) and a portable
-// os.File backend (package fallback).
+// Package engine is dwal's write-ahead log: the API of the Rust WAL flush
+// coordinator that dwal replaces as a backend ("Card 1": Open, Flush,
+// TruncateToLSN, Segments, Replay, FlushThread, PendingEntry and Completion,
+// with the same behaviour, so programs written against it can swap dwal in),
+// and group commit for many goroutines (Append), over one backend interface
+// (package vfs) with two real backends: io_uring + O_DIRECT on Linux
+// (package uring) and a portable os.File backend (package fallback).
 //
 // # Usage
 //
@@ -16,17 +18,23 @@
 // # Files
 //
 // A directory holds segments NNNNNN.log (IDs grow; any number of digits is
-// parsed), their NNNNNN.log.meta once sealed, a LOCK file (flock: a second
-// opener gets ErrLocked), and after a repair NNNNNN.log.broken (bytes cut
-// off a torn tail, kept for the operator). A segment being prepared lives
-// under prepared-N.tmp and is renamed when it becomes the active segment, so
-// only real segments end in .log. Other files are ignored.
+// parsed), their NNNNNN.log.meta once sealed, and a LOCK file (flock: a
+// second opener gets ErrLocked). A segment being prepared lives under
+// prepared-N.tmp, and a retired one kept for reuse under recycle-N.tmp; each
+// is renamed when it becomes the active segment, so only real segments end
+// in .log. After a repair NNNNNN.log.broken holds bytes cut off a torn tail,
+// kept for the operator. NNNNNN.log.end records where a segment's log ends
+// after a failed write could not be rolled back (the next Open cuts the
+// segment there, then removes it). Other files are ignored.
 //
-// A segment becomes current at the first flush after the previous one was
-// sealed (as in Card 1): right after a rotation CurrentSegmentID still names
-// the sealed segment and CurrentSegmentSize is 0.
+// A segment becomes current at the first flush after the previous one was sealed
+// (as in Card 1): right after a rotation CurrentSegmentID still names the sealed
+// segment and CurrentSegmentSize is 0.
 //
 // # Segment format
+//
+// The codec and its constants (marked "never change") are in
+// internal/segment; this is their layout.
 //
 // All integers little endian. A is the segment's alignment (the directory's
 // Direct I/O alignment, at least 4096), recorded in its header.
@@ -103,4 +111,25 @@
 // everything written since the last good one is unknown. It detects, but
 // cannot repair, media corruption of acknowledged data (a CRC mismatch in a
 // sealed segment is reported, never skipped silently).
+//
+// # Code map
+//
+// Read in this order; each concern lives in one place.
+//
+//   - vfs: the backend interface, its contract and capabilities; vfs/osdir
+//     the OS calls both real backends share; uring and fallback the
+//     backends; vfs/memfs (crashable), vfs/errorfs (fault injection) and
+//     vfs/vfstest (the conformance suite) the test doubles.
+//   - internal/segment: the on-disk format (names, header, batch codec,
+//     .meta and end-of-log records, the directory listing, the scanner).
+//   - config.go, errors.go: Config and its defaults, the sentinel errors.
+//   - coordinator.go: Open, Close, Flush, the Card 1 accessors, sealing and
+//     retention; backend.go and probe.go: which backend runs and why.
+//   - write.go: one batch from reservation to settlement, the rollback of a
+//     failed one; group.go: Append's group commit over it.
+//   - prepare.go: segments prepared (and recycled) off the hot path.
+//   - recovery.go: what Open repairs; replay.go: Replay.
+//   - entry.go, signal.go: PendingEntry, Completion, FlushSignal,
+//     FlushThread; crypt.go: Cipher; stats.go: Stats.
+//   - inspect: the operator's read-only tools, outside the log's API.
 package engine

@@ -66,43 +66,70 @@ func (c *Coordinator) writeBatch(n int, at func(int) (LSN, []byte), sync bool) (
 // must be passed to finish.
 func (c *Coordinator) begin(n int, at func(int) (LSN, []byte), sync bool) (*flight, FlushStats, error) {
 	var st FlushStats
-	payload := 0
+	sz, err := c.measure(n, at, &st)
+	if err != nil {
+		return nil, st, err
+	}
+	f, err := c.reserve(n, sz, sync, &st)
+	if err != nil {
+		return nil, st, err
+	}
+	c.encode(f, at, sz)
+	return f, st, nil
+}
+
+// batchSize is what a batch of entries takes.
+type batchSize struct {
+	plain   int // bytes of the encoded entries
+	payload int // bytes after the header: plain, plus the cipher's overhead
+	span    int // aligned bytes of the whole batch
+}
+
+// measure checks the entries against MaxEntrySize and the batch limit and
+// sizes the batch; it counts their payload bytes into st.
+func (c *Coordinator) measure(n int, at func(int) (LSN, []byte), st *FlushStats) (batchSize, error) {
+	var sz batchSize
 	for i := range n {
 		_, d := at(i)
 		if len(d) > c.cfg.MaxEntrySize {
-			return nil, st, fmt.Errorf("%w: entry %d is %d bytes, limit %d", ErrEntryTooLarge, i, len(d), c.cfg.MaxEntrySize)
+			return sz, fmt.Errorf("%w: entry %d is %d bytes, limit %d", ErrEntryTooLarge, i, len(d), c.cfg.MaxEntrySize)
 		}
-		payload += segment.EntryHeaderLen + len(d)
+		sz.plain += segment.EntryHeaderLen + len(d)
 		st.BytesWritten += len(d)
 	}
-	plainLen := payload
+	sz.payload = sz.plain
 	if c.cfg.Cipher != nil {
-		payload += c.cfg.Cipher.Overhead()
+		sz.payload += c.cfg.Cipher.Overhead()
 	}
-	if payload > segment.MaxBatchPayload {
-		return nil, st, fmt.Errorf("%w: batch of %d bytes exceeds the %d-byte batch limit", ErrEntryTooLarge, payload, segment.MaxBatchPayload)
+	if sz.payload > segment.MaxBatchPayload {
+		return sz, fmt.Errorf("%w: batch of %d bytes exceeds the %d-byte batch limit", ErrEntryTooLarge, sz.payload, segment.MaxBatchPayload)
 	}
-	span := segment.BatchSpan(payload, c.align)
-	hdr := int64(c.align)
+	sz.span = segment.BatchSpan(sz.payload, c.align)
+	return sz, nil
+}
 
+// reserve waits, under mu, until the batch may go (no failure being
+// settled, room in flight, no unsynced write under a synced one), seals a
+// segment it does not fit and starts the next, then fixes the batch's
+// segment, offset and sequence number and queues it for settlement.
+func (c *Coordinator) reserve(n int, sz batchSize, sync bool, st *FlushStats) (*flight, error) {
+	hdr := int64(c.align)
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	var synced bool
 	for {
 		if c.closed {
-			c.mu.Unlock()
-			return nil, st, ErrClosed
+			return nil, ErrClosed
 		}
 		if c.roErr != nil {
-			err := c.roErr
-			c.mu.Unlock()
-			return nil, st, err
+			return nil, c.roErr
 		}
 		synced = (sync && c.cfg.SyncOnFlush) || c.syncNext
 		if c.failErr != nil || c.ioPending >= maxInFlight || synced && c.unsyncedIO > 0 {
 			c.cond.Wait()
 			continue
 		}
-		if a := c.act; a != nil && (a.full || a.off > hdr && a.off+int64(span) > a.size) {
+		if a := c.act; a != nil && (a.full || a.off > hdr && a.off+int64(sz.span) > a.size) {
 			// Full, or the batch does not fit the preallocated space: seal
 			// (once its batches have settled) and start the next one, so no
 			// write extends a segment file (an extending write costs a
@@ -124,22 +151,21 @@ func (c *Coordinator) begin(n int, at func(int) (LSN, []byte), sync bool) (*flig
 				continue
 			}
 			if err := c.startSegment(); err != nil {
-				c.mu.Unlock()
-				return nil, st, err
+				return nil, err
 			}
 		}
 		break
 	}
 	a := c.act
 	f := flightPool.Get().(*flight)
-	*f = flight{a: a, off: a.off, span: span, seq: a.seq, n: n, bytes: st.BytesWritten, mode: vfs.SyncNone}
+	*f = flight{a: a, off: a.off, span: sz.span, seq: a.seq, n: n, bytes: st.BytesWritten, mode: vfs.SyncNone}
 	if synced {
 		f.mode = vfs.SyncData
 		if c.cfg.SyncMethod == SyncDSync {
 			f.mode = vfs.SyncDSync
 		}
 	}
-	a.off += int64(span)
+	a.off += int64(sz.span)
 	a.seq++
 	if a.off >= c.cfg.SegmentSize {
 		a.full, f.fills = true, true
@@ -155,21 +181,26 @@ func (c *Coordinator) begin(n int, at func(int) (LSN, []byte), sync bool) (*flig
 	if !synced {
 		c.unsyncedIO++
 	}
-	c.mu.Unlock()
+	return f, nil
+}
 
-	f.buf = c.pool.Get(span)
+// encode writes the reserved batch f into a pooled buffer, outside mu:
+// header, entries (sealed in an encrypted segment), zeros to its span.
+func (c *Coordinator) encode(f *flight, at func(int) (LSN, []byte), sz batchSize) {
+	a := f.a
+	f.buf = c.pool.Get(sz.span)
 	buf := *f.buf
-	h := segment.BatchHeader{Length: uint32(payload), Count: uint32(n), Seq: f.seq, Salt: a.salt}
+	h := segment.BatchHeader{Length: uint32(sz.payload), Count: uint32(f.n), Seq: f.seq, Salt: a.salt}
 	var plainBuf *[]byte
 	p := segment.BatchHeaderLen
 	if a.sealed {
 		// Encode the entries into a scratch buffer, then seal them into
 		// place after the header.
-		plainBuf = c.pool.Get(plainLen)
+		plainBuf = c.pool.Get(sz.plain)
 		buf, p = *plainBuf, 0
 	}
 	var used int
-	h.MinLSN, h.MaxLSN, used = segment.EncodeEntries(buf[p:], n, func(i int) (uint64, []byte) {
+	h.MinLSN, h.MaxLSN, used = segment.EncodeEntries(buf[p:], f.n, func(i int) (uint64, []byte) {
 		lsn, d := at(i)
 		return uint64(lsn), d
 	})
@@ -178,20 +209,19 @@ func (c *Coordinator) begin(n int, at func(int) (LSN, []byte), sync bool) (*flig
 		out, err := c.cfg.Cipher.Seal((*f.buf)[segment.BatchHeaderLen:segment.BatchHeaderLen], buf[:p], segment.BatchAD(f.ad[:], a.id, a.salt, &h))
 		c.pool.Put(plainBuf)
 		buf = *f.buf
-		if err == nil && len(out) != payload-plainLen+p {
-			err = fmt.Errorf("cipher %s sealed %d bytes into %d, want %d", c.cfg.Cipher.Name(), p, len(out), payload)
+		if err == nil && len(out) != sz.payload-sz.plain+p {
+			err = fmt.Errorf("cipher %s sealed %d bytes into %d, want %d", c.cfg.Cipher.Name(), p, len(out), sz.payload)
 		}
 		if err != nil {
 			// Nothing was written: fail the batch through the normal path,
 			// which cuts nothing (no byte reached the file at f.off).
 			f.err = fmt.Errorf("dwal: seal batch: %w", err)
 		}
-		p = segment.BatchHeaderLen + payload
+		p = segment.BatchHeaderLen + sz.payload
 	}
-	clear(buf[p:span])
+	clear(buf[p:sz.span])
 	segment.EncodeBatchHeader(buf, &h)
 	f.minLSN, f.maxLSN = LSN(h.MinLSN), LSN(h.MaxLSN)
-	return f, st, nil
 }
 
 // finish writes a reserved batch and settles it in order.
