@@ -70,6 +70,15 @@ type active struct {
 	unsynced bool  // an unsynced batch settled here: sync before sealing or closing
 	sealed   bool  // encrypted: entries are sealed with Config.Cipher
 	meta     SegmentMetadata
+	init     *frontier // initialises blocks ahead of off (nil: none needed)
+}
+
+// stopInit stops a's initialiser, if any, and waits for its write in
+// flight: before a's file is synced, truncated or closed.
+func (a *active) stopInit() {
+	if a.init != nil {
+		a.init.halt()
+	}
 }
 
 // BackendInfo says which backend runs and why.
@@ -122,11 +131,8 @@ func Open(cfg Config) (*Coordinator, error) {
 	c.log.Info("dwal: opened", "dir", cfg.Dir, "backend", info.Name, "reason", info.Reason,
 		"segments", c.rep.Segments, "repairs", len(c.rep.Repairs))
 	c.group = newGroupCommit(c)
-	// The first segment is prepared in the background from Open on, so its
-	// blocks are initialised too; the preparation pauses while a Replay
-	// reads, and a first write that comes early takes it as far as it got.
 	c.prep = newPreparer(c)
-	c.prep.request(c.curID.Load() + 1)
+	c.prepareFirst()
 	return c, nil
 }
 
@@ -226,7 +232,7 @@ func (c *Coordinator) startSegment() error {
 	s := c.prep.take(id)
 	if s == nil {
 		var err error
-		if s, err = c.makeSegment(id, false); err != nil {
+		if s, err = c.makeSegment(id, initNone); err != nil {
 			return err
 		}
 	}
@@ -245,6 +251,7 @@ func (c *Coordinator) startSegment() error {
 	}
 	hdrLen := int64(c.align)
 	c.act = &active{id: id, f: s.f, salt: s.salt, size: s.size, off: hdrLen, settled: hdrLen, seq: 1, sealed: s.sealed}
+	c.startFrontier(c.act, s.inited)
 	c.curID.Store(id)
 	c.curSize.Store(uint64(hdrLen))
 	c.prep.request(id + 1)
@@ -260,6 +267,7 @@ func (c *Coordinator) seal() {
 	a := c.act
 	c.act = nil
 	c.curSize.Store(0)
+	a.stopInit()
 	if a.unsynced {
 		if err := a.f.Sync(); err != nil {
 			c.roErr = fmt.Errorf("%w: sync at seal of segment %d: %w; fate of its unsynced batches unknown",
@@ -469,6 +477,7 @@ func (c *Coordinator) Close() error {
 	}
 	var err error
 	if a := c.act; a != nil {
+		a.stopInit()
 		if c.roErr == nil {
 			// Cut the preallocated tail off: the next Open's recovery then
 			// has nothing past the end of the log to read through, and the

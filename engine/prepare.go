@@ -69,7 +69,8 @@ type prepared struct {
 	f      vfs.File
 	salt   uint64
 	size   int64
-	sealed bool // encrypted segment
+	sealed bool  // encrypted segment
+	inited int64 // [0, inited) of the file is initialised (0: none, or init is off)
 }
 
 type preparer struct {
@@ -123,7 +124,11 @@ func (p *preparer) run() {
 		p.busy = id
 		p.mu.Unlock()
 		t0 := time.Now()
-		s, err := p.c.makeSegment(id, initPrepared)
+		mode := initAll
+		if !initPrepared {
+			mode = initNone
+		}
+		s, err := p.c.makeSegment(id, mode)
 		p.mu.Lock()
 		p.busy = 0
 		if err != nil {
@@ -217,13 +222,24 @@ func (p *preparer) close() {
 	p.recycle = nil
 }
 
+// How much of a new segment makeSegment initialises.
+type initMode int
+
+const (
+	initNone initMode = iota // none: the active segment's frontier does it (or init is off)
+	initHead                 // its first aheadFirst bytes, at once: the first commits after Open
+	initAll                  // all of it, paced by the log's rate (the background preparer)
+)
+
 // makeSegment makes segment id ready under a temporary name: a recycled
-// file, or a new preallocated one (with its blocks initialised when init is
-// set and the backend bypasses the page cache); then its header, synced.
-func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
+// file (initialised whole: it was written to its end), or a new
+// preallocated one with its blocks initialised as mode says (where the
+// backend wants that, vfs.BlockIniter); then its header, synced.
+func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	size := max(align.Up64(c.cfg.SegmentSize, c.align), 2*int64(c.align))
 	name := fmt.Sprintf("%s%d%s", segment.PreparedPrefix, id, segment.TmpSuffix)
 	var f vfs.File
+	var inited int64
 	if old := c.prep.takeRecycled(); old != "" {
 		if err := c.fs.Rename(old, name); err == nil {
 			f, err = c.fs.Open(name, false)
@@ -236,6 +252,7 @@ func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
 				f = nil
 			} else {
 				c.stats.recycled.Add(1)
+				inited = size
 			}
 		} else {
 			c.fs.Remove(old)
@@ -247,8 +264,14 @@ func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dwal: prepare segment %d (%d bytes): %w", id, size, err)
 		}
-		if init && initBlocks(c.fs) {
-			if err := c.initBlocks(f, size); err != nil {
+		if mode != initNone && initBlocks(c.fs) {
+			var err error
+			if mode == initHead {
+				inited, err = c.initHead(f, min(aheadFirst, size))
+			} else {
+				inited, err = c.initBlocks(f, size)
+			}
+			if err != nil {
 				f.Close()
 				c.fs.Remove(name)
 				return nil, fmt.Errorf("dwal: prepare segment %d: initialise blocks: %w", id, err)
@@ -276,14 +299,27 @@ func (c *Coordinator) makeSegment(id uint64, init bool) (*prepared, error) {
 	if err := f.WriteAt(b, 0, vfs.SyncData); err != nil {
 		return fail(err)
 	}
-	return &prepared{id: id, name: name, f: f, salt: h.Salt, size: size, sealed: h.Flags&segment.FlagEncrypted != 0}, nil
+	return &prepared{id: id, name: name, f: f, salt: h.Salt, size: size, sealed: h.Encrypted(), inited: inited}, nil
+}
+
+// initHead writes zeros over the first n bytes of f at once (made durable by
+// the header's sync that follows) and returns n.
+func (c *Coordinator) initHead(f vfs.File, n int64) (int64, error) {
+	zeros := align.Alloc(align.Up(min(initChunkMax, int(n)), c.align), c.align)
+	for off := int64(0); off < n; off += int64(len(zeros)) {
+		if err := f.WriteAt(zeros[:min(int64(len(zeros)), n-off)], off, vfs.SyncNone); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 // initBlocks writes zeros over the file so its extents are initialised
 // (made durable by the header's sync that follows), paced as the comment
-// on initChunk says. It pauses while a Replay runs and stops early, leaving
-// the rest fallocated, when a writer is waiting for the segment.
-func (c *Coordinator) initBlocks(f vfs.File, size int64) error {
+// on initChunk says, and returns how far it got. It pauses while a Replay
+// runs and stops early, leaving the rest fallocated (for the active
+// segment's frontier), when a writer is waiting for the segment.
+func (c *Coordinator) initBlocks(f vfs.File, size int64) (int64, error) {
 	zeros := align.Alloc(align.Up(min(initChunkMax, int(size)), c.align), c.align)
 	lastFlushes, lastBytes, last := c.flushes.Load(), c.diskByte.Load(), time.Now()
 	lastBusy := last.Add(-initIdle) // no batch seen yet
@@ -294,10 +330,10 @@ func (c *Coordinator) initBlocks(f vfs.File, size int64) error {
 			time.Sleep(time.Millisecond) // a Replay is reading: keep off the disk
 		}
 		if c.prep.stop.Load() {
-			return errPreparerStopped
+			return off, errPreparerStopped
 		}
 		if c.prep.hurry.Load() {
-			return nil // the rest stays fallocated; the header's sync follows
+			return off, nil // the rest stays fallocated; the header's sync follows
 		}
 		now, flushes, bytes := time.Now(), c.flushes.Load(), c.diskByte.Load()
 		dt := now.Sub(last)
@@ -321,14 +357,14 @@ func (c *Coordinator) initBlocks(f vfs.File, size int64) error {
 			}
 		}
 		if err := f.WriteAt(zeros[:n], off, mode); err != nil {
-			return err
+			return off, err
 		}
 		off += n
 		if busy {
 			time.Sleep(initTick)
 		}
 	}
-	return nil
+	return size, nil
 }
 
 // initChunkFor is the chunk to write per tick (a tick lasting tick, at
@@ -404,4 +440,36 @@ func (c *Coordinator) WaitPrepared(ctx context.Context) error {
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// prepareFirst makes the first segment after Open ready, its first
+// aheadFirst bytes initialised here (where the backend wants initialised
+// blocks), so the first commits find initialised blocks; the active
+// segment's frontier initialises the rest ahead of the writes. A failure is
+// not Open's: the background preparer tries again, and the first write
+// reports what still fails (ErrNoSpace, say).
+func (c *Coordinator) prepareFirst() {
+	id := c.curID.Load() + 1
+	t0 := time.Now()
+	s, err := c.makeSegment(id, initHead)
+	if err != nil {
+		c.log.Warn("dwal: cannot prepare the first segment", "segment", id, "err", err)
+		c.prep.request(id)
+		return
+	}
+	c.stats.prepared.Add(1)
+	c.stats.prepLat.observe(time.Since(t0))
+	c.prep.offer(s)
+}
+
+// offer hands a prepared segment to the preparer as the ready one.
+func (p *preparer) offer(s *prepared) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ready != nil {
+		p.discardLocked(p.ready)
+	}
+	p.ready = s
+	p.want = s.id
+	p.cond.Broadcast()
 }

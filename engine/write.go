@@ -166,6 +166,9 @@ func (c *Coordinator) reserve(n int, sz batchSize, sync bool, st *FlushStats) (*
 		}
 	}
 	a.off += int64(sz.span)
+	if a.init != nil {
+		a.init.reserved(a.off, sz.span)
+	}
 	a.seq++
 	if a.off >= c.cfg.SegmentSize {
 		a.full, f.fills = true, true
@@ -229,6 +232,9 @@ func (c *Coordinator) finish(f *flight, st FlushStats) (FlushStats, error) {
 	t0 := time.Now()
 	err := f.err // a sealing failure: nothing to write
 	if err == nil {
+		if fr := f.a.init; fr != nil {
+			fr.await(f.off + int64(f.span))
+		}
 		err = f.a.f.WriteAt((*f.buf)[:f.span], f.off, f.mode)
 	}
 	f.dur = time.Since(t0)
@@ -325,6 +331,7 @@ func (c *Coordinator) failBatch(f *flight) error {
 		return c.roErr
 	}
 	batchErr := fmt.Errorf("dwal: write of LSN %d..%d to segment %d failed: %w", f.minLSN, f.maxLSN, a.id, f.err)
+	a.stopInit()
 	a.off, a.settled = f.off, f.off
 	rbErr := a.f.Truncate(f.off)
 	if rbErr == nil {

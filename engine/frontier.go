@@ -1,0 +1,153 @@
+package engine
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/vfs"
+)
+
+// The initialised frontier of the active segment. A segment taken into use
+// before all of its blocks were initialised (the first one after Open, or
+// one the writer took from the background preparer before it finished) has
+// an initialiser goroutine that writes zeros, each chunk with its own
+// fdatasync, a window ahead of the write cursor: a commit's fdatasync then
+// finds its blocks initialised and commits no extent conversion.
+// Invariants:
+//
+//   - [0, end) is initialised, and end only grows; the initialiser writes
+//     only [end, end+aheadChunk), holding mu while it does;
+//   - while the initialiser runs, no batch write is issued past end: a
+//     writer whose batch ends past it kicks the initialiser and waits until
+//     end covers the batch (or the initialiser stops), so zeros never land
+//     on a batch and no commit lands in uninitialised blocks;
+//   - once stopped (a batch of aheadStopSpan bytes or more, whose write
+//     amortises an extent conversion and whose zeroing would double the
+//     bytes written; a failed zero write; seal, rollback or Close), it
+//     writes nothing more, and a writer past end first takes mu, so no
+//     zero write is in flight under its batch;
+//   - seal, the rollback of a failed batch and Close stop it and wait for
+//     it to return before they Sync, Truncate or Close the file (vfs.File:
+//     not concurrently with a write). The initialiser never takes c.mu.
+//
+// Measured (2,000 serial Appends of 128 B right after Open, same run, this
+// machine): journaled ext4 p50 495 µs with the first segment cold, 110 µs
+// with it initialised; xfs 336 vs 107 µs; root ext4 188 vs 70 µs; the raw
+// floor (4 KiB pwrite + fdatasync into a pre-zeroed file) 108, 91, 69 µs.
+
+const (
+	// aheadFirst bytes of the first segment are initialised inside Open.
+	aheadFirst = 1 << 20
+	// aheadChunk is one zero write (and its sync); the initialiser keeps
+	// [cursor, cursor+aheadWindow) initialised.
+	aheadChunk  = 1 << 20
+	aheadWindow = 8 << 20
+	// aheadStopSpan: a batch this large stops the initialiser (see above).
+	aheadStopSpan = 256 << 10
+)
+
+// frontier is the initialiser's state for one active segment.
+type frontier struct {
+	mu     sync.Mutex // held while a zero write is in flight
+	cond   *sync.Cond // on mu: end grew, or stop
+	end    atomic.Int64
+	cursor atomic.Int64 // the end of the last batch reserved (pacing only)
+	stop   atomic.Bool
+	kick   chan struct{} // a writer nears or passes end
+	done   chan struct{} // closed when the initialiser returns
+}
+
+// startFrontier starts the initialiser of active segment a, whose first
+// inited bytes are initialised, when the backend wants initialised blocks
+// and a has blocks that are not. NB: the header block is initialised
+// whatever inited says (its synced write did it), and must never be zeroed.
+func (c *Coordinator) startFrontier(a *active, inited int64) {
+	inited = max(inited, a.off)
+	if inited >= a.size || !initBlocks(c.fs) || !initPrepared {
+		return
+	}
+	fr := &frontier{kick: make(chan struct{}, 1), done: make(chan struct{})}
+	fr.cond = sync.NewCond(&fr.mu)
+	fr.end.Store(inited)
+	fr.cursor.Store(a.off)
+	a.init = fr
+	go c.initAhead(a, fr)
+}
+
+func (fr *frontier) poke() {
+	select {
+	case fr.kick <- struct{}{}:
+	default:
+	}
+}
+
+// reserved notes a batch of span bytes reserved up to end (under c.mu).
+func (fr *frontier) reserved(end int64, span int) {
+	fr.cursor.Store(end)
+	if span >= aheadStopSpan {
+		fr.stop.Store(true)
+	}
+	if end+aheadWindow/2 > fr.end.Load() {
+		fr.poke()
+	}
+}
+
+// await returns once a batch write ending at end may be issued: end is
+// initialised, or the initialiser stopped and has no write in flight.
+func (fr *frontier) await(end int64) {
+	if end <= fr.end.Load() {
+		return
+	}
+	fr.mu.Lock()
+	for end > fr.end.Load() && !fr.stop.Load() {
+		fr.poke()
+		fr.cond.Wait()
+	}
+	fr.mu.Unlock()
+}
+
+// halt stops the initialiser and waits for it to return, so the file may
+// be synced, truncated or closed.
+func (fr *frontier) halt() {
+	fr.stop.Store(true)
+	fr.poke()
+	<-fr.done
+}
+
+// initAhead is the initialiser of active segment a.
+func (c *Coordinator) initAhead(a *active, fr *frontier) {
+	defer close(fr.done)
+	defer func() {
+		fr.mu.Lock()
+		fr.stop.Store(true)
+		fr.cond.Broadcast() // release writers waiting for a frontier that stops here
+		fr.mu.Unlock()
+	}()
+	zeros := align.Alloc(aheadChunk, c.align)
+	for {
+		end := fr.end.Load()
+		if fr.stop.Load() || end >= a.size {
+			return
+		}
+		if end-fr.cursor.Load() >= aheadWindow {
+			<-fr.kick
+			continue
+		}
+		fr.mu.Lock()
+		if fr.stop.Load() {
+			fr.mu.Unlock()
+			return
+		}
+		hi := min(end+aheadChunk, a.size)
+		err := a.f.WriteAt(zeros[:hi-end], end, vfs.SyncData)
+		if err != nil {
+			fr.mu.Unlock()
+			c.log.Warn("dwal: initialising ahead of the write cursor failed; the rest of the segment stays fallocated", "segment", a.id, "err", err)
+			return
+		}
+		fr.end.Store(hi)
+		fr.cond.Broadcast()
+		fr.mu.Unlock()
+	}
+}
