@@ -30,8 +30,9 @@ type FS struct {
 }
 
 var (
-	_ vfs.FS   = (*FS)(nil)
-	_ vfs.File = (*File)(nil)
+	_ vfs.FS       = (*FS)(nil)
+	_ vfs.File     = (*File)(nil)
+	_ vfs.DirectIO = (*FS)(nil)
 )
 
 // New opens (creating it if needed, with opts.DirPerm) the directory dir.
@@ -262,7 +263,7 @@ func noSpace(err error) error {
 // NoSpace wraps ENOSPC with vfs.ErrNoSpace (for other backends).
 func NoSpace(err error) error { return noSpace(err) }
 
-// PageCache reports that writes go through the page cache: after a failed
-// fsync the kernel may have dropped or kept the dirty pages, so the engine
-// turns read-only rather than trust a rollback.
-func (f *FS) PageCache() bool { return true }
+// DirectIO implements vfs.DirectIO: false, writes go through the page
+// cache. After a failed fsync the kernel may have dropped or kept the dirty
+// pages, so the engine turns read-only rather than trust a rollback.
+func (f *FS) DirectIO() bool { return false }

@@ -21,7 +21,11 @@ import (
 	"github.com/dwal-project/dwal/engine/vfs"
 )
 
-var _ vfs.File = (*file)(nil)
+var (
+	_ vfs.File        = (*file)(nil)
+	_ vfs.DirectIO    = (*FS)(nil)
+	_ vfs.BlockIniter = (*FS)(nil)
+)
 
 // maxIO bounds the bytes of one READ or WRITE SQE (the kernel caps one
 // transfer just under 2 GiB); longer buffers are split. A multiple of every
@@ -470,10 +474,9 @@ func (f *file) Close() error {
 	return f.of.Close()
 }
 
-// PageCache reports false: segment files bypass the page cache (O_DIRECT),
-// so after a failed sync a rollback can be trusted. NB: without this the
-// method of the embedded *fallback.FS would be promoted and answer true.
-func (f *FS) PageCache() bool { return false }
+// DirectIO implements vfs.DirectIO: true, segment files bypass the page
+// cache (O_DIRECT), so after a failed sync a rollback can be trusted.
+func (f *FS) DirectIO() bool { return true }
 
 // InitBlocks reports true: a sync into fallocated-but-unwritten extents
 // must commit their conversion too (measured here: ~300 µs vs ~200 µs per

@@ -188,6 +188,20 @@ func (o Options) WithDefaults() Options {
 	return o
 }
 
+// DirectIO is implemented by backends that can say whether their writes
+// bypass the page cache. DirectIO reports true when they do (O_DIRECT): then
+// nothing between the backend and the device can silently drop a failed
+// write's state, so after a failed sync the engine may cut the segment back,
+// sync the cut and go on. A backend that does not implement DirectIO, or
+// whose DirectIO reports false, is treated as buffered — the safe answer:
+// after a writeback error the page cache may have dropped the dirty pages or
+// kept them marked clean, a rollback cannot be trusted, and the engine turns
+// the log read-only instead. Wrappers (errorfs) expose the backend they wrap
+// with an Unwrap() FS method instead of implementing it.
+type DirectIO interface {
+	DirectIO() bool
+}
+
 // BlockIniter is implemented by backends whose newly allocated blocks cost
 // more to sync than blocks written once (real files under O_DIRECT: the
 // first fdatasync into an unwritten extent must also commit its
