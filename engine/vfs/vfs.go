@@ -4,7 +4,8 @@
 // It imports nothing else of dwal. The engine imports it and picks a backend;
 // the backends (uring, fallback) and the test backends (memfs, errorfs) import
 // it and never the engine, so each can be tested alone and there is no import
-// cycle.
+// cycle. The real backends share their operating-system layer, package
+// osdir, and never import each other.
 //
 // Layers: bytes (this package) → format (engine segment files) → log
 // (engine.Coordinator).
