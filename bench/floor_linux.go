@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/vfs/osdir"
 )
 
 // The floors: the least a durable write can cost on this disk from Go, no
@@ -47,43 +48,43 @@ func (s *floorSystem) Supports(workload string, writers int) (bool, string) {
 }
 
 func (s *floorSystem) Open(cfg Config) (Log, error) {
-	fd, a, err := OpenPreZeroed(filepath.Join(cfg.Dir, "floor.dat"), floorFileSize)
+	f, a, err := OpenPreZeroed(filepath.Join(cfg.Dir, "floor.dat"), floorFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.name, err)
 	}
-	return &floorLog{fd: fd, align: a, dsync: s.dsync}, nil
+	return &floorLog{f: f, fd: int(f.Fd()), align: a, dsync: s.dsync}, nil
 }
 
-// OpenPreZeroed creates path (it must not exist) with O_DIRECT, writes
-// size bytes of zeros into it and syncs it and its directory, so that later
-// writes land in initialised blocks and their syncs commit no extent
-// conversion. It returns the descriptor and the directory's DIO alignment.
-func OpenPreZeroed(path string, size int64) (fd, a int, err error) {
-	a, _ = align.Discover(filepath.Dir(path))
-	fd, err = unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_DIRECT|unix.O_CLOEXEC, 0o600)
+// OpenPreZeroed creates path (it must not exist) with O_DIRECT
+// (osdir.OpenDirect), writes size bytes of zeros into it and syncs it and
+// its directory, so that later writes land in initialised blocks and their
+// syncs commit no extent conversion. It returns the file and the
+// directory's DIO alignment; the caller closes the file (its Fd stays valid
+// until then).
+func OpenPreZeroed(path string, size int64) (*os.File, int, error) {
+	a, _ := align.Discover(filepath.Dir(path))
+	f, err := osdir.OpenDirect(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return -1, 0, fmt.Errorf("open O_DIRECT: %w", err)
+		return nil, 0, fmt.Errorf("open O_DIRECT: %w", err)
 	}
 	zeros := align.Alloc(1<<20, a)
 	for off := int64(0); off < size && err == nil; off += int64(len(zeros)) {
-		_, err = unix.Pwrite(fd, zeros[:min(int64(len(zeros)), size-off)], off)
+		_, err = f.WriteAt(zeros[:min(int64(len(zeros)), size-off)], off)
 	}
 	if err == nil {
-		err = unix.Fdatasync(fd)
+		err = osdir.Fdatasync(f)
 	}
 	if err != nil {
-		unix.Close(fd)
+		f.Close()
 		os.Remove(path)
-		return -1, 0, fmt.Errorf("pre-zero: %w", err)
+		return nil, 0, fmt.Errorf("pre-zero: %w", err)
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return fd, a, nil
+	osdir.SyncDir(filepath.Dir(path))
+	return f, a, nil
 }
 
 type floorLog struct {
+	f     *os.File // owns fd
 	fd    int
 	align int
 	dsync bool
@@ -155,7 +156,7 @@ func (l *floorLog) Flush(_ uint64, entries [][]byte) error {
 
 func (l *floorLog) Syncs() uint64 { return l.syncs.Load() }
 
-func (l *floorLog) Close() error { return unix.Close(l.fd) }
+func (l *floorLog) Close() error { return l.f.Close() }
 
 // dropCache makes the kernel forget the cached pages of the files under dir
 // (each is synced first, since only clean pages are dropped), so that a

@@ -194,11 +194,12 @@ func (c *Coordinator) Flush(entries []*PendingEntry, sync bool) (FlushStats, err
 	return st, err
 }
 
-// pageCache reports whether f (or a backend it wraps, as errorfs does)
-// writes through the page cache.
+// pageCache reports whether f (or a backend it wraps, as errorfs does) may
+// write through the page cache: true unless it declares direct I/O
+// (vfs.DirectIO). An FS that does not say is treated as buffered.
 func pageCache(f vfs.FS) bool {
-	p, ok := findIface[interface{ PageCache() bool }](f)
-	return ok && p.PageCache()
+	d, ok := findIface[vfs.DirectIO](f)
+	return !ok || !d.DirectIO()
 }
 
 // initBlocks reports whether f (or a backend it wraps) wants the blocks of

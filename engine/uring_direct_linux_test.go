@@ -22,7 +22,7 @@ func TestUringBackendIsDirect(t *testing.T) {
 	}
 	defer f.Close()
 	if pageCache(f) {
-		t.Error("pageCache(io_uring FS) is true: uring.FS promotes fallback.FS.PageCache (true) through its embedded *fallback.FS")
+		t.Error("pageCache(io_uring FS) is true: the io_uring backend does not declare direct I/O (vfs.DirectIO)")
 	}
 	if pageCache(errorfs.New(f, nil)) {
 		t.Error("pageCache(errorfs(io_uring FS)) is true")

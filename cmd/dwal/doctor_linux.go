@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dwal-project/dwal/engine/align"
+	"github.com/dwal-project/dwal/engine/vfs/osdir"
 )
 
 var (
@@ -203,29 +204,37 @@ func deviceInfo(dir string) string {
 }
 
 // tempFile creates an empty dwal-doctor-*.tmp in dir and opens it again
-// (with O_DIRECT when direct); remove removes it.
+// (with O_DIRECT when direct, through osdir.OpenDirect); remove removes it.
+// The returned fd is the second open's, owned by remove.
 func tempFile(dir string, direct bool) (fd int, pre *os.File, remove func(), err error) {
 	f, err := os.CreateTemp(dir, "dwal-doctor-*.tmp")
 	if err != nil {
 		return -1, nil, nil, err
 	}
 	name := f.Name()
-	flags := unix.O_RDWR | unix.O_CLOEXEC
-	if direct {
-		flags |= unix.O_DIRECT
-	}
 	// NB: O_DIRECT is asked for on a second open, not at creation: where it
 	// is refused, open(O_CREAT|O_DIRECT) fails after creating the file.
-	fd, err = unix.Open(name, flags, 0)
+	var g *os.File
+	if direct {
+		g, err = osdir.OpenDirect(name, os.O_RDWR, 0)
+	} else {
+		g, err = os.OpenFile(name, os.O_RDWR, 0)
+	}
 	if err != nil {
 		f.Close()
 		os.Remove(name)
+		// NB: the errno alone, not the PathError: the file's name changes
+		// every run and would only repeat what the report already says.
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
 		if direct {
 			return -1, nil, nil, fmt.Errorf("open(O_DIRECT): %w", err)
 		}
 		return -1, nil, nil, fmt.Errorf("open: %w", err)
 	}
-	return fd, f, func() { unix.Close(fd); f.Close(); os.Remove(name) }, nil
+	return int(g.Fd()), f, func() { g.Close(); f.Close(); os.Remove(name) }, nil
 }
 
 // probeDirect opens a file in dir with O_DIRECT and writes one aligned block.

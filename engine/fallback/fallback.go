@@ -4,51 +4,39 @@
 // bytes as the io_uring backend, so a directory written by one opens with the
 // other.
 //
-// The io_uring backend reuses this package for everything off the write path
-// (directory operations, small files, the lock).
+// The directory operations, small files, the lock and the system calls
+// around a write are package osdir's, which the io_uring backend uses too;
+// neither backend imports the other.
 package fallback
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"strings"
-	"syscall"
 
 	"github.com/dwal-project/dwal/engine/align"
 	"github.com/dwal-project/dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/vfs/osdir"
 )
 
 // FS is a directory served through os.File.
 type FS struct {
-	dir   string
-	opts  vfs.Options
+	d     *osdir.Dir
 	align int
 }
 
 var (
-	_ vfs.FS   = (*FS)(nil)
-	_ vfs.File = (*File)(nil)
+	_ vfs.FS       = (*FS)(nil)
+	_ vfs.File     = (*File)(nil)
+	_ vfs.DirectIO = (*FS)(nil)
 )
 
 // New opens (creating it if needed, with opts.DirPerm) the directory dir.
 func New(dir string, opts vfs.Options) (*FS, error) {
-	if dir == "" {
-		return nil, errors.New("dwal: empty directory path")
-	}
-	opts = opts.WithDefaults()
-	if err := os.MkdirAll(dir, opts.DirPerm); err != nil {
-		return nil, fmt.Errorf("dwal: create directory: %w", err)
-	}
-	st, err := os.Stat(dir)
+	d, err := osdir.New(dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("dwal: stat directory: %w", err)
-	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("dwal: %s is not a directory", dir)
+		return nil, err
 	}
 	a := opts.Alignment
 	if a <= 0 {
@@ -56,14 +44,14 @@ func New(dir string, opts vfs.Options) (*FS, error) {
 	} else if a&(a-1) != 0 || a < align.Default {
 		return nil, fmt.Errorf("dwal: alignment %d is not a power of two of at least %d", a, align.Default)
 	}
-	return &FS{dir: dir, opts: opts, align: a}, nil
+	return &FS{d: d, align: a}, nil
 }
 
 // Dir is the directory this FS serves.
-func (f *FS) Dir() string { return f.dir }
+func (f *FS) Dir() string { return f.d.Path() }
 
 // Options are the options the FS was made with.
-func (f *FS) Options() vfs.Options { return f.opts }
+func (f *FS) Options() vfs.Options { return f.d.Options() }
 
 // Name implements vfs.FS.
 func (f *FS) Name() string { return "fallback" }
@@ -74,29 +62,12 @@ func (f *FS) Name() string { return "fallback" }
 func (f *FS) Alignment() int { return f.align }
 
 // Path returns the full path of name, refusing names that leave the directory.
-func (f *FS) Path(name string) (string, error) {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
-		return "", fmt.Errorf("dwal: bad file name %q: %w", name, fs.ErrInvalid)
-	}
-	return filepath.Join(f.dir, name), nil
-}
+func (f *FS) Path(name string) (string, error) { return f.d.Join(name) }
 
 // Create implements vfs.FS.
 func (f *FS) Create(name string, size int64) (vfs.File, error) {
-	p, err := f.Path(name)
+	of, err := f.d.Create(name, size)
 	if err != nil {
-		return nil, err
-	}
-	if size < 0 {
-		return nil, fmt.Errorf("dwal: create %s: negative size %d: %w", name, size, fs.ErrInvalid)
-	}
-	of, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, f.opts.FilePerm)
-	if err != nil {
-		return nil, err
-	}
-	if err := Preallocate(of, size); err != nil {
-		of.Close()
-		os.Remove(p)
 		return nil, err
 	}
 	return &File{f: of, align: f.align}, nil
@@ -104,15 +75,7 @@ func (f *FS) Create(name string, size int64) (vfs.File, error) {
 
 // Open implements vfs.FS.
 func (f *FS) Open(name string, readOnly bool) (vfs.File, error) {
-	p, err := f.Path(name)
-	if err != nil {
-		return nil, err
-	}
-	flag := os.O_RDWR
-	if readOnly {
-		flag = os.O_RDONLY
-	}
-	of, err := os.OpenFile(p, flag, 0)
+	of, err := f.d.Open(name, readOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -120,82 +83,33 @@ func (f *FS) Open(name string, readOnly bool) (vfs.File, error) {
 }
 
 // Remove implements vfs.FS.
-func (f *FS) Remove(name string) error {
-	p, err := f.Path(name)
-	if err != nil {
-		return err
-	}
-	return os.Remove(p)
-}
+func (f *FS) Remove(name string) error { return f.d.Remove(name) }
 
 // Rename implements vfs.FS.
-func (f *FS) Rename(oldname, newname string) error {
-	po, err := f.Path(oldname)
-	if err != nil {
-		return err
-	}
-	pn, err := f.Path(newname)
-	if err != nil {
-		return err
-	}
-	return os.Rename(po, pn)
-}
+func (f *FS) Rename(oldname, newname string) error { return f.d.Rename(oldname, newname) }
 
 // SyncDir implements vfs.FS.
-func (f *FS) SyncDir() error { return syncDir(f.dir) }
+func (f *FS) SyncDir() error { return f.d.SyncDir() }
 
 // List implements vfs.FS.
-func (f *FS) List() ([]fs.DirEntry, error) { return os.ReadDir(f.dir) }
+func (f *FS) List() ([]fs.DirEntry, error) { return f.d.List() }
 
 // ReadFile implements vfs.FS.
-func (f *FS) ReadFile(name string) ([]byte, error) {
-	p, err := f.Path(name)
-	if err != nil {
-		return nil, err
-	}
-	return os.ReadFile(p)
-}
+func (f *FS) ReadFile(name string) ([]byte, error) { return f.d.ReadFile(name) }
 
 // WriteFile implements vfs.FS.
-func (f *FS) WriteFile(name string, data []byte) error {
-	p, err := f.Path(name)
-	if err != nil {
-		return err
-	}
-	of, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, f.opts.FilePerm)
-	if err != nil {
-		return err
-	}
-	if _, err := of.Write(data); err != nil {
-		of.Close()
-		return noSpace(err)
-	}
-	if err := Fdatasync(of); err != nil {
-		of.Close()
-		return err
-	}
-	return of.Close()
-}
+func (f *FS) WriteFile(name string, data []byte) error { return f.d.WriteFile(name, data) }
 
 // Lock implements vfs.FS.
-func (f *FS) Lock() (io.Closer, error) {
-	p, err := f.Path("LOCK")
-	if err != nil {
-		return nil, err
-	}
-	of, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, f.opts.FilePerm)
-	if err != nil {
-		return nil, fmt.Errorf("dwal: open LOCK: %w", err)
-	}
-	if err := lockFile(of); err != nil {
-		of.Close()
-		return nil, fmt.Errorf("%w (%s): %w", vfs.ErrLocked, p, err)
-	}
-	return of, nil
-}
+func (f *FS) Lock() (io.Closer, error) { return f.d.Lock() }
 
 // Close implements vfs.FS.
 func (f *FS) Close() error { return nil }
+
+// DirectIO implements vfs.DirectIO: false, writes go through the page
+// cache. After a failed fsync the kernel may have dropped or kept the dirty
+// pages, so the engine turns read-only rather than trust a rollback.
+func (f *FS) DirectIO() bool { return false }
 
 // File is an os.File with the vfs.File contract.
 type File struct {
@@ -214,13 +128,13 @@ func (f *File) WriteAt(p []byte, off int64, mode vfs.SyncMode) error {
 	}
 	n, err := f.f.WriteAt(p, off)
 	if err != nil {
-		return noSpace(err)
+		return osdir.NoSpace(err)
 	}
 	if n != len(p) {
 		return fmt.Errorf("%w: %d of %d bytes at %d", vfs.ErrShortWrite, n, len(p), off)
 	}
 	if mode != vfs.SyncNone {
-		return Fdatasync(f.f)
+		return osdir.Fdatasync(f.f)
 	}
 	return nil
 }
@@ -234,7 +148,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // Sync implements vfs.File.
-func (f *File) Sync() error { return Fdatasync(f.f) }
+func (f *File) Sync() error { return osdir.Fdatasync(f.f) }
 
 // Truncate implements vfs.File.
 func (f *File) Truncate(size int64) error { return f.f.Truncate(size) }
@@ -250,19 +164,3 @@ func (f *File) Size() (int64, error) {
 
 // Close implements vfs.File.
 func (f *File) Close() error { return f.f.Close() }
-
-// noSpace wraps ENOSPC with vfs.ErrNoSpace, keeping the cause.
-func noSpace(err error) error {
-	if err != nil && errors.Is(err, syscall.ENOSPC) && !errors.Is(err, vfs.ErrNoSpace) {
-		return fmt.Errorf("%w: %w", vfs.ErrNoSpace, err)
-	}
-	return err
-}
-
-// NoSpace wraps ENOSPC with vfs.ErrNoSpace (for other backends).
-func NoSpace(err error) error { return noSpace(err) }
-
-// PageCache reports that writes go through the page cache: after a failed
-// fsync the kernel may have dropped or kept the dirty pages, so the engine
-// turns read-only rather than trust a rollback.
-func (f *FS) PageCache() bool { return true }

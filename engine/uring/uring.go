@@ -4,7 +4,8 @@
 // FSYNC(IORING_FSYNC_DATASYNC), or as one WRITE carrying RWF_DSYNC.
 //
 // Everything off the write path (directory operations, List, ReadFile,
-// WriteFile, Lock, SyncDir, Remove, Rename) is the fallback package's.
+// WriteFile, Lock, SyncDir, Remove, Rename) is package osdir's, which the
+// fallback backend uses too; neither backend imports the other.
 //
 // # Ring
 //

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -17,11 +18,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dwal-project/dwal/engine/align"
-	"github.com/dwal-project/dwal/engine/fallback"
 	"github.com/dwal-project/dwal/engine/vfs"
+	"github.com/dwal-project/dwal/engine/vfs/osdir"
 )
 
-var _ vfs.File = (*file)(nil)
+var (
+	_ vfs.File        = (*file)(nil)
+	_ vfs.DirectIO    = (*FS)(nil)
+	_ vfs.BlockIniter = (*FS)(nil)
+)
 
 // maxIO bounds the bytes of one READ or WRITE SQE (the kernel caps one
 // transfer just under 2 GiB); longer buffers are split. A multiple of every
@@ -34,29 +39,30 @@ const maxIO = 1 << 30
 const transientRetries = 3
 
 // FS is a directory whose files are written with O_DIRECT through one
-// io_uring. Directory operations, small files and the lock are the embedded
-// fallback.FS's. Safe for concurrent use.
+// io_uring. Directory operations, small files and the lock are its
+// osdir.Dir's. Safe for concurrent use.
 type FS struct {
-	*fallback.FS
+	d     *osdir.Dir
 	ring  *ring
 	align int
 }
 
-// New opens (creating it if needed, like fallback.New) the directory dir and
+// New opens (creating it if needed, with opts.DirPerm) the directory dir and
 // sets up its ring. It fails with an error wrapping vfs.ErrUnsupported, and
 // saying why, when io_uring or O_DIRECT cannot be used there: it runs the
 // same self-test as Probe, through the ring it returns.
 func New(dir string, opts vfs.Options) (*FS, error) {
 	opts.Alignment = 0 // O_DIRECT needs the device's own: always discovered
-	fb, err := fallback.New(dir, opts)
+	d, err := osdir.New(dir, opts)
 	if err != nil {
 		return nil, err
 	}
+	a, _ := align.Discover(dir)
 	r, err := newRing()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", vfs.ErrUnsupported, err)
 	}
-	f := &FS{FS: fb, ring: r, align: fb.Alignment()}
+	f := &FS{d: d, ring: r, align: a}
 	if err := f.selfTest(); err != nil {
 		r.close()
 		return nil, err
@@ -137,61 +143,46 @@ func (f *FS) Alignment() int { return f.align }
 
 // Create implements vfs.FS: the file is created O_RDWR|O_CREAT|O_EXCL (and
 // O_CLOEXEC, as os.OpenFile always does), switched to O_DIRECT and fallocated
-// to size. On any failure the new file is removed.
-//
-// NB: O_DIRECT is set with fcntl(F_SETFL) after the create, not passed to
-// open: where O_DIRECT is refused (ramfs, say) open(O_CREAT|O_DIRECT) fails
-// with EINVAL after it has created the file, and the caller cannot tell
-// whether the name it would then remove is its own.
+// to size (osdir.Dir.CreateDirect: O_DIRECT is set by fcntl after the
+// create, see osdir.OpenDirect). On any failure the new file is removed.
 func (f *FS) Create(name string, size int64) (vfs.File, error) {
-	p, err := f.Path(name)
+	of, err := f.d.CreateDirect(name, size)
 	if err != nil {
-		return nil, err
-	}
-	of, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, f.Options().FilePerm)
-	if err != nil {
-		return nil, err
-	}
-	if err = setDirect(of); err == nil {
-		err = fallback.Preallocate(of, size)
-	}
-	if err != nil {
-		of.Close()
-		os.Remove(p)
 		return nil, err
 	}
 	return f.newFile(of), nil
-}
-
-// setDirect turns on O_DIRECT for of.
-func setDirect(of *os.File) error {
-	fd := int(of.Fd())
-	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err == nil {
-		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl|unix.O_DIRECT)
-	}
-	if err != nil {
-		return &os.PathError{Op: "fcntl O_DIRECT", Path: of.Name(), Err: err}
-	}
-	return nil
 }
 
 // Open implements vfs.FS: O_RDWR (or O_RDONLY) with O_DIRECT.
 func (f *FS) Open(name string, readOnly bool) (vfs.File, error) {
-	p, err := f.Path(name)
-	if err != nil {
-		return nil, err
-	}
-	flag := os.O_RDWR
-	if readOnly {
-		flag = os.O_RDONLY
-	}
-	of, err := os.OpenFile(p, flag|syscall.O_DIRECT, 0)
+	of, err := f.d.OpenDirect(name, readOnly)
 	if err != nil {
 		return nil, err
 	}
 	return f.newFile(of), nil
 }
+
+// Remove implements vfs.FS.
+func (f *FS) Remove(name string) error { return f.d.Remove(name) }
+
+// Rename implements vfs.FS.
+func (f *FS) Rename(oldname, newname string) error { return f.d.Rename(oldname, newname) }
+
+// SyncDir implements vfs.FS.
+func (f *FS) SyncDir() error { return f.d.SyncDir() }
+
+// List implements vfs.FS.
+func (f *FS) List() ([]fs.DirEntry, error) { return f.d.List() }
+
+// ReadFile implements vfs.FS (buffered: small files are not written
+// through the ring).
+func (f *FS) ReadFile(name string) ([]byte, error) { return f.d.ReadFile(name) }
+
+// WriteFile implements vfs.FS (buffered, then fdatasync).
+func (f *FS) WriteFile(name string, data []byte) error { return f.d.WriteFile(name, data) }
+
+// Lock implements vfs.FS.
+func (f *FS) Lock() (io.Closer, error) { return f.d.Lock() }
 
 func (f *FS) newFile(of *os.File) *file {
 	return &file{ring: f.ring, of: of, fd: int32(of.Fd()), path: of.Name(), align: f.align}
@@ -200,10 +191,7 @@ func (f *FS) newFile(of *os.File) *file {
 // Close implements vfs.FS: it waits for the operations in flight, then
 // unmaps the ring and closes its fd. Files must be closed first; their later
 // operations fail with an error wrapping os.ErrClosed.
-func (f *FS) Close() error {
-	err := f.ring.close()
-	return errors.Join(err, f.FS.Close())
-}
+func (f *FS) Close() error { return f.ring.close() }
 
 // file is an O_DIRECT file served through its FS's ring.
 type file struct {
@@ -344,7 +332,7 @@ func (f *file) whyShort(err error, rest []byte, off int64) error {
 // errno wraps a negative cqe.res as a *os.PathError naming the file, with
 // ENOSPC also wrapping vfs.ErrNoSpace; the errno stays in the chain.
 func (f *file) errno(what string, n int, off int64, res int32) error {
-	return fallback.NoSpace(&os.PathError{
+	return osdir.NoSpace(&os.PathError{
 		Op:   fmt.Sprintf("io_uring %s (%d bytes at %d)", what, n, off),
 		Path: f.path,
 		Err:  syscall.Errno(-res),
@@ -438,7 +426,7 @@ func (f *file) Truncate(size int64) error {
 			continue
 		}
 		if err != nil {
-			return fallback.NoSpace(&os.PathError{Op: "truncate", Path: f.path, Err: err})
+			return osdir.NoSpace(&os.PathError{Op: "truncate", Path: f.path, Err: err})
 		}
 		return nil
 	}
@@ -470,10 +458,9 @@ func (f *file) Close() error {
 	return f.of.Close()
 }
 
-// PageCache reports false: segment files bypass the page cache (O_DIRECT),
-// so after a failed sync a rollback can be trusted. NB: without this the
-// method of the embedded *fallback.FS would be promoted and answer true.
-func (f *FS) PageCache() bool { return false }
+// DirectIO implements vfs.DirectIO: true, segment files bypass the page
+// cache (O_DIRECT), so after a failed sync a rollback can be trusted.
+func (f *FS) DirectIO() bool { return true }
 
 // InitBlocks reports true: a sync into fallocated-but-unwritten extents
 // must commit their conversion too (measured here: ~300 µs vs ~200 µs per

@@ -4,7 +4,8 @@
 // It imports nothing else of dwal. The engine imports it and picks a backend;
 // the backends (uring, fallback) and the test backends (memfs, errorfs) import
 // it and never the engine, so each can be tested alone and there is no import
-// cycle.
+// cycle. The real backends share their operating-system layer, package
+// osdir, and never import each other.
 //
 // Layers: bytes (this package) → format (engine segment files) → log
 // (engine.Coordinator).
@@ -186,6 +187,20 @@ func (o Options) WithDefaults() Options {
 		o.DirPerm = 0o700
 	}
 	return o
+}
+
+// DirectIO is implemented by backends that can say whether their writes
+// bypass the page cache. DirectIO reports true when they do (O_DIRECT): then
+// nothing between the backend and the device can silently drop a failed
+// write's state, so after a failed sync the engine may cut the segment back,
+// sync the cut and go on. A backend that does not implement DirectIO, or
+// whose DirectIO reports false, is treated as buffered — the safe answer:
+// after a writeback error the page cache may have dropped the dirty pages or
+// kept them marked clean, a rollback cannot be trusted, and the engine turns
+// the log read-only instead. Wrappers (errorfs) expose the backend they wrap
+// with an Unwrap() FS method instead of implementing it.
+type DirectIO interface {
+	DirectIO() bool
 }
 
 // BlockIniter is implemented by backends whose newly allocated blocks cost

@@ -46,12 +46,13 @@ const fileSize = 64 << 20
 
 func run(dir string, writers int, dsync bool, dur, slow time.Duration) error {
 	path := filepath.Join(dir, fmt.Sprintf("flushstall-%d.tmp", os.Getpid()))
-	fd, a, err := bench.OpenPreZeroed(path, fileSize)
+	f, a, err := bench.OpenPreZeroed(path, fileSize)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(path)
-	defer unix.Close(fd)
+	defer f.Close()
+	fd := int(f.Fd())
 
 	var (
 		ops    atomic.Int64

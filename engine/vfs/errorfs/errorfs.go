@@ -82,7 +82,9 @@ func New(inner vfs.FS, inj Injector, opts ...Option) *FS {
 // after a test's setup. Ops already asking the old one may still fail.
 func (f *FS) SetInjector(inj Injector) { f.inj.Store(&holder{inj: inj}) }
 
-// Unwrap returns the wrapped FS.
+// Unwrap returns the wrapped FS. The engine looks for the wrapped backend's
+// optional interfaces (vfs.DirectIO, vfs.BlockIniter) through it, so a
+// wrapped backend keeps what it declares.
 func (f *FS) Unwrap() vfs.FS { return f.inner }
 
 // Ops returns how many ops the injector was asked about.

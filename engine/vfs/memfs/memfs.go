@@ -1,6 +1,8 @@
 // Package memfs is a crashable in-memory vfs.FS for tests. It models a
 // volatile write cache: what was written but not synced may or may not be on
 // the medium after a crash, and a write may be torn at sector granularity.
+// There is no page cache in front of that cache, so the FS declares direct
+// I/O (vfs.DirectIO), as the io_uring backend does.
 //
 // State kept per file (an inode, independent of its names):
 //   - the current bytes and size, which reads see;
@@ -75,8 +77,9 @@ type FS struct {
 }
 
 var (
-	_ vfs.FS   = (*FS)(nil)
-	_ vfs.File = (*File)(nil)
+	_ vfs.FS       = (*FS)(nil)
+	_ vfs.File     = (*File)(nil)
+	_ vfs.DirectIO = (*FS)(nil)
 )
 
 // inode is one file, whatever names it has.
@@ -205,6 +208,14 @@ func (f *FS) Name() string { return "memfs" }
 
 // Alignment implements vfs.FS.
 func (f *FS) Alignment() int { return f.align }
+
+// DirectIO implements vfs.DirectIO: true. memfs models a device with a
+// volatile write cache and no page cache in front of it (as O_DIRECT
+// files on a real disk): a write is in that cache once WriteAt returns, a
+// sync never loses or hides it, and a truncate and sync after a failed sync
+// (injected with errorfs) leave exactly the bytes they say. So the engine's
+// rollback after a failed sync can be trusted here, as with io_uring.
+func (f *FS) DirectIO() bool { return true }
 
 // SectorSize is the unit torn writes are cut at.
 func (f *FS) SectorSize() int { return f.sector }

@@ -1,6 +1,6 @@
 //go:build unix
 
-package fallback
+package osdir
 
 import (
 	"os"
@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// lockFile takes an exclusive flock on f without waiting for it.
 func lockFile(f *os.File) error {
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
@@ -18,8 +19,8 @@ func lockFile(f *os.File) error {
 	}
 }
 
-// syncDir fsyncs a directory so creates, renames and removes in it are durable.
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory so creates, renames and removes in it are durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

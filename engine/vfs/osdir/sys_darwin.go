@@ -1,4 +1,4 @@
-package fallback
+package osdir
 
 import (
 	"os"
@@ -25,5 +25,5 @@ func Preallocate(f *os.File, size int64) error {
 		st.Flags = unix.F_ALLOCATECONTIG // retry without the all-or-nothing flag
 		_ = unix.FcntlFstore(f.Fd(), unix.F_PREALLOCATE, &st)
 	}
-	return noSpace(f.Truncate(size))
+	return NoSpace(f.Truncate(size))
 }

@@ -1,4 +1,4 @@
-package fallback
+package osdir
 
 import (
 	"os"
@@ -36,7 +36,7 @@ func Preallocate(f *os.File, size int64) error {
 			return f.Truncate(size)
 		}
 		if err != nil {
-			return noSpace(&os.PathError{Op: "fallocate", Path: f.Name(), Err: err})
+			return NoSpace(&os.PathError{Op: "fallocate", Path: f.Name(), Err: err})
 		}
 		return nil
 	}

@@ -1,6 +1,6 @@
 //go:build !linux && !darwin
 
-package fallback
+package osdir
 
 import "os"
 
@@ -12,5 +12,5 @@ func Preallocate(f *os.File, size int64) error {
 	if size <= 0 {
 		return nil
 	}
-	return noSpace(f.Truncate(size))
+	return NoSpace(f.Truncate(size))
 }
