@@ -76,7 +76,10 @@ type Config struct {
 	Backend BackendKind
 	// FS, when set, is the backend to use as it is (Backend is ignored, Dir
 	// only names the directory in messages): a custom backend, or the test
-	// backends memfs and errorfs. The Coordinator does not close it.
+	// backends memfs and errorfs. The Coordinator does not close it. An FS
+	// that does not implement vfs.DirectIO (reporting true) is treated as
+	// buffered: after a failed sync the log turns read-only instead of
+	// rolling the segment back, and retired segments are not recycled.
 	FS vfs.FS
 	// SyncMethod picks linked fdatasync or RWF_DSYNC writes.
 	SyncMethod SyncMethod

@@ -84,7 +84,8 @@
 // a second fsync can succeed falsely). Instead the segment is truncated back
 // to where the batch started and that is synced; with O_DIRECT (no page
 // cache in between) the segment is then sealed and writing resumes on a fresh
-// segment whose first batch is synced. With the buffered fallback backend, or
+// segment whose first batch is synced. With a buffered backend (the
+// fallback, or any Config.FS that does not declare vfs.DirectIO), or
 // when the rollback itself fails, the Coordinator turns read-only: every
 // later write returns ErrReadOnly naming the cause and the LSN range whose
 // fate is unknown; reads still work; reopening runs recovery. Running out of

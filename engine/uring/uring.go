@@ -11,9 +11,13 @@
 //
 // One ring per FS, set up with io_uring_setup and mapped with x/sys/unix; the
 // iouring-go syscall subpackage supplies setup/enter/register and the SQE/CQE
-// layouts (its root package is not used: it does not link on Go >= 1.23
-// without a special linker flag, see DESIGN.md). 64 preallocated request slots bound what is in
-// flight; a caller beyond that blocks. No allocation per operation, no reaper
+// layouts. Its root package is not used: it does not link on Go >= 1.23
+// without a special linker flag (a //go:linkname into syscall) that every
+// program importing dwal would then need; its linked requests keep
+// IOSQE_IO_HARDLINK set, so a sync would still run after a failed write;
+// and each request costs allocations and an eventfd + epoll + channel hop.
+// 64 preallocated request slots bound what is in flight; a caller beyond
+// that blocks. No allocation per operation, no reaper
 // goroutine, no eventfd or epoll: the caller whose operation is first in
 // flight reaps for everybody, waiting in the same io_uring_enter that submits
 // its SQEs, and hands the reaping to another waiter when its own operation is
