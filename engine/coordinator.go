@@ -40,6 +40,10 @@ type Coordinator struct {
 	syncNext   bool     // the next batch must be synced (first write on a fresh segment after a failure)
 	dirDirty   bool     // directory changes not yet synced (see syncDir)
 	retired    []string // recycle-N.tmp names waiting for that sync before reuse
+	// warm holds the sealed segments this process knows to be initialised
+	// whole (every block written): only those are recycled, since a
+	// recycled file is taken as initialised.
+	warm map[uint64]bool
 	head, tail *flight  // batches reserved and not yet settled, in reservation order
 	ioPending  int      // batches whose I/O has not finished
 	unsyncedIO int      // of them, the unsynced ones
@@ -279,6 +283,12 @@ func (c *Coordinator) seal() {
 		}
 	}
 	a.f.Close()
+	if a.init == nil || a.init.end.Load() >= a.size {
+		if c.warm == nil {
+			c.warm = map[uint64]bool{}
+		}
+		c.warm[a.id] = true
+	}
 	if a.meta.EntryCount == 0 {
 		if err := c.fs.Remove(segment.Name(a.id)); err == nil {
 			c.dirDirty = true

@@ -384,13 +384,16 @@ func (c *Coordinator) initChunkFor(left int64, rate float64, tick time.Duration)
 }
 
 // retire removes segment id and its .meta (under mu). With a backend that
-// bypasses the page cache the file is renamed to recycle-N.tmp instead and
-// kept in c.retired: the next syncDir makes the rename durable and only then
+// bypasses the page cache, when id is known to be initialised whole
+// (c.warm), the file is renamed to recycle-N.tmp instead and kept in
+// c.retired: the next syncDir makes the rename durable and only then
 // offers the file for reuse. NB: reusing it before would write a new header
 // into a file that a crash could bring back under its old name.
 func (c *Coordinator) retire(id uint64) error {
 	recycled := ""
-	if !pageCache(c.fs) {
+	warm := c.warm[id]
+	delete(c.warm, id)
+	if warm && !pageCache(c.fs) {
 		tmp := fmt.Sprintf("%s%d%s", segment.RecyclePrefix, id, segment.TmpSuffix)
 		if err := c.fs.Rename(segment.Name(id), tmp); err == nil {
 			recycled = tmp

@@ -233,7 +233,7 @@ func (c *Coordinator) finish(f *flight, st FlushStats) (FlushStats, error) {
 	err := f.err // a sealing failure: nothing to write
 	if err == nil {
 		if fr := f.a.init; fr != nil {
-			fr.await(f.off + int64(f.span))
+			fr.await(f.off, f.off+int64(f.span))
 		}
 		err = f.a.f.WriteAt((*f.buf)[:f.span], f.off, f.mode)
 	}

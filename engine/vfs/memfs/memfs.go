@@ -74,12 +74,16 @@ type FS struct {
 	locked   bool              // Lock is held
 	open     map[*File]struct{}
 	report   string // what CrashClone did, on a clone
+
+	extents bool        // WithExtents: model unwritten extents, report cold writes
+	cold    []ColdWrite // synced writes of data into unwritten blocks
 }
 
 var (
-	_ vfs.FS       = (*FS)(nil)
-	_ vfs.File     = (*File)(nil)
-	_ vfs.DirectIO = (*FS)(nil)
+	_ vfs.FS          = (*FS)(nil)
+	_ vfs.File        = (*File)(nil)
+	_ vfs.DirectIO    = (*FS)(nil)
+	_ vfs.BlockIniter = (*FS)(nil)
 )
 
 // inode is one file, whatever names it has.
@@ -88,6 +92,9 @@ type inode struct {
 	data    []byte   // current contents; len is the current size
 	synced  []byte   // durable contents; len is the durable size
 	pending []fileOp // writes and truncates since the last sync, in order
+	// unwritten marks the blocks (of the FS alignment) allocated but never
+	// written, with WithExtents: Create's preallocation, a Truncate's growth.
+	unwritten []bool
 }
 
 // fileOp is a write (data != nil) or a truncate (trunc) not yet synced.
@@ -122,6 +129,32 @@ func WithSectorSize(n int) Option { return func(f *FS) { f.sector = n } }
 
 // WithCapacity sets the capacity in bytes (see SetCapacity).
 func WithCapacity(n int64) Option { return func(f *FS) { f.capacity = n } }
+
+// WithExtents models what makes a real file's first writes slow: blocks
+// that Create preallocates (or a Truncate adds) are unwritten until a write
+// covers them, and a synced write of data (not all zeros: zeros are
+// initialisation) into an unwritten block is recorded as a ColdWrite (on a
+// real file system its fdatasync also commits the extent conversion). The
+// FS then asks for initialised blocks (vfs.BlockIniter). CrashClone's
+// clones start with every block written.
+func WithExtents() Option { return func(f *FS) { f.extents = true } }
+
+// ColdWrite is a synced write of data into blocks that were never written.
+type ColdWrite struct {
+	Names []string // the file's names when it was written, sorted
+	Off   int64
+	Len   int
+}
+
+// InitBlocks implements vfs.BlockIniter: true with WithExtents.
+func (f *FS) InitBlocks() bool { return f.extents }
+
+// ColdWrites returns the cold writes so far (see WithExtents), in order.
+func (f *FS) ColdWrites() []ColdWrite {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.cold)
+}
 
 // New returns an empty FS with the given I/O alignment (a power of two >=
 // 512, say 4096). It panics on a bad alignment or sector size: those are
@@ -260,6 +293,7 @@ func (f *FS) Create(name string, size int64) (vfs.File, error) {
 	}
 	ino := f.newInodeLocked()
 	ino.data = make([]byte, size)
+	f.markUnwrittenLocked(ino, 0, size)
 	if size > 0 {
 		ino.pending = append(ino.pending, fileOp{off: size, trunc: true})
 	}
@@ -476,11 +510,47 @@ func (h *File) WriteAt(p []byte, off int64, mode vfs.SyncMode) error {
 	if err := h.fs.reserveLocked("write", h.name, off+int64(len(p))-int64(len(h.ino.data))); err != nil {
 		return err
 	}
+	h.fs.noteWriteLocked(h.ino, p, off, mode)
 	h.ino.write(p, off)
 	if mode != vfs.SyncNone {
 		h.ino.sync()
 	}
 	return nil
+}
+
+// markUnwrittenLocked marks the blocks of [from, to) unwritten (WithExtents).
+func (f *FS) markUnwrittenLocked(ino *inode, from, to int64) {
+	if !f.extents {
+		return
+	}
+	n := int((to + int64(f.align) - 1) / int64(f.align))
+	for len(ino.unwritten) < n {
+		ino.unwritten = append(ino.unwritten, int64(len(ino.unwritten))*int64(f.align) >= from)
+	}
+	ino.unwritten = ino.unwritten[:n]
+}
+
+// noteWriteLocked records a cold write and marks the blocks written.
+func (f *FS) noteWriteLocked(ino *inode, p []byte, off int64, mode vfs.SyncMode) {
+	if !f.extents {
+		return
+	}
+	first, last := int(off/int64(f.align)), int((off+int64(len(p))-1)/int64(f.align))
+	cold := false
+	for b := first; b <= last && b < len(ino.unwritten); b++ {
+		cold = cold || ino.unwritten[b]
+		ino.unwritten[b] = false
+	}
+	if cold && mode != vfs.SyncNone && slices.ContainsFunc(p, func(c byte) bool { return c != 0 }) {
+		var names []string
+		for n, i := range f.names {
+			if i == ino {
+				names = append(names, n)
+			}
+		}
+		slices.Sort(names)
+		f.cold = append(f.cold, ColdWrite{Names: names, Off: off, Len: len(p)})
+	}
 }
 
 // ReadAt implements vfs.File.
@@ -530,7 +600,13 @@ func (h *File) Truncate(size int64) error {
 	if err := h.fs.reserveLocked("truncate", h.name, size-int64(len(h.ino.data))); err != nil {
 		return err
 	}
+	old := int64(len(h.ino.data))
 	h.ino.truncate(size)
+	if size > old {
+		h.fs.markUnwrittenLocked(h.ino, old, size)
+	} else {
+		h.fs.markUnwrittenLocked(h.ino, size, size)
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -529,4 +530,30 @@ func TestConcurrentCrashClone(t *testing.T) {
 	for _, f := range files {
 		f.Close()
 	}
+}
+
+// WithExtents records a synced write of data into blocks never written
+// (Create's preallocation, a Truncate's growth), and only that: not zeros
+// (initialisation), not an unsynced write, not blocks written before.
+func TestExtentsRecordColdWrites(t *testing.T) {
+	m := memfs.New(a, memfs.WithExtents())
+	if !m.InitBlocks() || memfs.New(a).InitBlocks() {
+		t.Fatal("InitBlocks must say true with WithExtents only")
+	}
+	f := mustCreate(t, m, "000001.log", 8*a)
+	mustWrite(t, f, fill(a, 0), 0, vfs.SyncData)     // zeros: initialisation
+	mustWrite(t, f, fill(a, 1), 0, vfs.SyncData)     // block 0 was written
+	mustWrite(t, f, fill(a, 2), a, vfs.SyncNone)     // not synced
+	mustWrite(t, f, fill(a, 3), a, vfs.SyncData)     // block 1 was written
+	mustWrite(t, f, fill(2*a, 4), 3*a, vfs.SyncData) // cold: blocks 3 and 4
+	mustWrite(t, f, fill(a, 5), 4*a, vfs.SyncDSync)  // block 4 is written now
+	if err := f.Truncate(12 * a); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, f, fill(a, 6), 10*a, vfs.SyncDSync) // cold: the truncate's growth
+	want := []memfs.ColdWrite{{Names: []string{"000001.log"}, Off: 3 * a, Len: 2 * a}, {Names: []string{"000001.log"}, Off: 10 * a, Len: a}}
+	if got := m.ColdWrites(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("cold writes %+v, want %+v", got, want)
+	}
+	f.Close()
 }
