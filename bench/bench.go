@@ -47,7 +47,7 @@ func builtinSystems() []System {
 	return append(append(DwalSystems(), SeedSystem()), FloorSystems()...)
 }
 
-// Main is the benchmark program (dwal bench, go run ./bench/cmd/dwalbench):
+// Main is the benchmark program (dwalbench, go run ./bench/cmd/dwalbench):
 // it parses args, runs the workloads on every selected system, prints a
 // table (or JSON) and writes the JSON and PNG plots to --out. Exit codes: 0
 // success, 1 a dwal system failed or the results could not be written, 2
@@ -66,15 +66,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := finish(); err != nil {
-		fmt.Fprintf(stderr, "dwal bench: %v\n", err)
+		fmt.Fprintf(stderr, "dwalbench: %v\n", err)
 		return 2
 	}
 	if fl.NArg() > 0 {
-		fmt.Fprintf(stderr, "dwal bench: unexpected argument %q\n", fl.Arg(0))
+		fmt.Fprintf(stderr, "dwalbench: unexpected argument %q\n", fl.Arg(0))
 		return 2
 	}
 	if o.Child {
-		fmt.Fprintln(stderr, "dwal bench: --child is for the peers' binary")
+		fmt.Fprintln(stderr, "dwalbench: --child is for the peers' binary")
 		return 2
 	}
 	if o.From != "" {
@@ -82,14 +82,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	rep, err := run(&o, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "dwal bench: %v\n", err)
+		fmt.Fprintf(stderr, "dwalbench: %v\n", err)
 		return 1
 	}
 	code := 0
 	if o.Out != "" {
 		files, err := writeOutputs(rep, o.Out)
 		if err != nil {
-			fmt.Fprintf(stderr, "dwal bench: %v\n", err)
+			fmt.Fprintf(stderr, "dwalbench: %v\n", err)
 			code = 1
 		}
 		rep.Notes = append(rep.Notes, "wrote "+strings.Join(files, ", "))
@@ -113,22 +113,22 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func replot(o *Options, stdout, stderr io.Writer) int {
 	b, err := os.ReadFile(o.From)
 	if err != nil {
-		fmt.Fprintf(stderr, "dwal bench: %v\n", err)
+		fmt.Fprintf(stderr, "dwalbench: %v\n", err)
 		return 1
 	}
 	var rep Report
 	if err := json.Unmarshal(b, &rep); err != nil {
-		fmt.Fprintf(stderr, "dwal bench: %s: %v\n", o.From, err)
+		fmt.Fprintf(stderr, "dwalbench: %s: %v\n", o.From, err)
 		return 1
 	}
 	rep.Targets = evalTargets(&rep)
 	if o.Out != "" {
 		if err := os.MkdirAll(o.Out, 0o755); err != nil {
-			fmt.Fprintf(stderr, "dwal bench: %v\n", err)
+			fmt.Fprintf(stderr, "dwalbench: %v\n", err)
 			return 1
 		}
 		if _, err := writePlots(&rep, o.Out); err != nil {
-			fmt.Fprintf(stderr, "dwal bench: plots: %v\n", err)
+			fmt.Fprintf(stderr, "dwalbench: plots: %v\n", err)
 			return 1
 		}
 	}
@@ -142,7 +142,7 @@ func replot(o *Options, stdout, stderr io.Writer) int {
 	return 0
 }
 
-const usageText = `usage: dwal bench [flags]
+const usageText = `usage: dwalbench [flags]
 
 Runs write-ahead logs side by side on one directory's disk: dwal (io_uring
 and fallback backends), a seed-style baseline (Card 1's buffered append +

@@ -1,7 +1,8 @@
-// Package bench is dwal's benchmark program (dwal bench, or go run
-// ./bench/cmd/dwalbench): it runs write-ahead logs side by side on one
-// directory's disk and compares them with each other, with the least a
-// durable write costs there, and with the device limit that fio measures.
+// Package bench is dwal's benchmark program (the dwalbench command:
+// make bench, or go run ./bench/cmd/dwalbench): it runs write-ahead logs
+// side by side on one directory's disk and compares them with each other,
+// with the least a durable write costs there, and with the device limit
+// that fio measures.
 //
 // # Systems
 //

@@ -132,7 +132,7 @@ func Child(args []string, stdout, stderr io.Writer, systems []System, versions m
 		return 2
 	}
 	if err := finish(); err != nil || !o.Child || o.Dir == "" {
-		fmt.Fprintf(stderr, "peerbench: run by the bench program (dwal bench), with --child and --dir: %v\n", err)
+		fmt.Fprintf(stderr, "peerbench: run by the bench program (dwalbench), with --child and --dir: %v\n", err)
 		return 2
 	}
 	var run []System

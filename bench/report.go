@@ -222,7 +222,7 @@ func printTable(out io.Writer, rep *Report) {
 
 func render(w io.Writer, rep *Report) {
 	h := rep.Host
-	fmt.Fprintf(w, "dwal bench  %s  host %s (%s, %d CPUs, %s, kernel %s, load %s)\n",
+	fmt.Fprintf(w, "dwalbench  %s  host %s (%s, %d CPUs, %s, kernel %s, load %s)\n",
 		rep.Started.Format("2006-01-02 15:04:05Z"), h.Hostname, h.CPU, h.CPUs, h.OS, h.Kernel, h.Load)
 	fmt.Fprintf(w, "dir %s  (%s on %s)\n", h.Dir, h.FS, h.Device)
 	if f := rep.Fio; f != nil {
