@@ -186,78 +186,104 @@ func run(o *Options, stderr io.Writer) (*Report, error) {
 	pr := &progress{on: o.Progress == "on" || o.Progress == "auto" && stdoutIsTerminal(), w: stderr}
 	defer pr.done()
 
-	if o.Fio == "on" {
-		pr.step("fio device limit (%v per job)", o.FioRuntime)
-		f, err := runFio(o.FioScript, root, o.FioRuntime)
-		if err != nil {
-			rep.FioError = err.Error()
-		} else {
-			rep.Fio = f
-		}
-	} else {
-		rep.FioError = "not run (--fio off)"
-	}
-
-	var local []System
-	for _, s := range builtinSystems() {
-		if contains(o.Systems, s.Name()) {
-			local = append(local, s)
-		}
-	}
-	var peers []string
-	for _, n := range o.Systems {
-		if contains(peerNames, n) {
-			peers = append(peers, n)
-		}
-	}
-	var pe *peerRunner
-	if len(peers) > 0 {
-		pr.step("building the peers' binary (bench/peers)")
-		var dir string
-		pe, dir, err = buildPeers(o, root, stderr)
-		rep.Peers.Dir = dir
-		if err != nil {
-			rep.Peers.Error = err.Error()
-			for _, n := range peers {
-				rep.Results = append(rep.Results, Result{System: n, Workload: "*", Process: "peers", Skipped: "peers not built: " + err.Error()})
-			}
-			pe = nil
-		}
-	}
-
+	measureFio(o, rep, root, pr)
+	local, peers := splitSystems(o.Systems)
+	pe := startPeers(o, rep, peers, root, pr, stderr)
 	p := &runParams{root: root, duration: o.Duration, warmup: o.Warmup, rate: o.Rate, keep: o.Keep, process: "main"}
 	for _, w := range o.Workloads {
 		rep.Results = append(rep.Results, runWorkload(o, w, local, p, pr)...)
 		if pe != nil {
-			pr.step("%s: peers (%s)", w, strings.Join(peers, ", "))
-			limit := 30*time.Minute + time.Duration(len(o.Writers)*len(peers)*4)*(o.Duration+o.Warmup+10*time.Second)
-			co, err := pe.run(childArgs(o, w, peers, root, pr.on), limit)
-			if err != nil {
-				for _, n := range peers {
-					rep.Results = append(rep.Results, Result{System: n, Workload: w, Process: "peers", Error: err.Error()})
-				}
-				continue
-			}
-			rep.Results = append(rep.Results, co.Results...)
-			rep.Peers.Versions = co.Versions
+			rep.Results = append(rep.Results, pe.runWorkload(o, w, peers, root, pr, rep)...)
 		}
 	}
 	pr.done()
 	rep.Finished = time.Now().UTC()
 	rep.Targets = evalTargets(rep)
-	rep.Notes = append(rep.Notes,
+	rep.Notes = append(rep.Notes, runNotes(o)...)
+	return rep, nil
+}
+
+// measureFio runs fio's device limit into rep (or says why not).
+func measureFio(o *Options, rep *Report, root string, pr *progress) {
+	if o.Fio != "on" {
+		rep.FioError = "not run (--fio off)"
+		return
+	}
+	pr.step("fio device limit (%v per job)", o.FioRuntime)
+	f, err := runFio(o.FioScript, root, o.FioRuntime)
+	if err != nil {
+		rep.FioError = err.Error()
+		return
+	}
+	rep.Fio = f
+}
+
+// splitSystems returns the systems of this process, in builtinSystems'
+// order, and the names of the peers, which run in the peers' process.
+func splitSystems(names []string) (local []System, peers []string) {
+	for _, s := range builtinSystems() {
+		if contains(names, s.Name()) {
+			local = append(local, s)
+		}
+	}
+	for _, n := range names {
+		if contains(peerNames, n) {
+			peers = append(peers, n)
+		}
+	}
+	return local, peers
+}
+
+// startPeers builds the peers' binary when peers are asked for; when it
+// cannot, it records them as not run and returns nil.
+func startPeers(o *Options, rep *Report, peers []string, root string, pr *progress, stderr io.Writer) *peerRunner {
+	if len(peers) == 0 {
+		return nil
+	}
+	pr.step("building the peers' binary (bench/peers)")
+	pe, dir, err := buildPeers(o, root, stderr)
+	rep.Peers.Dir = dir
+	if err != nil {
+		rep.Peers.Error = err.Error()
+		for _, n := range peers {
+			rep.Results = append(rep.Results, Result{System: n, Workload: "*", Process: "peers", Skipped: "peers not built: " + err.Error()})
+		}
+		return nil
+	}
+	return pe
+}
+
+// runWorkload runs workload w on the peers in their process.
+func (pe *peerRunner) runWorkload(o *Options, w string, peers []string, root string, pr *progress, rep *Report) []Result {
+	pr.step("%s: peers (%s)", w, strings.Join(peers, ", "))
+	limit := 30*time.Minute + time.Duration(len(o.Writers)*len(peers)*4)*(o.Duration+o.Warmup+10*time.Second)
+	co, err := pe.run(childArgs(o, w, peers, root, pr.on), limit)
+	if err != nil {
+		var out []Result
+		for _, n := range peers {
+			out = append(out, Result{System: n, Workload: w, Process: "peers", Error: err.Error()})
+		}
+		return out
+	}
+	rep.Peers.Versions = co.Versions
+	return co.Results
+}
+
+// runNotes are the report's notes on how o measured.
+func runNotes(o *Options) []string {
+	notes := []string{
 		"latency is per op: one commit (commit, rotate), one synced flush (latency), one synced batch (bulk); MB = 10^6 bytes",
 		"CPU per entry is the whole process's user+system time (getrusage) over the measured window divided by its entries; allocs per entry likewise (runtime/metrics)",
 		dropCacheNote,
 		"floors and fio write into initialised (pre-written) blocks; logs write where their design puts them",
-	)
+	}
 	if o.BulkWarmup > 0 && slices.Contains(o.Workloads, wlBulk) {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("bulk: each system first writes %d MiB unmeasured (--bulk-warmup): the steady state of a long-running log, not its first seconds", o.BulkWarmup>>20))
+		notes = append(notes, fmt.Sprintf("bulk: each system first writes %d MiB unmeasured (--bulk-warmup): the steady state of a long-running log, not its first seconds", o.BulkWarmup>>20))
 	}
 	if o.Rate > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("open loop at %.0f ops/s: latency counts from each op's scheduled start (no coordinated omission)", o.Rate))
+		notes = append(notes, fmt.Sprintf("open loop at %.0f ops/s: latency counts from each op's scheduled start (no coordinated omission)", o.Rate))
 	}
-	return rep, nil
+	return notes
 }
 
 // runWorkload runs one workload on systems.

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestQuick runs the quick preset for about two seconds on a temporary
@@ -138,5 +140,76 @@ func TestParseSize(t *testing.T) {
 		if got, err := ParseSize(in); err != nil || got != want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
+	}
+}
+
+// fakeSystem is a log that keeps nothing: a commit takes delay.
+type fakeSystem struct {
+	delay time.Duration
+	log   *fakeLog
+}
+
+func (s *fakeSystem) Name() string { return "fake" }
+
+func (s *fakeSystem) Open(cfg Config) (Log, error) {
+	s.log = &fakeLog{delay: s.delay}
+	return s.log, nil
+}
+
+type fakeLog struct {
+	delay            time.Duration
+	commits, flushes atomic.Int64
+	closes           atomic.Int64
+}
+
+func (l *fakeLog) Commit(uint64, []byte) error {
+	time.Sleep(l.delay)
+	l.commits.Add(1)
+	return nil
+}
+
+func (l *fakeLog) Flush(_ uint64, es [][]byte) error {
+	time.Sleep(l.delay)
+	l.flushes.Add(1)
+	return nil
+}
+
+func (l *fakeLog) Close() error { l.closes.Add(1); return nil }
+
+func (l *fakeLog) Syncs() uint64 { return uint64(l.commits.Load() + l.flushes.Load()) }
+
+// TestRunCellPhases: a cell primes the log with one op, warms up, measures
+// and closes the log once; its figures add up.
+func TestRunCellPhases(t *testing.T) {
+	sys := &fakeSystem{delay: 200 * time.Microsecond}
+	p := &runParams{root: t.TempDir(), duration: 150 * time.Millisecond, warmup: 30 * time.Millisecond, process: "main"}
+	c := cell{workload: wlCommit, writers: 4, entrySize: 128, perOp: 1, quiet: 200 * time.Millisecond}
+	r := runCell(sys, c, p)
+	if r.Error != "" || r.Skipped != "" {
+		t.Fatalf("%+v", r)
+	}
+	l := sys.log
+	if l.closes.Load() != 1 {
+		t.Errorf("closed %d times", l.closes.Load())
+	}
+	if r.Ops <= 0 || r.Entries != r.Ops || r.Bytes != 128*r.Entries || r.EntriesPerSync < 0.95 || r.EntriesPerSync > 1.05 {
+		t.Errorf("counts: %+v", r)
+	}
+	if total := l.commits.Load(); total < r.Ops+2 {
+		t.Errorf("%d commits in all, %d measured: no prime op or no warmup", total, r.Ops)
+	}
+	if r.WarmupBytes < 2*128 {
+		t.Errorf("warmup bytes %d: want the prime op and the warmup's", r.WarmupBytes)
+	}
+	if d := r.DurationS; d < 0.15 || d > 1 {
+		t.Errorf("measured for %.3fs, want 0.15", d)
+	}
+	// An op that straddles the window's start is counted but not timed;
+	// one that straddles its end is timed but not counted.
+	if n := r.Latency.Count; n < r.Ops-int64(c.writers) || n > r.Ops+int64(c.writers) {
+		t.Errorf("%d latencies recorded for %d ops of %d writers", n, r.Ops, c.writers)
+	}
+	if r.Latency.P50US < 200 {
+		t.Errorf("p50 %.0f µs, below the log's 200 µs", r.Latency.P50US)
 	}
 }

@@ -164,14 +164,72 @@ func runCell(sys System, c cell, p *runParams) Result {
 	if !ok {
 		return res
 	}
-	closed := false
-	defer func() {
-		if !closed {
+	ld := newLoad(log, c)
+	if err := ld.prime(dir); err != nil {
+		log.Close()
+		res.Error = err.Error()
+		return res
+	}
+	ld.start(p.rate)
+	if err := ld.warm(p); err != nil {
+		// The writers are stopped; if they did not return, the log is
+		// left open (closing it could block too).
+		if ld.halt(hangLimit(p)) {
 			log.Close()
 		}
-	}()
+		res.Error = err.Error()
+		return res
+	}
+	before, after := ld.measure(p.duration)
+	if !ld.halt(hangLimit(p)) {
+		// Leave the log open and its writers blocked: closing it could
+		// block too. The process ends soon anyway.
+		res.Error = fmt.Sprintf("writers still blocked %v after the end of the measurement", hangLimit(p))
+		return res
+	}
+	if ld.err != nil {
+		log.Close()
+		res.Error = ld.err.Error()
+		return res
+	}
+	if r, ok := log.(Rotator); ok {
+		res.Rotations = r.Rotations()
+	}
+	if err := log.Close(); err != nil {
+		res.Error = "close: " + err.Error()
+	}
+	res.setMeasures(c, before, after, ld.lat)
+	return res
+}
 
-	// Payloads: random (incompressible) bytes, one buffer per writer.
+// load is a cell's writers running ops on one log, each in its own loop
+// (closed, or open at a fixed rate), their latency recorded once the
+// measured window has started.
+type load struct {
+	log  Log
+	c    cell
+	bufs [][][]byte // per writer: the op's entries
+	lsn  atomic.Uint64
+	base time.Time
+	lat  *latencies
+
+	stop    atomic.Bool
+	mStart  atomic.Int64 // ops that start at or after this (ns since base) are recorded
+	done    atomic.Int64 // ops completed
+	errOnce sync.Once
+	err     error // the first op that failed
+	wg      sync.WaitGroup
+}
+
+func newLoad(log Log, c cell) *load {
+	ld := &load{log: log, c: c, bufs: payloads(c), base: time.Now(), lat: newLatencies()}
+	ld.mStart.Store(math.MaxInt64)
+	return ld
+}
+
+// payloads are random (incompressible) bytes, one buffer of c.perOp
+// entries per writer.
+func payloads(c cell) [][][]byte {
 	bufs := make([][][]byte, c.writers)
 	for w := range bufs {
 		all := make([]byte, c.entrySize*c.perOp)
@@ -180,151 +238,166 @@ func runCell(sys System, c cell, p *runParams) Result {
 			bufs[w] = append(bufs[w], all[i*c.entrySize:(i+1)*c.entrySize])
 		}
 	}
-	var lsn atomic.Uint64
-	op := func(w int) error {
-		first := lsn.Add(uint64(c.perOp)) - uint64(c.perOp) + 1
-		if c.flush {
-			return log.Flush(first, bufs[w])
-		}
-		return log.Commit(first, bufs[w][0])
-	}
-	// One op before the clock starts, then a wait until the directory is
-	// quiet: files are created, the first segment made ready and any
-	// background preparation (dwal initialises its next segment) done,
-	// outside the measurement, for every system alike. What a rotation
-	// costs later is the rotate workload's to show.
-	if err := op(0); err != nil {
-		res.Error = err.Error()
-		return res
-	}
-	if c.quiet == 0 {
-		c.quiet = 10 * time.Second
-	}
-	waitQuiet(dir, c.quiet)
+	return bufs
+}
 
-	base := time.Now()
-	now := func() int64 { return int64(time.Since(base)) }
-	lat := newLatencies()
-	var (
-		stop    atomic.Bool
-		mStart  atomic.Int64
-		done    atomic.Int64
-		errOnce sync.Once
-		runErr  error
-		wg      sync.WaitGroup
-	)
-	mStart.Store(math.MaxInt64)
+func (ld *load) now() int64 { return int64(time.Since(ld.base)) }
+
+// op is one op of writer w: a Commit, or a Flush of c.perOp entries.
+func (ld *load) op(w int) error {
+	n := uint64(ld.c.perOp)
+	first := ld.lsn.Add(n) - n + 1
+	if ld.c.flush {
+		return ld.log.Flush(first, ld.bufs[w])
+	}
+	return ld.log.Commit(first, ld.bufs[w][0])
+}
+
+// prime makes one op before the clock starts, then waits until dir is
+// quiet: files are created, the first segment made ready and any
+// background preparation (dwal initialises its next segment) done, outside
+// the measurement, for every system alike. What a rotation costs later is
+// the rotate workload's to show.
+func (ld *load) prime(dir string) error {
+	if err := ld.op(0); err != nil {
+		return err
+	}
+	quiet := ld.c.quiet
+	if quiet == 0 {
+		quiet = 10 * time.Second
+	}
+	waitQuiet(dir, quiet)
+	return nil
+}
+
+// start starts the writers: closed loop, or with rate > 0 (ops/s over all
+// writers) open loop.
+func (ld *load) start(rate float64) {
 	interval := 0.0 // ns between one writer's ops in open loop
-	if p.rate > 0 {
-		interval = float64(c.writers) / p.rate * 1e9
+	if rate > 0 {
+		interval = float64(ld.c.writers) / rate * 1e9
 	}
-	for w := range c.writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := 0; !stop.Load(); k++ {
-				var t0 int64
-				if interval > 0 {
-					// Open loop: op k of writer w is due at a fixed time;
-					// its latency counts from then, however late it starts.
-					t0 = int64(interval*float64(k) + interval*float64(w)/float64(c.writers))
-					for d := t0 - now(); d > 0 && !stop.Load(); d = t0 - now() {
-						time.Sleep(min(time.Duration(d), 50*time.Millisecond))
-					}
-					if stop.Load() {
-						return
-					}
-				} else {
-					t0 = now()
-				}
-				if err := op(w); err != nil {
-					errOnce.Do(func() { runErr = err })
-					stop.Store(true)
-					return
-				}
-				t1 := now()
-				if t0 >= mStart.Load() {
-					lat.record(w, t1-t0)
-				}
-				done.Add(1)
+	for w := range ld.c.writers {
+		ld.wg.Add(1)
+		go ld.writer(w, interval)
+	}
+}
+
+func (ld *load) writer(w int, interval float64) {
+	defer ld.wg.Done()
+	for k := 0; !ld.stop.Load(); k++ {
+		var t0 int64
+		if interval > 0 {
+			// Open loop: op k of writer w is due at a fixed time; its
+			// latency counts from then, however late it starts.
+			t0 = int64(interval*float64(k) + interval*float64(w)/float64(ld.c.writers))
+			for d := t0 - ld.now(); d > 0 && !ld.stop.Load(); d = t0 - ld.now() {
+				time.Sleep(min(time.Duration(d), 50*time.Millisecond))
 			}
-		}()
-	}
-	syncs := func() uint64 {
-		if s, ok := log.(Syncer); ok {
-			return s.Syncs()
+			if ld.stop.Load() {
+				return
+			}
+		} else {
+			t0 = ld.now()
 		}
-		return 0
+		if err := ld.op(w); err != nil {
+			ld.errOnce.Do(func() { ld.err = err })
+			ld.stop.Store(true)
+			return
+		}
+		t1 := ld.now()
+		if t0 >= ld.mStart.Load() {
+			ld.lat.record(w, t1-t0)
+		}
+		ld.done.Add(1)
 	}
-	sleepUnless(p.warmup, &stop)
-	// A volume warmup (bulk): a log's first gigabyte is not its steady
-	// state (dwal writes new segments until retired ones come back, after
-	// SegmentsToRetain+1 of them; peers create and grow files).
-	written := func() int64 { return done.Load() * int64(c.perOp*c.entrySize) }
-	for limit := time.Now().Add(hangLimit(p)); !stop.Load() && written() < c.warmBytes && time.Now().Before(limit); {
+}
+
+// written is the entry bytes of the ops completed so far.
+func (ld *load) written() int64 { return ld.done.Load() * int64(ld.c.perOp*ld.c.entrySize) }
+
+// warm runs the writers unmeasured for p.warmup, then (bulk) until they
+// have written c.warmBytes: a log's first gigabyte is not its steady state
+// (dwal writes new segments until retired ones come back, after
+// SegmentsToRetain+1 of them; peers create and grow files). A volume
+// warmup that does not finish is an error, not a measurement.
+func (ld *load) warm(p *runParams) error {
+	sleepUnless(p.warmup, &ld.stop)
+	for limit := time.Now().Add(hangLimit(p)); !ld.stop.Load() && ld.written() < ld.c.warmBytes && time.Now().Before(limit); {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if w := written(); w < c.warmBytes && !stop.Load() {
-		stop.Store(true)
-		if !waitTimeout(&wg, hangLimit(p)) {
-			closed = true // writers blocked: leave the log open, as below
-		}
-		res.Error = fmt.Sprintf("warmup wrote %d of %d bytes in %v: not measured", w, c.warmBytes, hangLimit(p))
-		return res
+	if w := ld.written(); w < ld.c.warmBytes && !ld.stop.Load() {
+		return fmt.Errorf("warmup wrote %d of %d bytes in %v: not measured", w, ld.c.warmBytes, hangLimit(p))
 	}
-	cpu0, cpuOK := cpuTime()
-	al0 := allocs()
-	sy0 := syncs()
-	done0 := done.Load()
-	t0 := now()
-	mStart.Store(t0)
-	sleepUnless(p.duration, &stop)
-	t1 := now()
-	done1 := done.Load()
-	al1 := allocs()
-	sy1 := syncs()
-	cpu1, _ := cpuTime()
-	stop.Store(true)
-	if !waitTimeout(&wg, hangLimit(p)) {
-		// Leave the log open and its writers blocked: closing it could
-		// block too. The process ends soon anyway.
-		closed = true
-		res.Error = fmt.Sprintf("writers still blocked %v after the end of the measurement", hangLimit(p))
-		return res
-	}
-	if runErr != nil {
-		res.Error = runErr.Error()
-		return res
-	}
-	if r, ok := log.(Rotator); ok {
-		res.Rotations = r.Rotations()
-	}
-	closed = true
-	if err := log.Close(); err != nil {
-		res.Error = "close: " + err.Error()
-	}
+	return nil
+}
 
-	el := time.Duration(t1 - t0).Seconds()
-	res.DurationS = el
-	res.Ops = done1 - done0
-	res.WarmupBytes = (done0 + 1) * int64(c.perOp*c.entrySize) // +1: the op before the clock
-	res.Entries = res.Ops * int64(c.perOp)
-	res.Bytes = res.Entries * int64(c.entrySize)
+// counters are what the measured window is computed from, read at its
+// start and its end.
+type counters struct {
+	t      int64 // ns since the load's base
+	done   int64 // ops completed
+	cpu    time.Duration
+	cpuOK  bool
+	allocs uint64
+	syncs  uint64
+}
+
+func (ld *load) syncs() uint64 {
+	if s, ok := ld.log.(Syncer); ok {
+		return s.Syncs()
+	}
+	return 0
+}
+
+// measure records the writers' latencies for d and returns the counters
+// at the start and the end of that window.
+func (ld *load) measure(d time.Duration) (before, after counters) {
+	before.cpu, before.cpuOK = cpuTime()
+	before.allocs = allocs()
+	before.syncs = ld.syncs()
+	before.done = ld.done.Load()
+	before.t = ld.now()
+	ld.mStart.Store(before.t)
+	sleepUnless(d, &ld.stop)
+	after.t = ld.now()
+	after.done = ld.done.Load()
+	after.allocs = allocs()
+	after.syncs = ld.syncs()
+	after.cpu, after.cpuOK = cpuTime()
+	return before, after
+}
+
+// halt stops the writers and waits for them, at most limit; it reports
+// whether they all returned.
+func (ld *load) halt(limit time.Duration) bool {
+	ld.stop.Store(true)
+	return waitTimeout(&ld.wg, limit)
+}
+
+// setMeasures fills r's figures from the counters at the start and the end
+// of the measured window and the latencies recorded in it.
+func (r *Result) setMeasures(c cell, before, after counters, lat *latencies) {
+	el := time.Duration(after.t - before.t).Seconds()
+	r.DurationS = el
+	r.Ops = after.done - before.done
+	r.WarmupBytes = (before.done + 1) * int64(c.perOp*c.entrySize) // +1: the op before the clock
+	r.Entries = r.Ops * int64(c.perOp)
+	r.Bytes = r.Entries * int64(c.entrySize)
 	if el > 0 {
-		res.EntriesPerS = float64(res.Entries) / el
-		res.MBPerS = float64(res.Bytes) / el / 1e6
+		r.EntriesPerS = float64(r.Entries) / el
+		r.MBPerS = float64(r.Bytes) / el / 1e6
 	}
-	res.Latency = summarise(lat.merged())
-	if res.Entries > 0 {
-		if cpuOK {
-			res.CPUPerEntryUS = float64(cpu1-cpu0) / 1e3 / float64(res.Entries)
+	r.Latency = summarise(lat.merged())
+	if r.Entries > 0 {
+		if before.cpuOK && after.cpuOK {
+			r.CPUPerEntryUS = float64(after.cpu-before.cpu) / 1e3 / float64(r.Entries)
 		}
-		res.AllocsPerEntry = float64(al1-al0) / float64(res.Entries)
-		if sy1 > sy0 {
-			res.EntriesPerSync = float64(res.Entries) / float64(sy1-sy0)
+		r.AllocsPerEntry = float64(after.allocs-before.allocs) / float64(r.Entries)
+		if after.syncs > before.syncs {
+			r.EntriesPerSync = float64(r.Entries) / float64(after.syncs-before.syncs)
 		}
 	}
-	return res
 }
 
 // hangLimit is how long writers may take to return once a cell ends.
@@ -384,6 +457,31 @@ func waitQuiet(dir string, limit time.Duration) {
 // replay reads back.
 const replayBatchBytes = 1 << 20
 
+// writeReplayData writes want entries of entrySize bytes to log in synced
+// batches of perBatch entries (LSN 1 on), and closes it.
+func writeReplayData(log Log, entrySize, perBatch int, want int64) error {
+	all := make([]byte, perBatch*entrySize)
+	fillRandom(all, 7)
+	batch := make([][]byte, perBatch)
+	for i := range batch {
+		batch[i] = all[i*entrySize : (i+1)*entrySize]
+	}
+	var lsn uint64 = 1
+	for n := int64(0); n < want; {
+		b := batch[:min(int64(perBatch), want-n)]
+		if err := log.Flush(lsn, b); err != nil {
+			log.Close()
+			return fmt.Errorf("write: %w", err)
+		}
+		lsn += uint64(len(b))
+		n += int64(len(b))
+	}
+	if err := log.Close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	return nil
+}
+
 // runReplay writes total bytes of entrySize entries with sys (in synced
 // 1 MiB batches, not measured), closes it, drops the files from the page
 // cache, then measures reopening the directory and reading every entry.
@@ -407,26 +505,9 @@ func runReplay(sys System, c cell, total int64, p *runParams) Result {
 		return res
 	}
 	perBatch := max(replayBatchBytes/c.entrySize, 1)
-	all := make([]byte, perBatch*c.entrySize)
-	fillRandom(all, 7)
-	batch := make([][]byte, perBatch)
-	for i := range batch {
-		batch[i] = all[i*c.entrySize : (i+1)*c.entrySize]
-	}
 	want := max(total/int64(c.entrySize), int64(perBatch))
-	var lsn uint64 = 1
-	for n := int64(0); n < want; {
-		b := batch[:min(int64(perBatch), want-n)]
-		if err := log.Flush(lsn, b); err != nil {
-			log.Close()
-			res.Error = "write: " + err.Error()
-			return res
-		}
-		lsn += uint64(len(b))
-		n += int64(len(b))
-	}
-	if err := log.Close(); err != nil {
-		res.Error = "close: " + err.Error()
+	if err := writeReplayData(log, c.entrySize, perBatch, want); err != nil {
+		res.Error = err.Error()
 		return res
 	}
 	if err := dropCache(dir); err != nil {
