@@ -150,7 +150,7 @@ fdatasync), the floors pwrite+fdatasync and pwritev2(RWF_DSYNC) on a
 pre-zeroed O_DIRECT file, and the peers pebble record.LogWriter, etcd wal,
 tidwall/wal and hashicorp/raft-wal (built from the bench/peers module and run
 as a subprocess). Prints a table with the device limit from
-scripts/fio-limit.sh and the targets of issue 5, and writes
+scripts/fio-limit.sh and dwal's performance targets, and writes
 <out>/<timestamp>.json, <out>/latest.json and PNG plots.
 
 workloads:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -91,8 +92,10 @@ func TestQuick(t *testing.T) {
 	if len(rep.Targets) == 0 {
 		t.Error("no targets evaluated")
 	}
-	if txt, err := os.ReadFile(filepath.Join(out, "latest.txt")); err != nil || !bytes.Contains(txt, []byte("targets (issue 5)")) {
+	if txt, err := os.ReadFile(filepath.Join(out, "latest.txt")); err != nil || !bytes.Contains(txt, []byte("\ntargets (")) {
 		t.Errorf("latest.txt is not the table (%v):\n%s", err, txt)
+	} else if bytes.Contains(txt, []byte("issue")) {
+		t.Errorf("the table speaks of an issue:\n%s", txt)
 	}
 	for _, png := range []string{"commit-c1-cdf.png", "commit-throughput.png"} {
 		if fi, err := os.Stat(filepath.Join(out, png)); err != nil || fi.Size() == 0 {
@@ -211,5 +214,30 @@ func TestRunCellPhases(t *testing.T) {
 	}
 	if r.Latency.P50US < 200 {
 		t.Errorf("p50 %.0f µs, below the log's 200 µs", r.Latency.P50US)
+	}
+}
+
+// TestSourcesNameWhatExists: the package's comments and strings point to
+// files that exist and speak of the project, not of its tracker.
+func TestSourcesNameWhatExists(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := regexp.MustCompile(`(?i)\bissue #?[0-9]+|\b(DESIGN|STYLE)\.md\b|\.\./shared`)
+	goFile := regexp.MustCompile(`\b[a-z_]+\.go\b`)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range stale.FindAll(b, -1) {
+			t.Errorf("%s mentions %q", f, m)
+		}
+		for _, m := range goFile.FindAll(b, -1) {
+			if _, err := os.Stat(string(m)); err != nil {
+				t.Errorf("%s names %s, which is not in the package", f, m)
+			}
+		}
 	}
 }

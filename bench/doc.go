@@ -44,9 +44,9 @@
 // # Output
 //
 // A table on stdout (or --format json), with the device limit of
-// scripts/fio-limit.sh beside the results and the targets of issue 5 marked
-// PASS, MISS or n/a; <out>/<timestamp>.json and <out>/latest.json; PNG
-// plots in <out>: commit latency CDFs at C=1 and C=64, rotate latency CDFs,
-// commit throughput against writers. --from FILE prints a saved report and
-// redraws its plots.
+// scripts/fio-limit.sh beside the results and dwal's performance targets
+// (see evalTargets) marked PASS, MISS or n/a; <out>/<timestamp>.json and
+// <out>/latest.json; PNG plots in <out>: commit latency CDFs at C=1 and
+// C=64, rotate latency CDFs, commit throughput against writers. --from
+// FILE prints a saved report and redraws its plots.
 package bench
