@@ -44,7 +44,7 @@ type Host struct {
 }
 
 func builtinSystems() []System {
-	return append(append(DwalSystems(), SeedSystem()), FloorSystems()...)
+	return append(append(append(DwalSystems(), SeedSystem()), FloorSystems()...), FloorGroupSystem())
 }
 
 // Main is the benchmark program (dwalbench, go run ./bench/cmd/dwalbench):
@@ -146,10 +146,11 @@ const usageText = `usage: dwalbench [flags]
 
 Runs write-ahead logs side by side on one directory's disk: dwal (io_uring
 and fallback backends), a seed-style baseline (Card 1's buffered append +
-fdatasync), the floors pwrite+fdatasync and pwritev2(RWF_DSYNC) on a
-pre-zeroed O_DIRECT file, and the peers pebble record.LogWriter, etcd wal,
-tidwall/wal and hashicorp/raft-wal (built from the bench/peers module and run
-as a subprocess). Prints a table with the device limit from
+fdatasync), the floors on a pre-zeroed O_DIRECT file (pwrite+fdatasync and
+pwritev2(RWF_DSYNC) by each writer, and floor-group, one flusher's group
+commit), and the peers pebble record.LogWriter, etcd wal, tidwall/wal and
+hashicorp/raft-wal (built from the bench/peers module and run as a
+subprocess). Prints a table with the device limit from
 scripts/fio-limit.sh and dwal's performance targets, and writes
 <out>/<timestamp>.json, <out>/latest.json and PNG plots.
 

@@ -13,8 +13,14 @@
 //     segment header, entries appended raw through a 64 KiB buffered
 //     writer, flush + fdatasync per batch, rotation at the segment size;
 //     concurrent commits reach it through a FlushThread-style drain.
-//   - floor-pwrite, floor-pwritev2: one writer, aligned O_DIRECT writes into
-//     a pre-zeroed file, made durable by fdatasync or by RWF_DSYNC.
+//   - floor-pwrite, floor-pwritev2: aligned O_DIRECT writes into a
+//     pre-zeroed file, made durable by fdatasync or by RWF_DSYNC; with C
+//     writers each makes its own write durable (no batching).
+//   - floor-group: the obvious group commit over the same kind of file
+//     (floor_group_linux.go): writers enqueue records, one flusher takes
+//     everything queued and makes it durable with one aligned pwrite and
+//     one fdatasync, then wakes them: what batching alone buys at C
+//     writers.
 //   - the peers, in the separate module bench/peers (see peers.go there):
 //     pebble's record.LogWriter, etcd's wal, tidwall/wal, hashicorp/raft-wal,
 //     each driven as its own users drive it.

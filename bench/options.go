@@ -44,7 +44,7 @@ type Options struct {
 // Names of systems and groups for --systems.
 var (
 	peerNames  = []string{"pebble", "etcd", "tidwall", "raftwal"}
-	floorNames = []string{"floor-pwrite", "floor-pwritev2"}
+	floorNames = []string{"floor-pwrite", "floor-pwritev2", "floor-group"}
 	groups     = map[string][]string{
 		"all":    {"dwal", "seed", "floors", "peers"},
 		"dwal":   {"dwal-uring", "dwal-fallback"},
@@ -67,7 +67,7 @@ func newFlagSet(o *Options, stderr io.Writer) (fl *flag.FlagSet, finish func() e
 	var r rawFlags
 	fl.StringVar(&r.workloads, "workloads", "commit,latency,bulk,rotate,replay", "workloads to run: commit, latency, bulk, rotate, replay")
 	fl.StringVar(&r.workloads, "workload", "commit,latency,bulk,rotate,replay", "same as --workloads")
-	fl.StringVar(&r.systems, "systems", "all", "systems: dwal-uring, dwal-fallback, dwal-auto, dwal-uring-aes (Config.Cipher AES-256-GCM),\ndwal-uring-d1 (Config.GroupCommitDepth 1), seed, floor-pwrite, floor-pwritev2,\npebble, etcd, tidwall, raftwal, or the groups dwal, floors, peers, all")
+	fl.StringVar(&r.systems, "systems", "all", "systems: dwal-uring, dwal-fallback, dwal-auto, dwal-uring-aes (Config.Cipher AES-256-GCM),\ndwal-uring-d1 (Config.GroupCommitDepth 1), seed, floor-pwrite, floor-pwritev2, floor-group,\npebble, etcd, tidwall, raftwal, or the groups dwal, floors, peers, all")
 	fl.StringVar(&o.Backend, "backend", "both", "which dwal backends run: both, uring, fallback, auto (auto adds dwal-auto)")
 	fl.DurationVar(&o.Duration, "duration", 2*time.Second, "measured time per cell (after the warmup)")
 	fl.DurationVar(&o.Warmup, "warmup", 500*time.Millisecond, "unmeasured time per cell before the measurement")

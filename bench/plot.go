@@ -101,6 +101,8 @@ func style(system string) (color.Color, vg.Length, []vg.Length) {
 		return rgb(0, 0, 0), thin, []vg.Length{vg.Points(5), vg.Points(3)}
 	case "floor-pwritev2":
 		return rgb(0, 0, 0), thin, []vg.Length{vg.Points(1.5), vg.Points(2)}
+	case "floor-group":
+		return rgb(0, 0, 0), wide, nil
 	case "pebble":
 		return rgb(0xe6, 0x7e, 0x22), thin, nil
 	case "etcd":

@@ -196,8 +196,8 @@ func (e *targetEval) allocations() {
 // workloadOrder sorts results for the table.
 var workloadOrder = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlRotateNone, wlReplay}
 
-var systemOrder = []string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "dwal-uring-d1", "seed", "floor-pwrite", "floor-pwritev2",
-	"pebble", "etcd", "tidwall", "raftwal"}
+var systemOrder = []string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "dwal-uring-d1", "seed",
+	"floor-pwrite", "floor-pwritev2", "floor-group", "pebble", "etcd", "tidwall", "raftwal"}
 
 func sortResults(rs []Result) []Result {
 	out := slices.Clone(rs)
