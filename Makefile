@@ -45,7 +45,8 @@ cross:
 # (bench/peers), the seed-style baseline, the floors and fio's device limit,
 # on BENCH_DIR's disk (default: the temporary directory); writes
 # bench/results/ (<timestamp>.json, latest.json, latest.txt, PNG plots).
-# About 6 minutes. BENCHARGS=--quick: a ~30 s smoke run.
+# Roughly 6 minutes (BENCHARGS=--warm adds the steady-state cells: about
+# twice that). BENCHARGS=--quick: a ~30 s smoke run.
 BENCH_DIR ?=
 BENCHARGS ?=
 bench:

@@ -150,9 +150,10 @@ fdatasync), the floors on a pre-zeroed O_DIRECT file (pwrite+fdatasync and
 pwritev2(RWF_DSYNC) by each writer, and floor-group, one flusher's group
 commit), and the peers pebble record.LogWriter, etcd wal, tidwall/wal and
 hashicorp/raft-wal (built from the bench/peers module and run as a
-subprocess). Prints a table with the device limit from
-scripts/fio-limit.sh and dwal's performance targets, and writes
-<out>/<timestamp>.json, <out>/latest.json and PNG plots.
+subprocess). Each cell opens its log and measures from the first write, as
+users start a log; --warm adds the steady state beside it. Prints a table
+with the device limit from scripts/fio-limit.sh and dwal's performance
+targets, and writes <out>/<timestamp>.json, <out>/latest.json and PNG plots.
 
 workloads:
   commit   C writers each appending one entry and waiting until it is durable
@@ -160,6 +161,7 @@ workloads:
   bulk     one writer, 1 MiB synced batches
   rotate   commit with small segments, and the same without rotation
   replay   write --replay-size, drop it from the page cache, reopen, read it back
+  restart  commit --restart-entries, close, reopen, commit as many again (each phase)
 
 flags:
 `
@@ -272,14 +274,25 @@ func (pe *peerRunner) runWorkload(o *Options, w string, peers []string, root str
 
 // runNotes are the report's notes on how o measured.
 func runNotes(o *Options) []string {
+	start := "each cell opens its log and measures from the first op, as a user who opens the log and writes: nothing waits for background preparation, nothing is written unmeasured first"
+	if o.Warm {
+		start += "; the (warm) cells beside them show the steady state: WarmUp (dwal: WaitPrepared), one op, a quiet directory and --warmup unmeasured first"
+	} else {
+		start += " (--warm adds the steady state beside them)"
+	}
 	notes := []string{
-		"latency is per op: one commit (commit, rotate), one synced flush (latency), one synced batch (bulk); MB = 10^6 bytes",
+		start,
+		"latency is per op: one commit (commit, rotate, restart), one synced flush (latency), one synced batch (bulk); MB = 10^6 bytes",
 		"CPU per entry is the whole process's user+system time (getrusage) over the measured window divided by its entries; allocs per entry likewise (runtime/metrics)",
 		dropCacheNote,
 		"floors and fio write into initialised (pre-written) blocks; logs write where their design puts them",
 	}
-	if o.BulkWarmup > 0 && slices.Contains(o.Workloads, wlBulk) {
-		notes = append(notes, fmt.Sprintf("bulk: each system first writes %d MiB unmeasured (--bulk-warmup): the steady state of a long-running log, not its first seconds", o.BulkWarmup>>20))
+	if o.Warm && o.BulkWarmup > 0 && slices.Contains(o.Workloads, wlBulk) {
+		notes = append(notes, fmt.Sprintf("bulk (warm): each system first writes %d MiB unmeasured (--bulk-warmup): the steady state of a long-running log, not its first seconds", o.BulkWarmup>>20))
+	}
+	if slices.Contains(o.Workloads, wlRestart) {
+		notes = append(notes, fmt.Sprintf("restart: %d writers commit %d entries after opening a fresh directory (first open), close the log, reopen it and commit %d more (reopened); each phase timed from its first op, its Open time in the JSON (open_us)",
+			o.RestartWriters, o.RestartEntries, o.RestartEntries))
 	}
 	if o.Rate > 0 {
 		notes = append(notes, fmt.Sprintf("open loop at %.0f ops/s: latency counts from each op's scheduled start (no coordinated omission)", o.Rate))
@@ -287,61 +300,76 @@ func runNotes(o *Options) []string {
 	return notes
 }
 
-// runWorkload runs one workload on systems.
+// runWorkload runs one workload on systems: each cell as the headline and,
+// with --warm, right after it the same cell warm (the replay workload has
+// no warm cells: its writing is not measured).
 func runWorkload(o *Options, w string, systems []System, p *runParams, pr *progress) []Result {
 	var out []Result
-	one := func(s System, c cell) Result {
-		pr.step("%s C=%d %s", c.workload, c.writers, s.Name())
-		return runCell(s, c, p)
+	variants := []bool{false}
+	if o.Warm && w != wlReplay {
+		variants = append(variants, true)
+	}
+	each := func(c cell, fn func(s System, c cell) []Result) {
+		for _, s := range systems {
+			for _, warm := range variants {
+				c.warm = warm
+				out = append(out, fn(s, c)...)
+			}
+		}
+	}
+	one := func(s System, c cell) []Result {
+		pr.step("%s C=%d %s%s", c.workload, c.writers, s.Name(), warmLabel(c.warm))
+		return []Result{runCell(s, c, p)}
 	}
 	switch w {
 	case wlCommit:
 		for _, n := range o.Writers {
-			for _, s := range systems {
-				out = append(out, one(s, cell{workload: wlCommit, writers: n, entrySize: o.EntrySize, perOp: 1, segSize: o.SegmentSize}))
-			}
+			each(cell{workload: wlCommit, writers: n, entrySize: o.EntrySize, perOp: 1, segSize: o.SegmentSize}, one)
 		}
 	case wlLatency:
-		for _, s := range systems {
-			out = append(out, one(s, cell{workload: wlLatency, writers: 1, entrySize: o.IOSize, perOp: 1, flush: true, segSize: o.SegmentSize}))
-		}
+		each(cell{workload: wlLatency, writers: 1, entrySize: o.IOSize, perOp: 1, flush: true, segSize: o.SegmentSize}, one)
 	case wlBulk:
-		for _, s := range systems {
-			out = append(out, one(s, cell{workload: wlBulk, writers: 1, entrySize: o.IOSize, perOp: max(o.BatchSize/o.IOSize, 1), flush: true, segSize: o.SegmentSize, warmBytes: o.BulkWarmup}))
-		}
+		each(cell{workload: wlBulk, writers: 1, entrySize: o.IOSize, perOp: max(o.BatchSize/o.IOSize, 1), flush: true, segSize: o.SegmentSize, warmBytes: o.BulkWarmup}, one)
 	case wlRotate:
-		for _, s := range systems {
-			c := cell{workload: wlRotate, writers: o.RotateWriters, entrySize: o.IOSize, perOp: 1, segSize: o.RotateSegment}
-			r := one(s, c)
-			out = append(out, r)
+		each(cell{workload: wlRotate, writers: o.RotateWriters, entrySize: o.IOSize, perOp: 1, segSize: o.RotateSegment}, func(s System, c cell) []Result {
+			r := one(s, c)[0]
 			c.workload = wlRotateNone
 			if r.Skipped != "" || r.Error != "" {
 				n := c.result(s, p)
 				n.Skipped = "rotate did not run"
-				out = append(out, n)
-				continue
+				return []Result{r, n}
 			}
-			c.segSize = noRotationSegment(r, o)
-			c.quiet = time.Minute // a big segment is prepared before the clock starts
-			out = append(out, one(s, c))
-		}
+			c.segSize = noRotationSegment(r)
+			c.quiet = time.Minute // warm: a big segment is prepared before the clock starts
+			return append([]Result{r}, one(s, c)...)
+		})
 	case wlReplay:
-		for _, s := range systems {
+		each(cell{workload: wlReplay, writers: 1, entrySize: o.IOSize, perOp: 1, segSize: o.SegmentSize}, func(s System, c cell) []Result {
 			pr.step("replay %s (%d MiB)", s.Name(), o.ReplaySize>>20)
-			out = append(out, runReplay(s, cell{workload: wlReplay, writers: 1, entrySize: o.IOSize, perOp: 1, segSize: o.SegmentSize}, o.ReplaySize, p))
-		}
+			return []Result{runReplay(s, c, o.ReplaySize, p)}
+		})
+	case wlRestart:
+		each(cell{workload: wlRestart, writers: o.RestartWriters, entrySize: o.EntrySize, perOp: 1, segSize: o.SegmentSize}, func(s System, c cell) []Result {
+			pr.step("restart C=%d %s%s (%d entries per phase)", c.writers, s.Name(), warmLabel(c.warm), o.RestartEntries)
+			return runRestart(s, c, o.RestartEntries, p)
+		})
 	}
 	return out
+}
+
+// warmLabel is what marks a warm cell after its system's name.
+func warmLabel(warm bool) string {
+	if warm {
+		return " (warm)"
+	}
+	return ""
 }
 
 // noRotationSegment is a segment size that holds everything the rotate run
 // wrote (warmup included) with a margin, so that the same workload runs
 // without a rotation (at most 2 GiB; the result counts rotations anyway).
-func noRotationSegment(r Result, o *Options) int64 {
-	written := float64(r.Bytes)
-	if r.DurationS > 0 {
-		written *= (r.DurationS + o.Warmup.Seconds()) / r.DurationS
-	}
+func noRotationSegment(r Result) int64 {
+	written := float64(r.Bytes + r.WarmupBytes)
 	const step = 8 << 20
 	s := max(int64(1.5*written), 64<<20)
 	return min((s+step-1)/step*step, 2<<30)

@@ -34,18 +34,29 @@
 // # Measurement
 //
 // Each cell (system × workload × writers) gets a fresh directory, opens the
-// log, makes one op and waits until the directory's files stop changing
-// (background preparation done), runs its writers for --warmup unmeasured
-// and --duration measured, and closes the log. Latency is per op, recorded
-// in HDR histograms (1 ns to 100 s, 3 significant digits), from the op's
-// start in closed loop, or with --rate from its scheduled start in open
-// loop (as wrk2 does, so a stall is charged to every op it delays rather
-// than hidden by coordinated omission). Throughput counts the ops completed
-// in the measured window; CPU time per entry is the process's getrusage
-// over the window divided by its entries; allocations per entry come from
-// runtime/metrics. Replay writes --replay-size in synced 1 MiB batches,
-// closes the log, drops its files from the page cache (fdatasync +
-// POSIX_FADV_DONTNEED), then times reopening and reading every entry.
+// log and starts its writers and the clock at once, as a user who opens
+// the log and writes: nothing waits for background preparation (dwal's
+// first segment is still being initialised) and nothing is written
+// unmeasured first. It measures for --duration and closes the log. With
+// --warm, a cell marked (warm) follows each one and shows the steady state
+// beside it: after Open the log's WarmUp (dwal: WaitPrepared, and only
+// there), one op, a wait until the directory's files stop changing, then
+// --warmup and (bulk) --bulk-warmup bytes unmeasured. The restart workload
+// opens a fresh directory, commits --restart-entries, closes the log,
+// reopens the directory as the system's users do at start-up (recovery or
+// replay included) and commits as many again; each phase is timed from
+// its first op, and how long each Open took is reported.
+//
+// Latency is per op, recorded in HDR histograms (1 ns to 100 s, 3
+// significant digits), from the op's start in closed loop, or with --rate
+// from its scheduled start in open loop (as wrk2 does, so a stall is
+// charged to every op it delays rather than hidden by coordinated
+// omission). Throughput counts the ops completed in the measured window;
+// CPU time per entry is the process's getrusage over the window divided by
+// its entries; allocations per entry come from runtime/metrics. Replay
+// writes --replay-size in synced 1 MiB batches, closes the log, drops its
+// files from the page cache (fdatasync + POSIX_FADV_DONTNEED), then times
+// reopening and reading every entry.
 //
 // # Output
 //
@@ -53,6 +64,6 @@
 // scripts/fio-limit.sh beside the results and dwal's performance targets
 // (see evalTargets) marked PASS, MISS or n/a; <out>/<timestamp>.json and
 // <out>/latest.json; PNG plots in <out>: commit latency CDFs at C=1 and
-// C=64, rotate latency CDFs, commit throughput against writers. --from
-// FILE prints a saved report and redraws its plots.
+// C=64, rotate latency CDFs, commit throughput against writers (--warm
+// cells dashed). --from FILE prints a saved report and redraws its plots.
 package bench

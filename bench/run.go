@@ -20,10 +20,17 @@ const (
 	wlRotate     = "rotate"      // commit with small segments
 	wlRotateNone = "rotate-none" // the same commit without rotation
 	wlReplay     = "replay"      // read back what was written
+	wlRestart    = "restart"     // open, commit N, close, reopen, commit N
 )
 
 // AllWorkloads lists the workloads in the order they run.
-var AllWorkloads = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlReplay}
+var AllWorkloads = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlReplay, wlRestart}
+
+// The phases of the restart workload.
+const (
+	phaseFirst    = "first open" // a fresh directory
+	phaseReopened = "reopened"   // the same directory after Close, opened again
+)
 
 // Result is one measured cell: one system on one workload with one writer
 // count. Latencies are per op (one commit, or one synced batch).
@@ -37,6 +44,17 @@ type Result struct {
 	SegmentSize  int64   `json:"segment_size,omitempty"`
 	Backend      string  `json:"backend,omitempty"`
 	Process      string  `json:"process"` // "main", or "peers" for the peers' subprocess
+	// Warm marks a --warm cell: the steady state, measured beside the
+	// headline cell of the same system and workload, which starts writing
+	// right after Open with nothing unmeasured before it.
+	Warm bool `json:"warm,omitempty"`
+	// WarmedUp says the harness called the log's WarmUp after Open (dwal:
+	// WaitPrepared); only --warm cells do.
+	WarmedUp bool `json:"warmed_up,omitempty"`
+	// Phase is the restart workload's phase (first open, reopened).
+	Phase string `json:"phase,omitempty"`
+	// OpenUS is how long Open (or Reopen) took, in µs.
+	OpenUS float64 `json:"open_us,omitempty"`
 
 	DurationS      float64 `json:"duration_s"`
 	Ops            int64   `json:"ops"`
@@ -49,13 +67,15 @@ type Result struct {
 	AllocsPerEntry float64 `json:"allocs_per_entry"`
 	EntriesPerSync float64 `json:"entries_per_sync,omitempty"`
 	Rotations      int     `json:"rotations"`
-	WarmupBytes    int64   `json:"warmup_bytes"` // entry bytes written before the measured window
+	WarmupBytes    int64   `json:"warmup_bytes"` // entry bytes written before the measured window (0 but in --warm cells)
 
 	Error   string `json:"error,omitempty"`
 	Skipped string `json:"skipped,omitempty"`
 }
 
-// cell is what to run.
+// cell is what to run. A headline cell opens the log and measures from its
+// first op; a warm cell (--warm) first brings the log to its steady state:
+// WarmUp, one op, a quiet directory, --warmup and warmBytes unmeasured.
 type cell struct {
 	workload  string
 	writers   int
@@ -63,8 +83,9 @@ type cell struct {
 	perOp     int           // entries per op
 	flush     bool          // ops are Log.Flush batches, not Log.Commit
 	segSize   int64         // 0: the system's default
-	warmBytes int64         // the warmup also lasts until this many bytes are written
-	quiet     time.Duration // longest wait for the directory to go quiet (0: 10 s)
+	warm      bool          // a --warm cell
+	warmBytes int64         // warm cells: the warmup also lasts until this many bytes are written
+	quiet     time.Duration // warm cells: longest wait for the directory to go quiet (0: 10 s)
 }
 
 // runParams are the measurement settings shared by every cell.
@@ -78,12 +99,15 @@ type runParams struct {
 }
 
 func (c cell) dirName(sys string) string {
+	if c.warm {
+		return fmt.Sprintf("%s-%s-c%d-warm", sys, c.workload, c.writers)
+	}
 	return fmt.Sprintf("%s-%s-c%d", sys, c.workload, c.writers)
 }
 
 func (c cell) result(sys System, p *runParams) Result {
 	r := Result{Workload: c.workload, System: sys.Name(), Writers: c.writers, EntrySize: c.entrySize,
-		BatchEntries: c.perOp, SegmentSize: c.segSize, Process: p.process}
+		BatchEntries: c.perOp, SegmentSize: c.segSize, Process: p.process, Warm: c.warm}
 	if c.workload != wlReplay {
 		r.RatePerS = p.rate
 	}
@@ -136,12 +160,19 @@ func cellDir(sys System, c cell, p *runParams, res *Result) (string, bool) {
 	return dir, true
 }
 
-// openLog opens sys with cfg and notes its backend in res; when it reports
-// false, res says why not.
+// openLog opens sys with cfg and notes its backend and how long Open took
+// in res; when it reports false, res says why not.
 func openLog(sys System, cfg Config, res *Result) (Log, bool) {
-	log, err := sys.Open(cfg)
+	return openWith(sys.Open, cfg, res, "open")
+}
+
+// openWith is openLog with open (Open or Reopen) named what.
+func openWith(open func(Config) (Log, error), cfg Config, res *Result, what string) (Log, bool) {
+	t0 := time.Now()
+	log, err := open(cfg)
+	res.OpenUS = float64(time.Since(t0).Nanoseconds()) / 1e3
 	if err != nil {
-		res.Skipped = "open: " + err.Error()
+		res.Skipped = what + ": " + err.Error()
 		return nil, false
 	}
 	if d, ok := log.(Describer); ok {
@@ -150,7 +181,24 @@ func openLog(sys System, cfg Config, res *Result) (Log, bool) {
 	return log, true
 }
 
-// runCell measures sys on c: warmup, then duration, with the writers of c.
+// warmUp is the --warm path's first step: the log's WarmUp, if it has one
+// (dwal waits there until its first segment is prepared). Headline cells
+// never come here.
+func warmUp(log Log, res *Result) error {
+	w, ok := log.(Warmer)
+	if !ok {
+		return nil
+	}
+	if err := w.WarmUp(); err != nil {
+		return fmt.Errorf("warm up: %w", err)
+	}
+	res.WarmedUp = true
+	return nil
+}
+
+// runCell measures sys on c with the writers of c for p.duration: a
+// headline cell from the first op after Open, a warm cell after its
+// warm-up (see warmStart).
 func runCell(sys System, c cell, p *runParams) Result {
 	res := c.result(sys, p)
 	dir, ok := cellDir(sys, c, p, &res)
@@ -165,22 +213,25 @@ func runCell(sys System, c cell, p *runParams) Result {
 		return res
 	}
 	ld := newLoad(log, c)
-	if err := ld.prime(dir); err != nil {
-		log.Close()
-		res.Error = err.Error()
-		return res
-	}
-	ld.start(p.rate)
-	if err := ld.warm(p); err != nil {
-		// The writers are stopped; if they did not return, the log is
-		// left open (closing it could block too).
-		if ld.halt(hangLimit(p)) {
-			log.Close()
+	var before counters
+	if c.warm {
+		if err := ld.warmStart(dir, p, &res); err != nil {
+			// The writers are stopped; if they did not return, the log is
+			// left open (closing it could block too).
+			if ld.halt(hangLimit(p)) {
+				log.Close()
+			}
+			res.Error = err.Error()
+			return res
 		}
-		res.Error = err.Error()
-		return res
+		before = ld.begin()
+	} else {
+		// The headline: the clock starts with the writers, right after Open.
+		before = ld.begin()
+		ld.start(p.rate, 0)
 	}
-	before, after := ld.measure(p.duration)
+	sleepUnless(p.duration, &ld.stop)
+	after := ld.end()
 	if !ld.halt(hangLimit(p)) {
 		// Leave the log open and its writers blocked: closing it could
 		// block too. The process ends soon anyway.
@@ -198,22 +249,40 @@ func runCell(sys System, c cell, p *runParams) Result {
 	if err := log.Close(); err != nil {
 		res.Error = "close: " + err.Error()
 	}
-	res.setMeasures(c, before, after, ld.lat)
+	res.setMeasures(ld, before, after)
 	return res
+}
+
+// warmStart is the --warm path, which brings the log to its steady state
+// before the clock starts: the log's WarmUp (dwal: WaitPrepared), one op
+// and a quiet directory (prime), then the writers, unmeasured for
+// p.warmup and c.warmBytes (warm).
+func (ld *load) warmStart(dir string, p *runParams, res *Result) error {
+	if err := warmUp(ld.log, res); err != nil {
+		return err
+	}
+	if err := ld.prime(dir); err != nil {
+		return err
+	}
+	ld.start(p.rate, 0)
+	return ld.warm(p)
 }
 
 // load is a cell's writers running ops on one log, each in its own loop
 // (closed, or open at a fixed rate), their latency recorded once the
 // measured window has started.
 type load struct {
-	log  Log
-	c    cell
-	bufs [][][]byte // per writer: the op's entries
-	lsn  atomic.Uint64
-	base time.Time
-	lat  *latencies
+	log    Log
+	c      cell
+	bufs   [][][]byte // per writer: the op's entries
+	lsn    atomic.Uint64
+	base   time.Time
+	lat    *latencies
+	primed int64 // ops made by prime, before the writers started
 
 	stop    atomic.Bool
+	budget  int64        // ops in all, then the writers stop (0: until stopped)
+	claimed atomic.Int64 // ops the writers have started, for budget
 	mStart  atomic.Int64 // ops that start at or after this (ns since base) are recorded
 	done    atomic.Int64 // ops completed
 	errOnce sync.Once
@@ -253,15 +322,16 @@ func (ld *load) op(w int) error {
 	return ld.log.Commit(first, ld.bufs[w][0])
 }
 
-// prime makes one op before the clock starts, then waits until dir is
-// quiet: files are created, the first segment made ready and any
-// background preparation (dwal initialises its next segment) done, outside
-// the measurement, for every system alike. What a rotation costs later is
-// the rotate workload's to show.
+// prime (warm cells) makes one op before the clock starts, then waits
+// until dir is quiet: files are created, the first segment made ready and
+// any background preparation (dwal initialises its next segment) done,
+// outside the measurement, for every system alike. What a rotation costs
+// later is the rotate workload's to show.
 func (ld *load) prime(dir string) error {
 	if err := ld.op(0); err != nil {
 		return err
 	}
+	ld.primed++
 	quiet := ld.c.quiet
 	if quiet == 0 {
 		quiet = 10 * time.Second
@@ -271,8 +341,9 @@ func (ld *load) prime(dir string) error {
 }
 
 // start starts the writers: closed loop, or with rate > 0 (ops/s over all
-// writers) open loop.
-func (ld *load) start(rate float64) {
+// writers) open loop; with budget > 0 they stop after that many ops in all.
+func (ld *load) start(rate float64, budget int64) {
+	ld.budget = budget
 	interval := 0.0 // ns between one writer's ops in open loop
 	if rate > 0 {
 		interval = float64(ld.c.writers) / rate * 1e9
@@ -286,6 +357,9 @@ func (ld *load) start(rate float64) {
 func (ld *load) writer(w int, interval float64) {
 	defer ld.wg.Done()
 	for k := 0; !ld.stop.Load(); k++ {
+		if ld.budget > 0 && ld.claimed.Add(1) > ld.budget {
+			return
+		}
 		var t0 int64
 		if interval > 0 {
 			// Open loop: op k of writer w is due at a fixed time; its
@@ -350,22 +424,26 @@ func (ld *load) syncs() uint64 {
 	return 0
 }
 
-// measure records the writers' latencies for d and returns the counters
-// at the start and the end of that window.
-func (ld *load) measure(d time.Duration) (before, after counters) {
-	before.cpu, before.cpuOK = cpuTime()
-	before.allocs = allocs()
-	before.syncs = ld.syncs()
-	before.done = ld.done.Load()
-	before.t = ld.now()
-	ld.mStart.Store(before.t)
-	sleepUnless(d, &ld.stop)
-	after.t = ld.now()
-	after.done = ld.done.Load()
-	after.allocs = allocs()
-	after.syncs = ld.syncs()
-	after.cpu, after.cpuOK = cpuTime()
-	return before, after
+// begin starts the measured window: ops that start from now on are timed.
+// It returns the counters at the window's start.
+func (ld *load) begin() (c counters) {
+	c.cpu, c.cpuOK = cpuTime()
+	c.allocs = allocs()
+	c.syncs = ld.syncs()
+	c.done = ld.done.Load()
+	c.t = ld.now()
+	ld.mStart.Store(c.t)
+	return c
+}
+
+// end returns the counters at the end of the measured window.
+func (ld *load) end() (c counters) {
+	c.t = ld.now()
+	c.done = ld.done.Load()
+	c.allocs = allocs()
+	c.syncs = ld.syncs()
+	c.cpu, c.cpuOK = cpuTime()
+	return c
 }
 
 // halt stops the writers and waits for them, at most limit; it reports
@@ -376,19 +454,20 @@ func (ld *load) halt(limit time.Duration) bool {
 }
 
 // setMeasures fills r's figures from the counters at the start and the end
-// of the measured window and the latencies recorded in it.
-func (r *Result) setMeasures(c cell, before, after counters, lat *latencies) {
+// of ld's measured window and the latencies recorded in it.
+func (r *Result) setMeasures(ld *load, before, after counters) {
+	c := ld.c
 	el := time.Duration(after.t - before.t).Seconds()
 	r.DurationS = el
 	r.Ops = after.done - before.done
-	r.WarmupBytes = (before.done + 1) * int64(c.perOp*c.entrySize) // +1: the op before the clock
+	r.WarmupBytes = (before.done + ld.primed) * int64(c.perOp*c.entrySize)
 	r.Entries = r.Ops * int64(c.perOp)
 	r.Bytes = r.Entries * int64(c.entrySize)
 	if el > 0 {
 		r.EntriesPerS = float64(r.Entries) / el
 		r.MBPerS = float64(r.Bytes) / el / 1e6
 	}
-	r.Latency = summarise(lat.merged())
+	r.Latency = summarise(ld.lat.merged())
 	if r.Entries > 0 {
 		if before.cpuOK && after.cpuOK {
 			r.CPUPerEntryUS = float64(after.cpu-before.cpu) / 1e3 / float64(r.Entries)
@@ -398,6 +477,76 @@ func (r *Result) setMeasures(c cell, before, after counters, lat *latencies) {
 			r.EntriesPerSync = float64(r.Entries) / float64(after.syncs-before.syncs)
 		}
 	}
+}
+
+// runRestart is the restart workload: open sys on a fresh directory,
+// commit n entries with the writers of c, close it, reopen the directory
+// (Reopener) and commit n more. It returns one result per phase, each
+// timed from its first op after Open (a warm cell calls the log's WarmUp
+// after each Open first), with how long that Open took.
+func runRestart(sys System, c cell, n int64, p *runParams) []Result {
+	first, again := c.result(sys, p), c.result(sys, p)
+	first.Phase, again.Phase = phaseFirst, phaseReopened
+	rs, ok := sys.(Reopener)
+	if !ok {
+		first.Skipped, again.Skipped = "no reopen adapter", "no reopen adapter"
+		return []Result{first, again}
+	}
+	dir, ok := cellDir(sys, c, p, &first)
+	if !ok {
+		again.Skipped, again.Error = first.Skipped, first.Error
+		return []Result{first, again}
+	}
+	if !p.keep {
+		defer os.RemoveAll(dir)
+	}
+	cfg := Config{Dir: dir, Workload: c.workload, Writers: c.writers, EntrySize: c.entrySize, SegmentSize: c.segSize}
+	lsn := uint64(0)
+	if !restartPhase(sys.Open, cfg, c, n, p, &lsn, &first, "open") {
+		again.Skipped = "the first phase did not finish"
+		return []Result{first, again}
+	}
+	restartPhase(rs.Reopen, cfg, c, n, p, &lsn, &again, "reopen")
+	return []Result{first, again}
+}
+
+// restartPhase opens the log with open, commits n entries after *lsn
+// (which it advances), closes the log and fills res; it reports whether
+// the log was closed cleanly.
+func restartPhase(open func(Config) (Log, error), cfg Config, c cell, n int64, p *runParams, lsn *uint64, res *Result, what string) bool {
+	log, ok := openWith(open, cfg, res, what)
+	if !ok {
+		return false
+	}
+	if c.warm {
+		if err := warmUp(log, res); err != nil {
+			log.Close()
+			res.Error = err.Error()
+			return false
+		}
+	}
+	ld := newLoad(log, c)
+	ld.lsn.Store(*lsn)
+	before := ld.begin()
+	ld.start(p.rate, (n+int64(c.perOp)-1)/int64(c.perOp))
+	if !waitTimeout(&ld.wg, hangLimit(p)+time.Duration(n)*time.Millisecond) {
+		res.Error = fmt.Sprintf("%d entries not committed in %v", n, hangLimit(p)+time.Duration(n)*time.Millisecond)
+		ld.stop.Store(true)
+		return false
+	}
+	after := ld.end()
+	*lsn = ld.lsn.Load()
+	if ld.err != nil {
+		log.Close()
+		res.Error = ld.err.Error()
+		return false
+	}
+	if err := log.Close(); err != nil {
+		res.Error = "close: " + err.Error()
+		return false
+	}
+	res.setMeasures(ld, before, after)
+	return true
 }
 
 // hangLimit is how long writers may take to return once a cell ends.
