@@ -163,7 +163,8 @@ func TestQuick(t *testing.T) {
 }
 
 // TestQuickBaselines runs the seed baseline and the floors briefly: every
-// floor commits at every writer count, floor-group in batches.
+// floor commits at every writer count, floor-group in batches, and the
+// seed restarts.
 func TestQuickBaselines(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the floors need Linux")
@@ -189,6 +190,11 @@ func TestQuickBaselines(t *testing.T) {
 	}
 	if r := got["floor-group commit  C=8"]; r.EntriesPerSync < 1 {
 		t.Errorf("floor-group at C=8: %.2f entries per sync", r.EntriesPerSync)
+	}
+	for _, ph := range []string{phaseFirst, phaseReopened} {
+		if r := got["seed restart "+ph+" C=4"]; r.Skipped != "" || r.Entries != 500 {
+			t.Errorf("seed restart %s: %+v", ph, r)
+		}
 	}
 }
 
@@ -452,5 +458,40 @@ func TestWaitPreparedOnlyOnTheWarmPath(t *testing.T) {
 				t.Errorf("%s is called by %s; only %s may call it", method, by, want)
 			}
 		}
+	}
+}
+
+// TestSeedReopenGoesOn: the seed baseline reopened writes on in a new
+// segment after the last, and its replay reads both runs in order.
+func TestSeedReopenGoesOn(t *testing.T) {
+	cfg := Config{Dir: t.TempDir(), EntrySize: 32}
+	entry := func(i int) []byte { return fmt.Appendf(nil, "%-32d", i) }
+	write := func(l Log, from int) {
+		t.Helper()
+		for i := from; i < from+10; i++ {
+			if err := l.Commit(uint64(i), entry(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, _ := SeedSystem().Open(cfg)
+	write(l, 1)
+	l, err := SeedSystem().(Reopener).Reopen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(l, 11)
+	if ids := seedSegments(cfg.Dir); !slices.Equal(ids, []uint64{1, 2}) {
+		t.Errorf("segments %v, want 1 and 2", ids)
+	}
+	var got []string
+	if err := SeedSystem().(Replayer).Replay(cfg, func(b []byte) { got = append(got, string(b)) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 20 || got[0] != string(entry(1)) || got[19] != string(entry(20)) {
+		t.Errorf("replayed %d entries: %q", len(got), got)
 	}
 }
