@@ -40,14 +40,18 @@ cross:
 	GOOS=windows $(GO) test -count=1 -exec true $(PKGS) >/dev/null
 	GOOS=freebsd $(GO) test -count=1 -exec true $(PKGS) >/dev/null
 
-# The benchmark program: dwal beside its peers (bench/peers), the seed-style
-# baseline, the floors and fio's device limit, on BENCH_DIR's disk (default:
-# the temporary directory); writes bench/results/ (<timestamp>.json,
-# latest.json, latest.txt, PNG plots). About 6 minutes. BENCHARGS=--quick: a ~30 s smoke run.
+# The benchmark program, bin/dwalbench (its own command, so that bin/dwal
+# links no plotting or histogram library): dwal beside its peers
+# (bench/peers), the seed-style baseline, the floors and fio's device limit,
+# on BENCH_DIR's disk (default: the temporary directory); writes
+# bench/results/ (<timestamp>.json, latest.json, latest.txt, PNG plots).
+# Roughly 6 minutes (BENCHARGS=--warm adds the steady-state cells: about
+# twice that). BENCHARGS=--quick: a ~30 s smoke run.
 BENCH_DIR ?=
 BENCHARGS ?=
-bench: build
-	./bin/dwal bench --out bench/results $(if $(BENCH_DIR),--dir $(BENCH_DIR)) $(BENCHARGS)
+bench:
+	$(GO) build -o bin/dwalbench ./bench/cmd/dwalbench
+	./bin/dwalbench --out bench/results $(if $(BENCH_DIR),--dir $(BENCH_DIR)) $(BENCHARGS)
 
 # Go micro-benchmarks of the engine and its backends.
 bench-micro:

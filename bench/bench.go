@@ -44,10 +44,10 @@ type Host struct {
 }
 
 func builtinSystems() []System {
-	return append(append(DwalSystems(), SeedSystem()), FloorSystems()...)
+	return append(append(append(DwalSystems(), SeedSystem()), FloorSystems()...), FloorGroupSystem())
 }
 
-// Main is the benchmark program (dwal bench, go run ./bench/cmd/dwalbench):
+// Main is the benchmark program (dwalbench, go run ./bench/cmd/dwalbench):
 // it parses args, runs the workloads on every selected system, prints a
 // table (or JSON) and writes the JSON and PNG plots to --out. Exit codes: 0
 // success, 1 a dwal system failed or the results could not be written, 2
@@ -66,15 +66,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := finish(); err != nil {
-		fmt.Fprintf(stderr, "dwal bench: %v\n", err)
+		fmt.Fprintf(stderr, "dwalbench: %v\n", err)
 		return 2
 	}
 	if fl.NArg() > 0 {
-		fmt.Fprintf(stderr, "dwal bench: unexpected argument %q\n", fl.Arg(0))
+		fmt.Fprintf(stderr, "dwalbench: unexpected argument %q\n", fl.Arg(0))
 		return 2
 	}
 	if o.Child {
-		fmt.Fprintln(stderr, "dwal bench: --child is for the peers' binary")
+		fmt.Fprintln(stderr, "dwalbench: --child is for the peers' binary")
 		return 2
 	}
 	if o.From != "" {
@@ -82,14 +82,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	rep, err := run(&o, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "dwal bench: %v\n", err)
+		fmt.Fprintf(stderr, "dwalbench: %v\n", err)
 		return 1
 	}
 	code := 0
 	if o.Out != "" {
 		files, err := writeOutputs(rep, o.Out)
 		if err != nil {
-			fmt.Fprintf(stderr, "dwal bench: %v\n", err)
+			fmt.Fprintf(stderr, "dwalbench: %v\n", err)
 			code = 1
 		}
 		rep.Notes = append(rep.Notes, "wrote "+strings.Join(files, ", "))
@@ -113,22 +113,22 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func replot(o *Options, stdout, stderr io.Writer) int {
 	b, err := os.ReadFile(o.From)
 	if err != nil {
-		fmt.Fprintf(stderr, "dwal bench: %v\n", err)
+		fmt.Fprintf(stderr, "dwalbench: %v\n", err)
 		return 1
 	}
 	var rep Report
 	if err := json.Unmarshal(b, &rep); err != nil {
-		fmt.Fprintf(stderr, "dwal bench: %s: %v\n", o.From, err)
+		fmt.Fprintf(stderr, "dwalbench: %s: %v\n", o.From, err)
 		return 1
 	}
 	rep.Targets = evalTargets(&rep)
 	if o.Out != "" {
 		if err := os.MkdirAll(o.Out, 0o755); err != nil {
-			fmt.Fprintf(stderr, "dwal bench: %v\n", err)
+			fmt.Fprintf(stderr, "dwalbench: %v\n", err)
 			return 1
 		}
 		if _, err := writePlots(&rep, o.Out); err != nil {
-			fmt.Fprintf(stderr, "dwal bench: plots: %v\n", err)
+			fmt.Fprintf(stderr, "dwalbench: plots: %v\n", err)
 			return 1
 		}
 	}
@@ -142,16 +142,18 @@ func replot(o *Options, stdout, stderr io.Writer) int {
 	return 0
 }
 
-const usageText = `usage: dwal bench [flags]
+const usageText = `usage: dwalbench [flags]
 
 Runs write-ahead logs side by side on one directory's disk: dwal (io_uring
 and fallback backends), a seed-style baseline (Card 1's buffered append +
-fdatasync), the floors pwrite+fdatasync and pwritev2(RWF_DSYNC) on a
-pre-zeroed O_DIRECT file, and the peers pebble record.LogWriter, etcd wal,
-tidwall/wal and hashicorp/raft-wal (built from the bench/peers module and run
-as a subprocess). Prints a table with the device limit from
-scripts/fio-limit.sh and the targets of issue 5, and writes
-<out>/<timestamp>.json, <out>/latest.json and PNG plots.
+fdatasync), the floors on a pre-zeroed O_DIRECT file (pwrite+fdatasync and
+pwritev2(RWF_DSYNC) by each writer, and floor-group, one flusher's group
+commit), and the peers pebble record.LogWriter, etcd wal, tidwall/wal and
+hashicorp/raft-wal (built from the bench/peers module and run as a
+subprocess). Each cell opens its log and measures from the first write, as
+users start a log; --warm adds the steady state beside it. Prints a table
+with the device limit from scripts/fio-limit.sh and dwal's performance
+targets, and writes <out>/<timestamp>.json, <out>/latest.json and PNG plots.
 
 workloads:
   commit   C writers each appending one entry and waiting until it is durable
@@ -159,6 +161,7 @@ workloads:
   bulk     one writer, 1 MiB synced batches
   rotate   commit with small segments, and the same without rotation
   replay   write --replay-size, drop it from the page cache, reopen, read it back
+  restart  commit --restart-entries, close, reopen, commit as many again (each phase)
 
 flags:
 `
@@ -186,135 +189,187 @@ func run(o *Options, stderr io.Writer) (*Report, error) {
 	pr := &progress{on: o.Progress == "on" || o.Progress == "auto" && stdoutIsTerminal(), w: stderr}
 	defer pr.done()
 
-	if o.Fio == "on" {
-		pr.step("fio device limit (%v per job)", o.FioRuntime)
-		f, err := runFio(o.FioScript, root, o.FioRuntime)
-		if err != nil {
-			rep.FioError = err.Error()
-		} else {
-			rep.Fio = f
-		}
-	} else {
-		rep.FioError = "not run (--fio off)"
-	}
-
-	var local []System
-	for _, s := range builtinSystems() {
-		if contains(o.Systems, s.Name()) {
-			local = append(local, s)
-		}
-	}
-	var peers []string
-	for _, n := range o.Systems {
-		if contains(peerNames, n) {
-			peers = append(peers, n)
-		}
-	}
-	var pe *peerRunner
-	if len(peers) > 0 {
-		pr.step("building the peers' binary (bench/peers)")
-		var dir string
-		pe, dir, err = buildPeers(o, root, stderr)
-		rep.Peers.Dir = dir
-		if err != nil {
-			rep.Peers.Error = err.Error()
-			for _, n := range peers {
-				rep.Results = append(rep.Results, Result{System: n, Workload: "*", Process: "peers", Skipped: "peers not built: " + err.Error()})
-			}
-			pe = nil
-		}
-	}
-
+	measureFio(o, rep, root, pr)
+	local, peers := splitSystems(o.Systems)
+	pe := startPeers(o, rep, peers, root, pr, stderr)
 	p := &runParams{root: root, duration: o.Duration, warmup: o.Warmup, rate: o.Rate, keep: o.Keep, process: "main"}
 	for _, w := range o.Workloads {
 		rep.Results = append(rep.Results, runWorkload(o, w, local, p, pr)...)
 		if pe != nil {
-			pr.step("%s: peers (%s)", w, strings.Join(peers, ", "))
-			limit := 30*time.Minute + time.Duration(len(o.Writers)*len(peers)*4)*(o.Duration+o.Warmup+10*time.Second)
-			co, err := pe.run(childArgs(o, w, peers, root, pr.on), limit)
-			if err != nil {
-				for _, n := range peers {
-					rep.Results = append(rep.Results, Result{System: n, Workload: w, Process: "peers", Error: err.Error()})
-				}
-				continue
-			}
-			rep.Results = append(rep.Results, co.Results...)
-			rep.Peers.Versions = co.Versions
+			rep.Results = append(rep.Results, pe.runWorkload(o, w, peers, root, pr, rep)...)
 		}
 	}
 	pr.done()
 	rep.Finished = time.Now().UTC()
 	rep.Targets = evalTargets(rep)
-	rep.Notes = append(rep.Notes,
-		"latency is per op: one commit (commit, rotate), one synced flush (latency), one synced batch (bulk); MB = 10^6 bytes",
-		"CPU per entry is the whole process's user+system time (getrusage) over the measured window divided by its entries; allocs per entry likewise (runtime/metrics)",
-		dropCacheNote,
-		"floors and fio write into initialised (pre-written) blocks; logs write where their design puts them",
-	)
-	if o.BulkWarmup > 0 && slices.Contains(o.Workloads, wlBulk) {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("bulk: each system first writes %d MiB unmeasured (--bulk-warmup): the steady state of a long-running log, not its first seconds", o.BulkWarmup>>20))
-	}
-	if o.Rate > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("open loop at %.0f ops/s: latency counts from each op's scheduled start (no coordinated omission)", o.Rate))
-	}
+	rep.Notes = append(rep.Notes, runNotes(o)...)
 	return rep, nil
 }
 
-// runWorkload runs one workload on systems.
+// measureFio runs fio's device limit into rep (or says why not).
+func measureFio(o *Options, rep *Report, root string, pr *progress) {
+	if o.Fio != "on" {
+		rep.FioError = "not run (--fio off)"
+		return
+	}
+	pr.step("fio device limit (%v per job)", o.FioRuntime)
+	f, err := runFio(o.FioScript, root, o.FioRuntime)
+	if err != nil {
+		rep.FioError = err.Error()
+		return
+	}
+	rep.Fio = f
+}
+
+// splitSystems returns the systems of this process, in builtinSystems'
+// order, and the names of the peers, which run in the peers' process.
+func splitSystems(names []string) (local []System, peers []string) {
+	for _, s := range builtinSystems() {
+		if contains(names, s.Name()) {
+			local = append(local, s)
+		}
+	}
+	for _, n := range names {
+		if contains(peerNames, n) {
+			peers = append(peers, n)
+		}
+	}
+	return local, peers
+}
+
+// startPeers builds the peers' binary when peers are asked for; when it
+// cannot, it records them as not run and returns nil.
+func startPeers(o *Options, rep *Report, peers []string, root string, pr *progress, stderr io.Writer) *peerRunner {
+	if len(peers) == 0 {
+		return nil
+	}
+	pr.step("building the peers' binary (bench/peers)")
+	pe, dir, err := buildPeers(o, root, stderr)
+	rep.Peers.Dir = dir
+	if err != nil {
+		rep.Peers.Error = err.Error()
+		for _, n := range peers {
+			rep.Results = append(rep.Results, Result{System: n, Workload: "*", Process: "peers", Skipped: "peers not built: " + err.Error()})
+		}
+		return nil
+	}
+	return pe
+}
+
+// runWorkload runs workload w on the peers in their process.
+func (pe *peerRunner) runWorkload(o *Options, w string, peers []string, root string, pr *progress, rep *Report) []Result {
+	pr.step("%s: peers (%s)", w, strings.Join(peers, ", "))
+	limit := 30*time.Minute + time.Duration(len(o.Writers)*len(peers)*4)*(o.Duration+o.Warmup+10*time.Second)
+	co, err := pe.run(childArgs(o, w, peers, root, pr.on), limit)
+	if err != nil {
+		var out []Result
+		for _, n := range peers {
+			out = append(out, Result{System: n, Workload: w, Process: "peers", Error: err.Error()})
+		}
+		return out
+	}
+	rep.Peers.Versions = co.Versions
+	return co.Results
+}
+
+// runNotes are the report's notes on how o measured.
+func runNotes(o *Options) []string {
+	start := "each cell opens its log and measures from the first op, as a user who opens the log and writes: nothing waits for background preparation, nothing is written unmeasured first"
+	if o.Warm {
+		start += "; the (warm) cells beside them show the steady state: WarmUp (dwal: WaitPrepared), one op, a quiet directory and --warmup unmeasured first"
+	} else {
+		start += " (--warm adds the steady state beside them)"
+	}
+	notes := []string{
+		start,
+		"latency is per op: one commit (commit, rotate, restart), one synced flush (latency), one synced batch (bulk); MB = 10^6 bytes",
+		"CPU per entry is the whole process's user+system time (getrusage) over the measured window divided by its entries; allocs per entry likewise (runtime/metrics)",
+		dropCacheNote,
+		"floors and fio write into initialised (pre-written) blocks; logs write where their design puts them",
+	}
+	if o.Warm && o.BulkWarmup > 0 && slices.Contains(o.Workloads, wlBulk) {
+		notes = append(notes, fmt.Sprintf("bulk (warm): each system first writes %d MiB unmeasured (--bulk-warmup): the steady state of a long-running log, not its first seconds", o.BulkWarmup>>20))
+	}
+	if slices.Contains(o.Workloads, wlRestart) {
+		notes = append(notes, fmt.Sprintf("restart: %d writers commit %d entries after opening a fresh directory (first open), close the log, reopen it and commit %d more (reopened); each phase timed from its first op, its Open time in the JSON (open_us)",
+			o.RestartWriters, o.RestartEntries, o.RestartEntries))
+	}
+	if o.Rate > 0 {
+		notes = append(notes, fmt.Sprintf("open loop at %.0f ops/s: latency counts from each op's scheduled start (no coordinated omission)", o.Rate))
+	}
+	return notes
+}
+
+// runWorkload runs one workload on systems: each cell as the headline and,
+// with --warm, right after it the same cell warm (the replay workload has
+// no warm cells: its writing is not measured).
 func runWorkload(o *Options, w string, systems []System, p *runParams, pr *progress) []Result {
 	var out []Result
-	one := func(s System, c cell) Result {
-		pr.step("%s C=%d %s", c.workload, c.writers, s.Name())
-		return runCell(s, c, p)
+	variants := []bool{false}
+	if o.Warm && w != wlReplay {
+		variants = append(variants, true)
+	}
+	each := func(c cell, fn func(s System, c cell) []Result) {
+		for _, s := range systems {
+			for _, warm := range variants {
+				c.warm = warm
+				out = append(out, fn(s, c)...)
+			}
+		}
+	}
+	one := func(s System, c cell) []Result {
+		pr.step("%s C=%d %s%s", c.workload, c.writers, s.Name(), warmLabel(c.warm))
+		return []Result{runCell(s, c, p)}
 	}
 	switch w {
 	case wlCommit:
 		for _, n := range o.Writers {
-			for _, s := range systems {
-				out = append(out, one(s, cell{workload: wlCommit, writers: n, entrySize: o.EntrySize, perOp: 1, segSize: o.SegmentSize}))
-			}
+			each(cell{workload: wlCommit, writers: n, entrySize: o.EntrySize, perOp: 1, segSize: o.SegmentSize}, one)
 		}
 	case wlLatency:
-		for _, s := range systems {
-			out = append(out, one(s, cell{workload: wlLatency, writers: 1, entrySize: o.IOSize, perOp: 1, flush: true, segSize: o.SegmentSize}))
-		}
+		each(cell{workload: wlLatency, writers: 1, entrySize: o.IOSize, perOp: 1, flush: true, segSize: o.SegmentSize}, one)
 	case wlBulk:
-		for _, s := range systems {
-			out = append(out, one(s, cell{workload: wlBulk, writers: 1, entrySize: o.IOSize, perOp: max(o.BatchSize/o.IOSize, 1), flush: true, segSize: o.SegmentSize, warmBytes: o.BulkWarmup}))
-		}
+		each(cell{workload: wlBulk, writers: 1, entrySize: o.IOSize, perOp: max(o.BatchSize/o.IOSize, 1), flush: true, segSize: o.SegmentSize, warmBytes: o.BulkWarmup}, one)
 	case wlRotate:
-		for _, s := range systems {
-			c := cell{workload: wlRotate, writers: o.RotateWriters, entrySize: o.IOSize, perOp: 1, segSize: o.RotateSegment}
-			r := one(s, c)
-			out = append(out, r)
+		each(cell{workload: wlRotate, writers: o.RotateWriters, entrySize: o.IOSize, perOp: 1, segSize: o.RotateSegment}, func(s System, c cell) []Result {
+			r := one(s, c)[0]
 			c.workload = wlRotateNone
 			if r.Skipped != "" || r.Error != "" {
 				n := c.result(s, p)
 				n.Skipped = "rotate did not run"
-				out = append(out, n)
-				continue
+				return []Result{r, n}
 			}
-			c.segSize = noRotationSegment(r, o)
-			c.quiet = time.Minute // a big segment is prepared before the clock starts
-			out = append(out, one(s, c))
-		}
+			c.segSize = noRotationSegment(r)
+			c.quiet = time.Minute // warm: a big segment is prepared before the clock starts
+			return append([]Result{r}, one(s, c)...)
+		})
 	case wlReplay:
-		for _, s := range systems {
+		each(cell{workload: wlReplay, writers: 1, entrySize: o.IOSize, perOp: 1, segSize: o.SegmentSize}, func(s System, c cell) []Result {
 			pr.step("replay %s (%d MiB)", s.Name(), o.ReplaySize>>20)
-			out = append(out, runReplay(s, cell{workload: wlReplay, writers: 1, entrySize: o.IOSize, perOp: 1, segSize: o.SegmentSize}, o.ReplaySize, p))
-		}
+			return []Result{runReplay(s, c, o.ReplaySize, p)}
+		})
+	case wlRestart:
+		each(cell{workload: wlRestart, writers: o.RestartWriters, entrySize: o.EntrySize, perOp: 1, segSize: o.SegmentSize}, func(s System, c cell) []Result {
+			pr.step("restart C=%d %s%s (%d entries per phase)", c.writers, s.Name(), warmLabel(c.warm), o.RestartEntries)
+			return runRestart(s, c, o.RestartEntries, p)
+		})
 	}
 	return out
+}
+
+// warmLabel is what marks a warm cell after its system's name.
+func warmLabel(warm bool) string {
+	if warm {
+		return " (warm)"
+	}
+	return ""
 }
 
 // noRotationSegment is a segment size that holds everything the rotate run
 // wrote (warmup included) with a margin, so that the same workload runs
 // without a rotation (at most 2 GiB; the result counts rotations anyway).
-func noRotationSegment(r Result, o *Options) int64 {
-	written := float64(r.Bytes)
-	if r.DurationS > 0 {
-		written *= (r.DurationS + o.Warmup.Seconds()) / r.DurationS
-	}
+func noRotationSegment(r Result) int64 {
+	written := float64(r.Bytes + r.WarmupBytes)
 	const step = 8 << 20
 	s := max(int64(1.5*written), 64<<20)
 	return min((s+step-1)/step*step, 2<<30)

@@ -18,12 +18,13 @@ import (
 // The peers (pebble's record.LogWriter, etcd's wal, tidwall/wal,
 // hashicorp/raft-wal) live in their own module, bench/peers, so that dwal's
 // go.mod carries none of their dependencies. That module imports this
-// package for the harness (System, Funnel, the runner) and builds a binary,
-// peerbench, which is this program with the peers as its systems. The main
-// program builds it once per run (go build, in the peers module) and runs
-// it once per workload with the same settings and --child; the child
-// measures the peers with the same runner on the same directory's disk and
-// prints its results as JSON on stdout, which are merged with the rest.
+// package for the harness (System, Funnel, the cell runner of run.go) and
+// builds a binary, peerbench, which is this program with the peers as its
+// systems. The main program builds it once per run (go build, in the peers
+// module) and runs it once per workload with the same settings and
+// --child; the child measures the peers with the same cell runner on the
+// same directory's disk and prints its results as JSON on stdout, which
+// are merged with the rest.
 
 // PeersInfo says which peer modules ran, or why none did.
 type PeersInfo struct {
@@ -98,6 +99,9 @@ func childArgs(o *Options, workload string, systems []string, root string, progr
 		"--replay-size", strconv.FormatInt(o.ReplaySize, 10),
 		"--rotate-segment", strconv.FormatInt(o.RotateSegment, 10),
 		"--rotate-writers", strconv.Itoa(o.RotateWriters),
+		"--restart-entries", strconv.FormatInt(o.RestartEntries, 10),
+		"--restart-writers", strconv.Itoa(o.RestartWriters),
+		"--warm=" + strconv.FormatBool(o.Warm),
 		"--segment-size", strconv.FormatInt(o.SegmentSize, 10),
 		"--dir", root,
 		"--progress", pr,
@@ -132,7 +136,7 @@ func Child(args []string, stdout, stderr io.Writer, systems []System, versions m
 		return 2
 	}
 	if err := finish(); err != nil || !o.Child || o.Dir == "" {
-		fmt.Fprintf(stderr, "peerbench: run by the bench program (dwal bench), with --child and --dir: %v\n", err)
+		fmt.Fprintf(stderr, "peerbench: run by the bench program (dwalbench), with --child and --dir: %v\n", err)
 		return 2
 	}
 	var run []System

@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -39,7 +40,7 @@ func writePlots(rep *Report, dir string) ([]string, error) {
 		size := 0
 		for _, r := range rs {
 			if r.Workload == wlCommit && r.Writers == c && r.Error == "" && len(r.Latency.CDF) > 0 {
-				series = append(series, cdfSeries{r.System, r.System, r.Latency.CDF, false})
+				series = append(series, cdfSeries{r.System, r.label(), r.Latency.CDF, r.Warm})
 				size = r.EntrySize
 			}
 		}
@@ -47,7 +48,7 @@ func writePlots(rep *Report, dir string) ([]string, error) {
 			continue
 		}
 		name := filepath.Join(dir, fmt.Sprintf("commit-c%d-cdf.png", c))
-		title := fmt.Sprintf("commit, C=%d writers, %d B entries: latency CDF", c, size)
+		title := fmt.Sprintf("commit, C=%d writers, %d B entries: latency CDF from Open (dashed: --warm)", c, size)
 		if err := plotCDF(name, title, series); err != nil {
 			return files, err
 		}
@@ -55,7 +56,7 @@ func writePlots(rep *Report, dir string) ([]string, error) {
 	}
 	var rot []cdfSeries
 	for _, r := range rs {
-		if (r.Workload == wlRotate || r.Workload == wlRotateNone) && r.Error == "" && len(r.Latency.CDF) > 0 {
+		if (r.Workload == wlRotate || r.Workload == wlRotateNone) && !r.Warm && r.Error == "" && len(r.Latency.CDF) > 0 {
 			label := r.System + fmt.Sprintf(" %d MiB segments", r.SegmentSize>>20)
 			rot = append(rot, cdfSeries{r.System, label, r.Latency.CDF, r.Workload == wlRotateNone})
 		}
@@ -101,6 +102,8 @@ func style(system string) (color.Color, vg.Length, []vg.Length) {
 		return rgb(0, 0, 0), thin, []vg.Length{vg.Points(5), vg.Points(3)}
 	case "floor-pwritev2":
 		return rgb(0, 0, 0), thin, []vg.Length{vg.Points(1.5), vg.Points(2)}
+	case "floor-group":
+		return rgb(0, 0, 0), wide, nil
 	case "pebble":
 		return rgb(0xe6, 0x7e, 0x22), thin, nil
 	case "etcd":
@@ -163,14 +166,17 @@ func plotThroughput(file string, rs []Result) (bool, error) {
 	var order []string
 	var cs []int
 	size := 0
+	warm := map[string]bool{}
 	for _, r := range rs {
 		if r.Workload != wlCommit || r.Error != "" || r.Skipped != "" || r.EntriesPerS <= 0 {
 			continue
 		}
-		if _, ok := bySys[r.System]; !ok {
-			order = append(order, r.System)
+		n := r.label()
+		if _, ok := bySys[n]; !ok {
+			order = append(order, n)
 		}
-		bySys[r.System] = append(bySys[r.System], plotter.XY{X: float64(r.Writers), Y: r.EntriesPerS})
+		bySys[n] = append(bySys[n], plotter.XY{X: float64(r.Writers), Y: r.EntriesPerS})
+		warm[n] = r.Warm
 		if !slices.Contains(cs, r.Writers) {
 			cs = append(cs, r.Writers)
 		}
@@ -180,7 +186,7 @@ func plotThroughput(file string, rs []Result) (bool, error) {
 		return false, nil
 	}
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("commit: durable entries/s vs writers (%d B entries)", size)
+	p.Title.Text = fmt.Sprintf("commit: durable entries/s vs writers (%d B entries; dashed: --warm)", size)
 	p.X.Label.Text = "writers C (log scale)"
 	p.Y.Label.Text = "entries/s (log scale)"
 	p.X.Scale = plot.LogScale{}
@@ -201,7 +207,10 @@ func plotThroughput(file string, rs []Result) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		l.Color, l.Width, l.Dashes = style(n)
+		l.Color, l.Width, l.Dashes = style(strings.TrimSuffix(n, warmLabel(true)))
+		if warm[n] {
+			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		}
 		pts.Color = l.Color
 		pts.Shape = plotutil.Shape(i)
 		p.Add(l, pts)

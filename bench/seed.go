@@ -44,7 +44,19 @@ func SeedSystem() System { return seedSystem{} }
 
 func (seedSystem) Name() string { return "seed" }
 
-func (seedSystem) Open(cfg Config) (Log, error) {
+func (seedSystem) Open(cfg Config) (Log, error) { return openSeed(cfg), nil }
+
+// Reopen goes on after the segments a closed log left: the next flush
+// starts the segment after the last one.
+func (seedSystem) Reopen(cfg Config) (Log, error) {
+	l := openSeed(cfg)
+	if ids := seedSegments(cfg.Dir); len(ids) > 0 {
+		l.segID = ids[len(ids)-1]
+	}
+	return l, nil
+}
+
+func openSeed(cfg Config) *seedLog {
 	l := &seedLog{dir: cfg.Dir, segSize: seedSegmentSize, retain: seedRetain}
 	if cfg.SegmentSize > 0 {
 		l.segSize = cfg.SegmentSize
@@ -59,7 +71,7 @@ func (seedSystem) Open(cfg Config) (Log, error) {
 		l.mu.Unlock()
 		return l.flush(lsn, data)
 	}, 0, 0)
-	return l, nil
+	return l
 }
 
 type seedLog struct {

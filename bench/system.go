@@ -7,8 +7,8 @@ import (
 )
 
 // System is one log implementation under test. The harness measures every
-// System with the same code (runner.go), whether it runs in this process or
-// in the peers' process (bench/peers), so the figures compare like with like.
+// System with the same code (run.go), whether it runs in this process or in
+// the peers' process (bench/peers), so the figures compare like with like.
 type System interface {
 	// Name is the system's name in tables, JSON and plots ("dwal-uring").
 	Name() string
@@ -58,6 +58,18 @@ type (
 	Replayer interface {
 		Replay(cfg Config, fn func(data []byte)) error
 	}
+	// Reopener opens the log that a closed Log of the System left in
+	// cfg.Dir, as its users do when their process restarts (recovery or
+	// replay included), ready to append after what is there. The restart
+	// workload runs only on Systems that implement it.
+	Reopener interface {
+		Reopen(cfg Config) (Log, error)
+	}
+	// Warmer is a Log that can be brought to its steady state after Open
+	// (dwal: wait until its first segment is prepared). The harness calls
+	// WarmUp on --warm cells only, right after Open; headline cells never
+	// do: they write at once, as users do.
+	Warmer interface{ WarmUp() error }
 	// Syncer counts the durable batches (syncs) a Log made so far.
 	Syncer interface{ Syncs() uint64 }
 	// Rotator counts the segments a Log started since it was opened.

@@ -3,7 +3,7 @@
 // It lives apart from package engine so that the engine does not depend on
 // client_golang: a program that wants Prometheus metrics imports this
 // package; one that does not reads the Coordinator's counters directly
-// (TotalEntriesFlushed, TotalBytesWritten, ...).
+// (TotalEntriesFlushed, TotalBytesWritten, ..., and Stats).
 //
 // The Collector reads its Source at scrape time (no goroutine, no polling):
 //
@@ -20,11 +20,18 @@
 //	dwal_current_segment_bytes         gauge    bytes used in it (0 right after a rotation)
 //	dwal_backend_info{backend,reason}  gauge    1: the backend in use and why it was picked
 //
-// and, when WithStats supplies them (the engine does not count them yet):
+// and, from the Coordinator's Stats (engine.Stats, read at each scrape; for
+// a Source that has no Stats method, only when WithStats supplies them):
 //
-//	dwal_segment_rotations_total, dwal_sync_errors_total, dwal_read_only,
-//	dwal_flush_duration_seconds, dwal_sync_duration_seconds,
-//	dwal_segment_prepare_duration_seconds (histograms).
+//	dwal_segment_rotations_total           counter    segments sealed (full, or rolled back after a failed write)
+//	dwal_sync_errors_total                 counter    batches whose write or sync failed
+//	dwal_read_only                         gauge      1 once the log turned read-only
+//	dwal_flush_duration_seconds            histogram  one successful batch's write (with its sync when synced)
+//	dwal_sync_duration_seconds             histogram  the same, for synced batches only
+//	dwal_segment_prepare_duration_seconds  histogram  preparing one segment in the background
+//
+// engine.Stats also counts segments prepared and recycled, preparation
+// errors and the read-only cause; the Collector does not export those.
 package metrics
 
 import (
@@ -47,20 +54,22 @@ type Source interface {
 
 var _ Source = (*engine.Coordinator)(nil)
 
-// Stats holds what the engine does not count yet; WithStats supplies it at
-// each scrape. Counters must only grow.
+// Stats are the figures exported beyond the Source's counters. For a
+// Source with a Stats method (*engine.Coordinator) NewCollector reads them
+// from it at each scrape (see FromEngine); WithStats supplies them for any
+// other Source, or replaces the engine's. Counters must only grow.
 type Stats struct {
-	Rotations  uint64 // segments sealed and replaced
-	SyncErrors uint64 // failed writes or syncs
+	Rotations  uint64 // segments sealed (full, or rolled back after a failed write)
+	SyncErrors uint64 // batches whose write or sync failed
 	ReadOnly   bool   // the Coordinator turned read-only (ErrReadOnly)
 	// Latency histograms; nil ones are not exported.
-	FlushLatency   *Histogram // one batch: from reservation to settled
-	SyncLatency    *Histogram // one write + fdatasync (or RWF_DSYNC write)
-	PrepareLatency *Histogram // preparing one segment off the hot path
+	FlushLatency   *Histogram // one successful batch's write, with its sync when synced (engine.Stats.BatchLatency)
+	SyncLatency    *Histogram // the same, for synced batches only: write + fdatasync, or an RWF_DSYNC write
+	PrepareLatency *Histogram // preparing one segment in the background, off the hot path
 }
 
-// Histogram is a latency histogram in seconds, as the engine would keep it:
-// fixed buckets counted with atomic adds, read at scrape time.
+// Histogram is a latency histogram in seconds: fixed buckets, as the engine
+// keeps them (engine.HistogramSnapshot), read at scrape time.
 type Histogram struct {
 	Bounds []float64 // bucket upper bounds in seconds, ascending (+Inf implied)
 	Counts []uint64  // Counts[i]: observations <= Bounds[i] and > Bounds[i-1] (not cumulative)
@@ -93,8 +102,8 @@ func WithNamespace(ns string) Option { return func(c *Collector) { c.ns = ns } }
 // process apart (e.g. {"wal": "orders"}).
 func WithConstLabels(l prometheus.Labels) Option { return func(c *Collector) { c.labels = l } }
 
-// WithStats supplies the counters and histograms the engine does not keep
-// yet (see Stats); fn is called at each scrape.
+// WithStats supplies the Stats of a Source that has no Stats method of its
+// own, or replaces the Coordinator's; fn is called at each scrape.
 func WithStats(fn func() Stats) Option { return func(c *Collector) { c.stats = fn } }
 
 // NewCollector returns a Collector reading src at scrape time.
@@ -116,12 +125,12 @@ func NewCollector(src Source, opts ...Option) *Collector {
 	c.segID = d("current_segment_id", "ID of the segment being written (the last sealed one right after a rotation).")
 	c.segBytes = d("current_segment_bytes", "Bytes used in the current segment: its header block and padded batches.")
 	c.backend = d("backend_info", "The storage backend in use (always 1); reason says why it was picked.", "backend", "reason")
-	c.rotations = d("segment_rotations_total", "Segments sealed and replaced by a new one.")
-	c.syncErrs = d("sync_errors_total", "Writes or syncs that failed.")
+	c.rotations = d("segment_rotations_total", "Segments sealed: full, or rolled back after a failed write.")
+	c.syncErrs = d("sync_errors_total", "Batches whose write or sync failed.")
 	c.readOnly = d("read_only", "1 when the log turned read-only after an unrecoverable write failure.")
-	c.flushLat = d("flush_duration_seconds", "Time to write and settle one batch.")
-	c.syncLat = d("sync_duration_seconds", "Time of one durable write: write + fdatasync, or an RWF_DSYNC write.")
-	c.prepLat = d("segment_prepare_duration_seconds", "Time to prepare one segment off the hot path.")
+	c.flushLat = d("flush_duration_seconds", "Time of one successful batch write, with its sync when the batch is synced.")
+	c.syncLat = d("sync_duration_seconds", "Time of one synced batch write: write + fdatasync, or an RWF_DSYNC write.")
+	c.prepLat = d("segment_prepare_duration_seconds", "Time to prepare one segment in the background, off the hot path.")
 	return c
 }
 

@@ -130,9 +130,16 @@ func TestCollectorScrapedThroughPromhttp(t *testing.T) {
 	if got, _ := value(t, mfs, "dwal_segment_rotations_total"); got != float64(st.Rotations) || st.Rotations == 0 {
 		t.Errorf("rotations %v, engine says %d", got, st.Rotations)
 	}
-	h := mfs["dwal_sync_duration_seconds"]
-	if h == nil || h.GetMetric()[0].GetHistogram().GetSampleCount() != c.TotalFlushes() {
-		t.Errorf("sync histogram %v, want %d samples", h, c.TotalFlushes())
+	for _, name := range []string{"dwal_sync_duration_seconds", "dwal_flush_duration_seconds"} {
+		h := mfs[name]
+		if h == nil || h.GetMetric()[0].GetHistogram().GetSampleCount() != c.TotalFlushes() {
+			t.Errorf("%s %v, want %d samples (one per batch)", name, h, c.TotalFlushes())
+		}
+	}
+	// Preparation goes on in the background: Stats, read after the scrape,
+	// may count one more.
+	if h := mfs["dwal_segment_prepare_duration_seconds"]; h == nil || h.GetMetric()[0].GetHistogram().GetSampleCount() > st.SegmentsPrepared {
+		t.Errorf("prepare histogram %v, want at most %d samples (one per segment prepared)", h, st.SegmentsPrepared)
 	}
 	if got, _ := value(t, mfs, "dwal_read_only"); got != 0 {
 		t.Errorf("read_only %v", got)

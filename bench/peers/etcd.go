@@ -21,19 +21,49 @@ func (etcdSystem) Name() string { return "etcd" }
 
 func etcdDir(cfg bench.Config) string { return filepath.Join(cfg.Dir, "member", "wal") }
 
-func (etcdSystem) Open(cfg bench.Config) (bench.Log, error) {
-	// NB: a package variable in etcd; the subprocess runs one cell at a time.
+// etcdSegmentSize sets etcd's segment size for cfg. NB: a package
+// variable in etcd; the subprocess runs one cell at a time.
+func etcdSegmentSize(cfg bench.Config) {
 	wal.SegmentSizeBytes = etcdDefaultSegment
 	if cfg.SegmentSize > 0 {
 		wal.SegmentSizeBytes = cfg.SegmentSize
 	}
+}
+
+func (etcdSystem) Open(cfg bench.Config) (bench.Log, error) {
+	etcdSegmentSize(cfg)
 	w, err := wal.Create(zap.NewNop(), etcdDir(cfg), nil)
 	if err != nil {
 		return nil, err
 	}
-	l := &etcdLog{w: w, dir: etcdDir(cfg)}
+	return newEtcdLog(w, etcdDir(cfg), 0), nil
+}
+
+// Reopen opens the WAL as etcd does when it restarts: wal.Open, then
+// ReadAll (which it must before appending), and goes on after the last
+// entry.
+func (etcdSystem) Reopen(cfg bench.Config) (bench.Log, error) {
+	etcdSegmentSize(cfg)
+	w, err := wal.Open(zap.NewNop(), etcdDir(cfg), walpb.Snapshot{})
+	if err != nil {
+		return nil, err
+	}
+	_, st, ents, err := w.ReadAll()
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	last := st.Commit
+	if n := len(ents); n > 0 {
+		last = max(last, ents[n-1].Index)
+	}
+	return newEtcdLog(w, etcdDir(cfg), last), nil
+}
+
+func newEtcdLog(w *wal.WAL, dir string, index uint64) *etcdLog {
+	l := &etcdLog{w: w, dir: dir, index: index}
 	l.funnel = bench.NewFunnel(l.save, 0, funnelBytes)
-	return l, nil
+	return l
 }
 
 type etcdLog struct {

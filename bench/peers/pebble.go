@@ -3,6 +3,7 @@ package peers
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,9 +21,22 @@ const (
 	pebbleLogNum     = 1
 	pebblePrealloc   = 4 << 20 * 11 / 10
 	pebbleSemSlots   = record.SyncConcurrency - 1 // as Pebble's commitPipeline.logSyncQSem
-	pebbleLogName    = "000001.log"
-	pebbleSyncOffset = false // the recyclable chunk format (WriteWALSyncOffsets off)
+	pebbleSyncOffset = false                      // the recyclable chunk format (WriteWALSyncOffsets off)
 )
+
+// pebbleLogName is the name of WAL file num, as Pebble names it.
+func pebbleLogName(num uint64) string { return fmt.Sprintf("%06d.log", num) }
+
+// newLogWriter and newReader are record.NewLogWriter and record.NewReader
+// with log number num: its type (base.DiskFileNum) lives in an internal
+// package of Pebble, so it is inferred from the function passed in.
+func newLogWriter[N ~uint64](mk func(io.Writer, N, record.LogWriterConfig) *record.LogWriter, w io.Writer, num uint64, c record.LogWriterConfig) *record.LogWriter {
+	return mk(w, N(num), c)
+}
+
+func newReader[N ~uint64](mk func(io.Reader, N) *record.Reader, r io.Reader, num uint64) *record.Reader {
+	return mk(r, N(num))
+}
 
 type pebbleSystem struct{}
 
@@ -35,9 +49,33 @@ func (pebbleSystem) Supports(workload string, _ int) (bool, string) {
 	return true, ""
 }
 
-func (pebbleSystem) Open(cfg bench.Config) (bench.Log, error) {
+func (pebbleSystem) Open(cfg bench.Config) (bench.Log, error) { return pebbleCreate(cfg, pebbleLogNum) }
+
+// Reopen is what Pebble does with its WAL when it opens a DB again: it
+// replays the last WAL file (the restart workload leaves one) and writes
+// on in a new WAL file with the next number.
+func (pebbleSystem) Reopen(cfg bench.Config) (bench.Log, error) {
+	var last uint64
+	for n := uint64(pebbleLogNum); ; n++ {
+		if _, err := os.Stat(filepath.Join(cfg.Dir, pebbleLogName(n))); err != nil {
+			break
+		}
+		last = n
+	}
+	if last == 0 {
+		return nil, errors.New("pebble: no WAL file to reopen")
+	}
+	if err := pebbleRead(cfg.Dir, last, func([]byte) {}); err != nil {
+		return nil, err
+	}
+	return pebbleCreate(cfg, last+1)
+}
+
+// pebbleCreate makes WAL file num and its LogWriter, as Pebble's WAL
+// manager does.
+func pebbleCreate(cfg bench.Config, num uint64) (bench.Log, error) {
 	fs := vfs.Default
-	f, err := fs.Create(filepath.Join(cfg.Dir, pebbleLogName), vfs.WriteCategoryUnspecified)
+	f, err := fs.Create(filepath.Join(cfg.Dir, pebbleLogName(num)), vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, err
 	}
@@ -54,10 +92,11 @@ func (pebbleSystem) Open(cfg bench.Config) (bench.Log, error) {
 	}
 	sf := vfs.NewSyncingFile(f, vfs.SyncingFileOptions{PreallocateSize: pebblePrealloc})
 	l := &pebbleLog{sem: make(chan struct{}, pebbleSemSlots)}
-	l.w = record.NewLogWriter(sf, pebbleLogNum, record.LogWriterConfig{
+	cfgW := record.LogWriterConfig{
 		QueueSemChan:        l.sem,
 		WriteWALSyncOffsets: func() bool { return pebbleSyncOffset },
-	})
+	}
+	l.w = newLogWriter(record.NewLogWriter, sf, num, cfgW)
 	l.waits.New = func() any { return &pebbleWait{} }
 	return l, nil
 }
@@ -114,12 +153,23 @@ func (l *pebbleLog) Close() error { return l.w.Close() }
 // the file, each record read whole. Records hold whole batches of
 // fixed-size entries, which are handed out one by one.
 func (pebbleSystem) Replay(cfg bench.Config, fn func([]byte)) error {
-	f, err := os.Open(filepath.Join(cfg.Dir, pebbleLogName))
+	return pebbleRead(cfg.Dir, pebbleLogNum, func(b []byte) {
+		for len(b) >= cfg.EntrySize && cfg.EntrySize > 0 {
+			fn(b[:cfg.EntrySize])
+			b = b[cfg.EntrySize:]
+		}
+	})
+}
+
+// pebbleRead reads WAL file num in dir with record.NewReader, each record
+// whole, and calls fn with it.
+func pebbleRead(dir string, num uint64, fn func(rec []byte)) error {
+	f, err := os.Open(filepath.Join(dir, pebbleLogName(num)))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	r := record.NewReader(f, pebbleLogNum)
+	r := newReader(record.NewReader, f, num)
 	var buf bytes.Buffer
 	for {
 		rr, err := r.Next()
@@ -133,10 +183,6 @@ func (pebbleSystem) Replay(cfg bench.Config, fn func([]byte)) error {
 		if _, err := buf.ReadFrom(rr); err != nil {
 			return err
 		}
-		b := buf.Bytes()
-		for len(b) >= cfg.EntrySize && cfg.EntrySize > 0 {
-			fn(b[:cfg.EntrySize])
-			b = b[cfg.EntrySize:]
-		}
+		fn(buf.Bytes())
 	}
 }

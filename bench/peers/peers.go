@@ -14,6 +14,11 @@
 //     funnelled into batches of at most 1 + 64 logs, as hashicorp/raft's
 //     leader loop gathers them (MaxAppendEntries 64).
 //
+// Each reopens its directory (the restart workload) as its users' process
+// does when it restarts: pebble replays its WAL and starts the next WAL
+// file, etcd opens its WAL and reads it all before appending, tidwall/wal
+// and raft-wal open their logs and go on after the last index.
+//
 // This module is separate from dwal's so that dwal's go.mod carries none of
 // these dependencies; its binary, cmd/peerbench, is run by the bench program.
 package peers

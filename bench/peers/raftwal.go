@@ -55,6 +55,21 @@ func (raftwalSystem) Open(cfg bench.Config) (bench.Log, error) {
 	return l, nil
 }
 
+// Reopen is wal.Open on the existing directory (which recovers its
+// segments), and raft goes on after LastIndex.
+func (s raftwalSystem) Reopen(cfg bench.Config) (bench.Log, error) {
+	lg, err := s.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	l := lg.(*raftwalLog)
+	if l.index, err = l.w.LastIndex(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
 type raftwalLog struct {
 	w      *wal.WAL
 	meta   *metadb.BoltMetaDB

@@ -33,6 +33,21 @@ func (tidwallSystem) Open(cfg bench.Config) (bench.Log, error) {
 	return l, nil
 }
 
+// Reopen is wal.Open on the existing log (which loads its segments), and
+// writing goes on after LastIndex.
+func (s tidwallSystem) Reopen(cfg bench.Config) (bench.Log, error) {
+	lg, err := s.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	l := lg.(*tidwallLog)
+	if l.index, err = l.w.LastIndex(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
 type tidwallLog struct {
 	w      *wal.Log
 	dir    string

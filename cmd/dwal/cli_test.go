@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -162,6 +163,42 @@ func TestUsageAndHelp(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); err == nil {
 		t.Errorf("a command created the missing directory")
+	}
+}
+
+// The benchmark is the dwalbench command, not a subcommand: dwal bench is
+// an unknown command, and the usage says where the benchmark went.
+func TestNoBenchSubcommand(t *testing.T) {
+	code, _, errs := runCLI(t, "bench", "--quick")
+	if code != 2 || !strings.Contains(errs, `unknown command "bench"`) {
+		t.Errorf("dwal bench: %d %q", code, errs)
+	}
+	if !strings.Contains(errs, "dwalbench") {
+		t.Errorf("the usage does not name the dwalbench command: %q", errs)
+	}
+}
+
+// The dwal tool links none of the benchmark's libraries (plots, HDR
+// histograms) nor the metrics package's Prometheus client, which it does
+// not use.
+func TestLeanDependencies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command in PATH")
+	}
+	out, err := exec.Command(goBin, "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, heavy := range []string{"gonum.org/", "hdrhistogram", "prometheus", "/dwal/bench", "/dwal/metrics"} {
+			if strings.Contains(dep, heavy) {
+				t.Errorf("cmd/dwal depends on %s", dep)
+			}
+		}
 	}
 }
 

@@ -5,7 +5,9 @@
 //	dwal verify DIR [--strict] [--json]             check every header, batch CRC, salt, sequence and .meta
 //	dwal dump DIR [--from LSN] [--to LSN] [--hex|--raw]  entries in write order
 //	dwal doctor [DIR] [--duration D]                kernel, io_uring, file system, O_DIRECT, sync latency, advice
-//	dwal bench [flags]                              dwal beside its peers, a seed-style baseline, the floors and fio
+//
+// The benchmark is a program of its own, dwalbench (bench/cmd/dwalbench,
+// make bench), so that this tool links no plotting or histogram library.
 //
 // Every command takes --help. inspect, verify and dump take no lock and never
 // modify the directory, so they may run beside a live writer.
@@ -32,7 +34,6 @@ var commands = map[string]command{
 	"verify":  {"check every header, batch, CRC, salt, sequence and .meta; exit 1 on an error", runVerify},
 	"dump":    {"print the entries of a WAL directory in write order", runDump},
 	"doctor":  {"explain this machine: kernel, io_uring, file system, O_DIRECT, sync latency, advice", runDoctor},
-	"bench":   {"benchmark dwal beside its peers, a seed-style baseline, the floors and fio's device limit", runBench},
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -65,5 +66,6 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
 	}
+	fmt.Fprintln(w, "\nthe benchmark is a program of its own: dwalbench (make bench, or go run ./bench/cmd/dwalbench)")
 	fmt.Fprintln(w, "\nexit codes: 0 success, 1 failure or problem found, 2 bad usage")
 }

@@ -1,5 +1,5 @@
 // Command peerbench is dwal's benchmark harness with the peers as its
-// systems. The bench program (dwal bench) builds and runs it with --child;
+// systems. The bench program (dwalbench) builds and runs it with --child;
 // it is not meant to be run by hand.
 package main
 
