@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -47,11 +48,11 @@ func (floorGroupSystem) Supports(workload string, _ int) (bool, string) {
 }
 
 func (floorGroupSystem) Open(cfg Config) (Log, error) {
-	fd, a, err := OpenPreZeroed(filepath.Join(cfg.Dir, "floor-group.dat"), floorFileSize)
+	f, a, err := OpenPreZeroed(filepath.Join(cfg.Dir, "floor-group.dat"), floorFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("floor-group: %w", err)
 	}
-	return newFloorGroupLog(fd, a, floorFileSize), nil
+	return newFloorGroupLog(f, a, floorFileSize), nil
 }
 
 // groupReq is one writer's records, waiting for their batch.
@@ -63,6 +64,7 @@ type groupReq struct {
 }
 
 type floorGroupLog struct {
+	f     *os.File // owns fd
 	fd    int
 	align int
 	size  int64 // of the file
@@ -85,8 +87,8 @@ type floorGroupLog struct {
 	records atomic.Uint64 // records in them
 }
 
-func newFloorGroupLog(fd, a int, size int64) *floorGroupLog {
-	l := &floorGroupLog{fd: fd, align: a, size: size,
+func newFloorGroupLog(f *os.File, a int, size int64) *floorGroupLog {
+	l := &floorGroupLog{f: f, fd: int(f.Fd()), align: a, size: size,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), exited: make(chan struct{}),
 		buf: align.Alloc(min(floorGroupMaxBatch, int(size)), a)}
 	l.reqs.New = func() any { return &groupReq{done: make(chan error, 1)} }
@@ -220,5 +222,5 @@ func (l *floorGroupLog) Close() error {
 	l.mu.Unlock()
 	close(l.quit)
 	<-l.exited
-	return unix.Close(l.fd)
+	return l.f.Close()
 }

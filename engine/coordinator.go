@@ -32,22 +32,22 @@ type Coordinator struct {
 
 	// mu guards the write state: the active segment, the batches in flight,
 	// rotation, truncation and Close. It is not held during I/O.
-	mu         sync.Mutex
-	cond       *sync.Cond // on mu: a batch's I/O finished or a batch settled
-	act        *active    // the segment being written; nil between rotation and the next flush
-	closed     bool
-	roErr      error    // sticky ErrReadOnly, set once
-	syncNext   bool     // the next batch must be synced (first write on a fresh segment after a failure)
-	dirDirty   bool     // directory changes not yet synced (see syncDir)
-	retired    []string // recycle-N.tmp names waiting for that sync before reuse
+	mu       sync.Mutex
+	cond     *sync.Cond // on mu: a batch's I/O finished or a batch settled
+	act      *active    // the segment being written; nil between rotation and the next flush
+	closed   bool
+	roErr    error    // sticky ErrReadOnly, set once
+	syncNext bool     // the next batch must be synced (first write on a fresh segment after a failure)
+	dirDirty bool     // directory changes not yet synced (see syncDir)
+	retired  []string // recycle-N.tmp names waiting for that sync before reuse
 	// warm holds the sealed segments this process knows to be initialised
 	// whole (every block written): only those are recycled, since a
 	// recycled file is taken as initialised.
-	warm map[uint64]bool
-	head, tail *flight  // batches reserved and not yet settled, in reservation order
-	ioPending  int      // batches whose I/O has not finished
-	unsyncedIO int      // of them, the unsynced ones
-	failErr    error    // set while a failed batch and those after it settle
+	warm       map[uint64]bool
+	head, tail *flight // batches reserved and not yet settled, in reservation order
+	ioPending  int     // batches whose I/O has not finished
+	unsyncedIO int     // of them, the unsynced ones
+	failErr    error   // set while a failed batch and those after it settle
 
 	curID    atomic.Uint64
 	curSize  atomic.Uint64
