@@ -281,7 +281,7 @@ func TestGroupCommitDepth(t *testing.T) {
 			var cur, peak atomic.Int32
 			efs := errorfs.New(memfs.New(4096), errorfs.InjectorFunc(func(op errorfs.Op) error {
 				// Batch writes only (the preparer's header writes are at 0).
-				if op.Kind == errorfs.OpWrite && op.Mode == vfs.SyncData && op.Offset > 0 {
+				if op.Kind == errorfs.OpWrite && op.Mode == vfs.Fdatasync && op.Offset > 0 {
 					n := cur.Add(1)
 					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 					}

@@ -162,7 +162,7 @@ func TestSyncFailureRule(t *testing.T) {
 						t.Fatalf("resumed in segment %d, want a fresh one", c.CurrentSegmentID())
 					}
 					ws := log.writesTo(segment.PreparedPrefix + "2" + segment.TmpSuffix)
-					if len(ws) != 1 || ws[0].Mode == vfs.SyncNone {
+					if len(ws) != 1 || ws[0].Mode == vfs.NoSync {
 						t.Fatalf("first batch on the fresh segment not synced: %+v", ws)
 					}
 					if m, ok := c.ReadSegmentMetadata(1); !ok || m.EntryCount != 2 || m.MaxLSN != 2 {

@@ -155,7 +155,7 @@ func (c *Coordinator) initAhead(a *active, fr *frontier) {
 			continue
 		}
 		hi := min(end+aheadChunk, a.size)
-		err := a.f.WriteAt(zeros[:hi-end], end, vfs.SyncData)
+		err := a.f.WriteAt(zeros[:hi-end], end, vfs.Fdatasync)
 		if err != nil {
 			fr.mu.Unlock()
 			c.log.Warn("dwal: initialising ahead of the write cursor failed; the rest of the segment stays fallocated", "segment", a.id, "err", err)

@@ -296,7 +296,7 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	h.Encode(b)
 	// The header, the file's size and its allocation are durable before
 	// the file can get its real name: a .log always starts with a header.
-	if err := f.WriteAt(b, 0, vfs.SyncData); err != nil {
+	if err := f.WriteAt(b, 0, vfs.Fdatasync); err != nil {
 		return fail(err)
 	}
 	return &prepared{id: id, name: name, f: f, salt: h.Salt, size: size, sealed: h.Encrypted(), inited: inited}, nil
@@ -307,7 +307,7 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 func (c *Coordinator) initHead(f vfs.File, n int64) (int64, error) {
 	zeros := align.Alloc(align.Up(min(initChunkMax, int(n)), c.align), c.align)
 	for off := int64(0); off < n; off += int64(len(zeros)) {
-		if err := f.WriteAt(zeros[:min(int64(len(zeros)), n-off)], off, vfs.SyncNone); err != nil {
+		if err := f.WriteAt(zeros[:min(int64(len(zeros)), n-off)], off, vfs.NoSync); err != nil {
 			return 0, err
 		}
 	}
@@ -350,10 +350,10 @@ func (c *Coordinator) initBlocks(f vfs.File, size int64) (int64, error) {
 			n = min(c.initChunkFor(size-off, rate, dt), n)
 		}
 		n = min(n, size-off)
-		mode := vfs.SyncNone
+		mode := vfs.NoSync
 		if !busy {
 			if unsynced += int(n); unsynced >= initIdleSync {
-				mode, unsynced = vfs.SyncData, 0
+				mode, unsynced = vfs.Fdatasync, 0
 			}
 		}
 		if err := f.WriteAt(zeros[:n], off, mode); err != nil {

@@ -158,11 +158,11 @@ func (c *Coordinator) reserve(n int, sz batchSize, sync bool, st *FlushStats) (*
 	}
 	a := c.act
 	f := flightPool.Get().(*flight)
-	*f = flight{a: a, off: a.off, span: sz.span, seq: a.seq, n: n, bytes: st.BytesWritten, mode: vfs.SyncNone}
+	*f = flight{a: a, off: a.off, span: sz.span, seq: a.seq, n: n, bytes: st.BytesWritten, mode: vfs.NoSync}
 	if synced {
-		f.mode = vfs.SyncData
+		f.mode = vfs.Fdatasync
 		if c.cfg.SyncMethod == SyncDSync {
-			f.mode = vfs.SyncDSync
+			f.mode = vfs.DSync
 		}
 	}
 	a.off += int64(sz.span)
@@ -245,7 +245,7 @@ func (c *Coordinator) finish(f *flight, st FlushStats) (FlushStats, error) {
 	defer c.mu.Unlock()
 	f.err = err
 	c.ioPending--
-	if f.mode == vfs.SyncNone {
+	if f.mode == vfs.NoSync {
 		c.unsyncedIO--
 	}
 	c.cond.Broadcast()
@@ -286,14 +286,14 @@ func (c *Coordinator) settle(f *flight, st *FlushStats) error {
 		return err
 	}
 	c.stats.batchLat.observe(f.dur)
-	if f.mode != vfs.SyncNone {
+	if f.mode != vfs.NoSync {
 		c.stats.syncLat.observe(f.dur)
 	}
-	if f.mode != vfs.SyncNone && f.dur > c.cfg.SlowSyncThreshold {
+	if f.mode != vfs.NoSync && f.dur > c.cfg.SlowSyncThreshold {
 		c.log.Warn("dwal: slow sync", "segment", a.id, "duration", f.dur, "bytes", f.span)
 	}
 	a.settled = f.off + int64(f.span)
-	if f.mode == vfs.SyncNone {
+	if f.mode == vfs.NoSync {
 		a.unsynced = true
 	}
 	if a.meta.EntryCount == 0 || f.minLSN < a.meta.MinLSN {

@@ -117,13 +117,13 @@ type File struct {
 	align int
 }
 
-// WriteAt implements vfs.File. SyncDSync is served as a write followed by
+// WriteAt implements vfs.File. DSync is served as a write followed by
 // fdatasync: buffered I/O has no FUA.
 func (f *File) WriteAt(p []byte, off int64, mode vfs.SyncMode) error {
 	if err := align.Check(p, off, f.align); err != nil {
 		return err
 	}
-	if mode > vfs.SyncDSync {
+	if mode > vfs.DSync {
 		return fmt.Errorf("dwal: unknown sync mode %d: %w", mode, fs.ErrInvalid)
 	}
 	n, err := f.f.WriteAt(p, off)
@@ -133,7 +133,7 @@ func (f *File) WriteAt(p []byte, off int64, mode vfs.SyncMode) error {
 	if n != len(p) {
 		return fmt.Errorf("%w: %d of %d bytes at %d", vfs.ErrShortWrite, n, len(p), off)
 	}
-	if mode != vfs.SyncNone {
+	if mode != vfs.NoSync {
 		return osdir.Fdatasync(f.f)
 	}
 	return nil

@@ -101,7 +101,7 @@ func vfsFile(b *testing.B, fsys vfs.FS, size int64) vfs.File {
 	b.Cleanup(func() { f.Close(); fsys.Remove("bench") })
 	zero := align.Alloc(1<<20, fsys.Alignment())
 	for off := int64(0); off < size; off += int64(len(zero)) {
-		if err := f.WriteAt(zero[:min(int64(len(zero)), size-off)], off, vfs.SyncNone); err != nil {
+		if err := f.WriteAt(zero[:min(int64(len(zero)), size-off)], off, vfs.NoSync); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -177,9 +177,9 @@ func BenchmarkSyncWrite4K(b *testing.B) {
 			runLatency(b, par, size, func(p []byte, off int64) error { return f.WriteAt(p, off, mode) })
 		}
 	}
-	b.Run("uring-linked-fdatasync", uringCase(vfs.SyncData, 1))
-	b.Run("uring-rwf-dsync", uringCase(vfs.SyncDSync, 1))
-	// What the fallback backend does for a SyncData write (it is not
+	b.Run("uring-linked-fdatasync", uringCase(vfs.Fdatasync, 1))
+	b.Run("uring-rwf-dsync", uringCase(vfs.DSync, 1))
+	// What the fallback backend does for a Fdatasync write (it is not
 	// imported here: no backend imports another).
 	b.Run("buffered-pwrite-fdatasync", func(b *testing.B) {
 		size := benchSize(b.N)
@@ -217,7 +217,7 @@ func BenchmarkSyncWrite4K(b *testing.B) {
 		})
 	})
 	// Four writers at once: what group commit pipelines.
-	b.Run("uring-linked-fdatasync-x4", uringCase(vfs.SyncData, 4))
+	b.Run("uring-linked-fdatasync-x4", uringCase(vfs.Fdatasync, 4))
 	b.Run("floor-pwrite-fdatasync-x4", func(b *testing.B) {
 		size := benchSize(b.N)
 		runLatency(b, 4, size, pwriteFdatasync(rawFile(b, dir, size)))

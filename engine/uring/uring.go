@@ -25,9 +25,9 @@
 //
 // # Durability
 //
-// SyncData: WRITE linked to FDATASYNC in one submission; a failed or short
+// Fdatasync: WRITE linked to FDATASYNC in one submission; a failed or short
 // write cancels the sync (-ECANCELED) and WriteAt returns the write's error
-// (a short write wraps vfs.ErrShortWrite). SyncDSync: one WRITE with
+// (a short write wraps vfs.ErrShortWrite). DSync: one WRITE with
 // RWF_DSYNC (FUA where the device has it). Sync errors are final: never
 // retried.
 //

@@ -123,7 +123,7 @@ func (f *FS) selfTest() (err error) {
 	for i := range want {
 		want[i] = byte(i*7 + 1)
 	}
-	if err := vf.WriteAt(want, 0, vfs.SyncData); err != nil {
+	if err := vf.WriteAt(want, 0, vfs.Fdatasync); err != nil {
 		if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP) {
 			return fmt.Errorf("%w: O_DIRECT write of %d aligned bytes through io_uring: %w",
 				vfs.ErrUnsupported, f.align, err)
@@ -213,16 +213,16 @@ type file struct {
 // flight together in the kernel (no lock is held across the wait but the
 // shared one that Close waits on).
 //
-// SyncData submits WRITE with IOSQE_IO_LINK and FSYNC(IORING_FSYNC_DATASYNC)
+// Fdatasync submits WRITE with IOSQE_IO_LINK and FSYNC(IORING_FSYNC_DATASYNC)
 // in one io_uring_enter. NB: IOSQE_IO_LINK, not IOSQE_IO_HARDLINK: a link
 // breaks when its request fails or completes short, so a failed or short
 // write cancels the sync (-ECANCELED) instead of syncing a partial batch and
-// letting it look committed. SyncDSync is one WRITE with RWF_DSYNC.
+// letting it look committed. DSync is one WRITE with RWF_DSYNC.
 func (f *file) WriteAt(p []byte, off int64, mode vfs.SyncMode) error {
 	if err := align.Check(p, off, f.align); err != nil {
 		return &os.PathError{Op: "write", Path: f.path, Err: err}
 	}
-	if mode > vfs.SyncDSync {
+	if mode > vfs.DSync {
 		return &os.PathError{Op: "write", Path: f.path, Err: fmt.Errorf("uring: unknown sync mode %d", mode)}
 	}
 	f.mu.RLock()
@@ -233,8 +233,8 @@ func (f *file) WriteAt(p []byte, off int64, mode vfs.SyncMode) error {
 	for len(p) > 0 {
 		chunk := p[:min(len(p), maxIO)]
 		m := mode
-		if len(chunk) < len(p) && mode == vfs.SyncData {
-			m = vfs.SyncNone // the last chunk's fdatasync covers the file
+		if len(chunk) < len(p) && mode == vfs.Fdatasync {
+			m = vfs.NoSync // the last chunk's fdatasync covers the file
 		}
 		if err := f.writeChunk(chunk, off, m); err != nil {
 			return err
@@ -251,7 +251,7 @@ func (f *file) writeChunk(p []byte, off int64, mode vfs.SyncMode) error {
 		if err != nil {
 			return &os.PathError{Op: "write", Path: f.path, Err: err}
 		}
-		if transient(res[0]) && attempt < transientRetries && (mode != vfs.SyncData || res[1] == -int32(syscall.ECANCELED)) {
+		if transient(res[0]) && attempt < transientRetries && (mode != vfs.Fdatasync || res[1] == -int32(syscall.ECANCELED)) {
 			continue // nothing was written and the sync did not run
 		}
 		err = f.writeErr(res, len(p), off, mode)
@@ -263,7 +263,7 @@ func (f *file) writeChunk(p []byte, off int64, mode vfs.SyncMode) error {
 }
 
 // write submits one write (and its sync) and returns the raw cqe.res of each
-// SQE: [0] the WRITE's, [1] the FSYNC's for SyncData. It is WriteAt without
+// SQE: [0] the WRITE's, [1] the FSYNC's for Fdatasync. It is WriteAt without
 // the checks and the error mapping (tests use it to see the CQEs).
 func (f *file) write(p []byte, off int64, mode vfs.SyncMode) ([2]int32, error) {
 	o := op{n: 1, buf: p}
@@ -275,7 +275,7 @@ func (f *file) write(p []byte, off int64, mode vfs.SyncMode) ([2]int32, error) {
 		off:    uint64(off),
 	}
 	switch mode {
-	case vfs.SyncData:
+	case vfs.Fdatasync:
 		o.sqe[0].flags = iouring_syscall.IOSQE_FLAGS_IO_LINK
 		o.sqe[1] = sqeSpec{
 			opcode:  iouring_syscall.IORING_OP_FSYNC,
@@ -283,7 +283,7 @@ func (f *file) write(p []byte, off int64, mode vfs.SyncMode) ([2]int32, error) {
 			opFlags: iouring_syscall.IORING_FSYNC_DATASYNC,
 		}
 		o.n = 2
-	case vfs.SyncDSync:
+	case vfs.DSync:
 		o.sqe[0].opFlags = unix.RWF_DSYNC
 	}
 	return f.ring.run(&o)
@@ -301,7 +301,7 @@ func (f *file) writeErr(res [2]int32, n int, off int64, mode vfs.SyncMode) error
 			Path: f.path,
 			Err:  fmt.Errorf("%w: %d bytes written, fdatasync not run", vfs.ErrShortWrite, w),
 		}
-	case mode == vfs.SyncData && res[1] < 0:
+	case mode == vfs.Fdatasync && res[1] < 0:
 		return f.errno("fdatasync after write", n, off, res[1])
 	}
 	return nil
@@ -314,7 +314,7 @@ func (f *file) writeErr(res [2]int32, n int, off int64, mode vfs.SyncMode) error
 // vfs.ErrNoSpace (ext4 without extents runs out of blocks mid-write).
 func (f *file) whyShort(err error, rest []byte, off int64) error {
 	for range 4 { // the rest may complete short too
-		res, rerr := f.write(rest, off, vfs.SyncNone)
+		res, rerr := f.write(rest, off, vfs.NoSync)
 		w := int(res[0])
 		switch {
 		case rerr != nil:

@@ -104,13 +104,13 @@ func TestRoundTrip(t *testing.T) {
 		n    int
 		mode vfs.SyncMode
 	}{
-		{0, a, vfs.SyncNone},
-		{int64(a), 3 * a, vfs.SyncData},
-		{64 << 10, a, vfs.SyncDSync},
-		{size - int64(a), a, vfs.SyncData},
-		{size, 2 * a, vfs.SyncData},  // appends: the size grows
-		{4 * size, a, vfs.SyncDSync}, // past EOF, leaving a hole
-		{128 << 10, 64 << 10, vfs.SyncNone},
+		{0, a, vfs.NoSync},
+		{int64(a), 3 * a, vfs.Fdatasync},
+		{64 << 10, a, vfs.DSync},
+		{size - int64(a), a, vfs.Fdatasync},
+		{size, 2 * a, vfs.Fdatasync}, // appends: the size grows
+		{4 * size, a, vfs.DSync},     // past EOF, leaving a hole
+		{128 << 10, 64 << 10, vfs.NoSync},
 	}
 	for i, c := range cases {
 		p := block(c.n, a, byte(i+1))
@@ -158,7 +158,7 @@ func TestMisalignedWritesNothing(t *testing.T) {
 		{"nil", nil, 0},
 	}
 	for _, c := range bad {
-		for _, mode := range []vfs.SyncMode{vfs.SyncNone, vfs.SyncData, vfs.SyncDSync} {
+		for _, mode := range []vfs.SyncMode{vfs.NoSync, vfs.Fdatasync, vfs.DSync} {
 			err := vf.WriteAt(c.p, c.off, mode)
 			if !errors.Is(err, align.ErrMisaligned) {
 				t.Errorf("WriteAt %s (%v) = %v, want ErrMisaligned", c.name, mode, err)
@@ -182,7 +182,7 @@ func TestReadAtEOF(t *testing.T) {
 	a := f.Alignment()
 	vf := create(t, f, "eof", 0)
 	p := block(2*a, a, 3)
-	if err := vf.WriteAt(p, 0, vfs.SyncData); err != nil {
+	if err := vf.WriteAt(p, 0, vfs.Fdatasync); err != nil {
 		t.Fatal(err)
 	}
 	buf := align.Alloc(4*a, a)
@@ -262,9 +262,9 @@ func TestMoreCallersThanSlots(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			p := block(a, a, byte(c))
-			mode := vfs.SyncNone
+			mode := vfs.NoSync
 			if c%8 == 0 {
-				mode = vfs.SyncData
+				mode = vfs.Fdatasync
 			}
 			if err := vf.WriteAt(p, int64(c*a), mode); err != nil {
 				failed.Store(c, err)
@@ -294,14 +294,14 @@ func TestLinkedSyncCancelledOnWriteError(t *testing.T) {
 	}
 	defer vf.Close()
 	p := block(a, a, 1)
-	res, err := vf.(*file).write(p, 0, vfs.SyncData)
+	res, err := vf.(*file).write(p, 0, vfs.Fdatasync)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res[0] != -int32(syscall.EBADF) || res[1] != -int32(syscall.ECANCELED) {
 		t.Fatalf("CQEs = %d, %d; want -EBADF, -ECANCELED", res[0], res[1])
 	}
-	err = vf.WriteAt(p, 0, vfs.SyncData)
+	err = vf.WriteAt(p, 0, vfs.Fdatasync)
 	var pe *os.PathError
 	if !errors.Is(err, syscall.EBADF) || !errors.As(err, &pe) || !strings.Contains(err.Error(), "ro") {
 		t.Fatalf("WriteAt on a read-only file = %v; want a *os.PathError wrapping EBADF", err)
@@ -333,9 +333,9 @@ func TestShortWriteCancelsSync(t *testing.T) {
 		t.Skipf("setrlimit: %v", err)
 	}
 	p := block(4*a, a, 5)
-	res, rerr := vf.(*file).write(p, 0, vfs.SyncData)
-	serr := vf.WriteAt(p, 0, vfs.SyncData)          // short again, then EFBIG for the rest
-	werr := vf.WriteAt(p, int64(4*a), vfs.SyncData) // starts past the limit: EFBIG
+	res, rerr := vf.(*file).write(p, 0, vfs.Fdatasync)
+	serr := vf.WriteAt(p, 0, vfs.Fdatasync)          // short again, then EFBIG for the rest
+	werr := vf.WriteAt(p, int64(4*a), vfs.Fdatasync) // starts past the limit: EFBIG
 	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func TestShortWriteCancelsSync(t *testing.T) {
 	if res[0] != int32(limit) || res[1] != -int32(syscall.ECANCELED) {
 		t.Fatalf("CQEs = %d, %d; want %d (short), -ECANCELED", res[0], res[1], limit)
 	}
-	if err := vf.(*file).writeErr(res, len(p), 0, vfs.SyncData); !errors.Is(err, vfs.ErrShortWrite) {
+	if err := vf.(*file).writeErr(res, len(p), 0, vfs.Fdatasync); !errors.Is(err, vfs.ErrShortWrite) {
 		t.Fatalf("short write maps to %v; want ErrShortWrite", err)
 	}
 	if !errors.Is(serr, vfs.ErrShortWrite) || !errors.Is(serr, syscall.EFBIG) {
@@ -358,23 +358,23 @@ func TestShortWriteCancelsSync(t *testing.T) {
 
 func TestErrorMapping(t *testing.T) {
 	vf := &file{path: "/wal/000001.log", align: 4096}
-	err := vf.writeErr([2]int32{-int32(syscall.ENOSPC), -int32(syscall.ECANCELED)}, 4096, 8192, vfs.SyncData)
+	err := vf.writeErr([2]int32{-int32(syscall.ENOSPC), -int32(syscall.ECANCELED)}, 4096, 8192, vfs.Fdatasync)
 	var pe *os.PathError
 	if !errors.Is(err, vfs.ErrNoSpace) || !errors.Is(err, syscall.ENOSPC) || !errors.As(err, &pe) || pe.Path != vf.path {
 		t.Errorf("ENOSPC write maps to %v", err)
 	}
-	err = vf.writeErr([2]int32{4096, -int32(syscall.EIO)}, 4096, 0, vfs.SyncData)
+	err = vf.writeErr([2]int32{4096, -int32(syscall.EIO)}, 4096, 0, vfs.Fdatasync)
 	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "fdatasync") {
 		t.Errorf("EIO fdatasync maps to %v", err)
 	}
-	err = vf.writeErr([2]int32{512, -int32(syscall.ECANCELED)}, 4096, 0, vfs.SyncData)
+	err = vf.writeErr([2]int32{512, -int32(syscall.ECANCELED)}, 4096, 0, vfs.Fdatasync)
 	if !errors.Is(err, vfs.ErrShortWrite) || errors.Is(err, syscall.ECANCELED) {
 		t.Errorf("short write maps to %v", err)
 	}
-	if err := vf.writeErr([2]int32{4096, 0}, 4096, 0, vfs.SyncData); err != nil {
+	if err := vf.writeErr([2]int32{4096, 0}, 4096, 0, vfs.Fdatasync); err != nil {
 		t.Errorf("success maps to %v", err)
 	}
-	if err := vf.writeErr([2]int32{4096, -int32(syscall.EIO)}, 4096, 0, vfs.SyncDSync); err != nil {
+	if err := vf.writeErr([2]int32{4096, -int32(syscall.EIO)}, 4096, 0, vfs.DSync); err != nil {
 		t.Errorf("DSYNC ignores the (absent) second CQE, got %v", err)
 	}
 	for errno, word := range map[syscall.Errno]string{
@@ -415,7 +415,7 @@ func TestClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := block(a, a, 1)
-	if err := vf.WriteAt(p, 0, vfs.SyncData); !errors.Is(err, os.ErrClosed) {
+	if err := vf.WriteAt(p, 0, vfs.Fdatasync); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("WriteAt after Close = %v", err)
 	}
 	if _, err := vf.ReadAt(p, 0); !errors.Is(err, os.ErrClosed) {
@@ -439,7 +439,7 @@ func TestClosed(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := vf2.WriteAt(p, 0, vfs.SyncNone); !errors.Is(err, os.ErrClosed) {
+	if err := vf2.WriteAt(p, 0, vfs.NoSync); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("WriteAt after FS.Close = %v", err)
 	}
 	if err := f.Close(); err != nil {
@@ -484,7 +484,7 @@ func TestNoLeak(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := vf.WriteAt(p, 0, vfs.SyncNone); err != nil {
+		if err := vf.WriteAt(p, 0, vfs.NoSync); err != nil {
 			t.Fatal(err)
 		}
 		ro, err := f.Open(name, true)
@@ -508,7 +508,7 @@ func TestZeroAllocs(t *testing.T) {
 	a := f.Alignment()
 	vf := create(t, f, "allocs", 64*int64(a))
 	p := block(a, a, 1)
-	for _, mode := range []vfs.SyncMode{vfs.SyncNone, vfs.SyncData, vfs.SyncDSync} {
+	for _, mode := range []vfs.SyncMode{vfs.NoSync, vfs.Fdatasync, vfs.DSync} {
 		off := int64(0)
 		allocs := testing.AllocsPerRun(50, func() {
 			if err := vf.WriteAt(p, off, mode); err != nil {

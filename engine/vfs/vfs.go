@@ -35,26 +35,26 @@ var (
 type SyncMode uint8
 
 const (
-	// SyncNone: the write is submitted and completed; nothing is made durable
+	// NoSync: the write is submitted and completed; nothing is made durable
 	// (for O_DIRECT it may sit in the device cache, for buffered I/O in the
 	// page cache).
-	SyncNone SyncMode = iota
-	// SyncData: the write is followed by an fdatasync of the file; on io_uring
+	NoSync SyncMode = iota
+	// Fdatasync: the write is followed by an fdatasync of the file; on io_uring
 	// the two are one submission (WRITE linked to FDATASYNC with
 	// IOSQE_IO_LINK), so a failed or short write cancels the sync.
-	SyncData
-	// SyncDSync: the write itself carries RWF_DSYNC (FUA where the device has
-	// it); backends without it emulate it as SyncData.
-	SyncDSync
+	Fdatasync
+	// DSync: the write itself carries RWF_DSYNC (FUA where the device has
+	// it); backends without it emulate it as Fdatasync.
+	DSync
 )
 
 func (m SyncMode) String() string {
 	switch m {
-	case SyncNone:
+	case NoSync:
 		return "none"
-	case SyncData:
+	case Fdatasync:
 		return "fdatasync"
-	case SyncDSync:
+	case DSync:
 		return "dsync"
 	}
 	return "unknown"
@@ -135,7 +135,7 @@ type FS interface {
 type File interface {
 	// WriteAt writes all of p at off. p's address, len(p) and off must be
 	// multiples of the FS alignment and len(p) > 0 (align.Check); otherwise
-	// it returns an error and writes nothing. With mode SyncData or SyncDSync
+	// it returns an error and writes nothing. With mode Fdatasync or DSync
 	// it returns nil only when p and the metadata needed to read it back (file
 	// size, extent state) are durable. A short write returns an error wrapping
 	// ErrShortWrite. Errors from the sync are final: a failed fdatasync is

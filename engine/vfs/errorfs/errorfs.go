@@ -6,8 +6,8 @@
 //   - OpWrite: WriteFail writes nothing; WriteShort and WriteTorn write the
 //     first Fault.Sectors sectors (see Fault), and the linked sync does not
 //     run. The error says how many bytes landed.
-//   - OpWriteSync (asked only for WriteAt with vfs.SyncData or
-//     vfs.SyncDSync, and only after OpWrite passed): the write lands in the
+//   - OpWriteSync (asked only for WriteAt with vfs.Fdatasync or
+//     vfs.DSync, and only after OpWrite passed): the write lands in the
 //     wrapped FS unsynced and the call fails with EIO, as a failed fdatasync
 //     linked to a completed write does.
 //   - OpClose, OpUnlock, OpFSClose: the wrapped operation runs (a failed
@@ -280,10 +280,10 @@ func (h *File) WriteAt(p []byte, off int64, mode vfs.SyncMode) error {
 		e.Landed = k * h.fs.sector
 		return e
 	}
-	if mode != vfs.SyncNone {
+	if mode != vfs.NoSync {
 		op.Kind = OpWriteSync
 		if e := h.fs.maybe(op); e != nil {
-			if err := h.inner.WriteAt(p, off, vfs.SyncNone); err != nil {
+			if err := h.inner.WriteAt(p, off, vfs.NoSync); err != nil {
 				return err // the write failed by itself: the sync was never reached
 			}
 			return e
@@ -299,7 +299,7 @@ func (h *File) writePrefix(b []byte, off int64) error {
 	a := h.fs.inner.Alignment()
 	whole := len(b) / a * a
 	if whole > 0 {
-		if err := h.inner.WriteAt(b[:whole], off, vfs.SyncNone); err != nil {
+		if err := h.inner.WriteAt(b[:whole], off, vfs.NoSync); err != nil {
 			return err
 		}
 	}
@@ -312,7 +312,7 @@ func (h *File) writePrefix(b []byte, off int64) error {
 		return err
 	}
 	copy(blk, tail)
-	return h.inner.WriteAt(blk, off+int64(whole), vfs.SyncNone)
+	return h.inner.WriteAt(blk, off+int64(whole), vfs.NoSync)
 }
 
 // ReadAt implements vfs.File.

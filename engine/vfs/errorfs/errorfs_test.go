@@ -110,10 +110,10 @@ var calls = []call{
 		return w.lock.Close()
 	}},
 	{"File.WriteAt", []errorfs.OpKind{errorfs.OpWrite}, func(w *world) error {
-		return w.file.WriteAt(fill(a, 1), 0, vfs.SyncNone)
+		return w.file.WriteAt(fill(a, 1), 0, vfs.NoSync)
 	}},
 	{"File.WriteAt(sync)", []errorfs.OpKind{errorfs.OpWrite, errorfs.OpWriteSync}, func(w *world) error {
-		return w.file.WriteAt(fill(a, 2), a, vfs.SyncData)
+		return w.file.WriteAt(fill(a, 2), a, vfs.Fdatasync)
 	}},
 	{"File.ReadAt", []errorfs.OpKind{errorfs.OpRead}, func(w *world) error {
 		_, err := w.file.ReadAt(fill(a, 0), 0)
@@ -372,7 +372,7 @@ func writeFixture(t *testing.T, inj errorfs.Injector) (*memfs.FS, *errorfs.FS, v
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.WriteAt(fill(4*a, 0xAA), 0, vfs.SyncData); err != nil {
+	if err := f.WriteAt(fill(4*a, 0xAA), 0, vfs.Fdatasync); err != nil {
 		t.Fatal(err)
 	}
 	if err := efs.SyncDir(); err != nil {
@@ -410,7 +410,7 @@ func expect(t *testing.T, mem *memfs.FS, landed int) {
 
 func TestWriteFaults(t *testing.T) {
 	writes := errorfs.ByKind(errorfs.Always(), errorfs.OpWrite)
-	for _, mode := range []vfs.SyncMode{vfs.SyncNone, vfs.SyncData, vfs.SyncDSync} {
+	for _, mode := range []vfs.SyncMode{vfs.NoSync, vfs.Fdatasync, vfs.DSync} {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Run("fail", func(t *testing.T) {
 				mem, efs, f := writeFixture(t, writes)
@@ -429,7 +429,7 @@ func TestWriteFaults(t *testing.T) {
 				if !errors.Is(err, vfs.ErrShortWrite) || errors.Is(err, syscall.EIO) {
 					t.Fatalf("WriteAt: %v", err)
 				}
-				if cancelled := errors.Is(err, syscall.ECANCELED); cancelled != (mode != vfs.SyncNone) {
+				if cancelled := errors.Is(err, syscall.ECANCELED); cancelled != (mode != vfs.NoSync) {
 					t.Fatalf("WriteAt %v: linked sync cancelled %v: %v", mode, cancelled, err)
 				}
 				var e *errorfs.Error
@@ -468,7 +468,7 @@ func TestWriteFaults(t *testing.T) {
 // TestLinkedSyncFault: the write lands, its linked sync fails, the data is
 // readable but not durable.
 func TestLinkedSyncFault(t *testing.T) {
-	for _, mode := range []vfs.SyncMode{vfs.SyncData, vfs.SyncDSync} {
+	for _, mode := range []vfs.SyncMode{vfs.Fdatasync, vfs.DSync} {
 		t.Run(mode.String(), func(t *testing.T) {
 			mem, efs, f := writeFixture(t, errorfs.ByKind(errorfs.Always(), errorfs.OpWriteSync))
 			err := f.WriteAt(fill(4*a, 0x55), 0, mode)
@@ -476,8 +476,8 @@ func TestLinkedSyncFault(t *testing.T) {
 				t.Fatalf("WriteAt: %v", err)
 			}
 			expect(t, mem, 4*a)
-			// SyncNone writes never ask about the sync half.
-			if err := f.WriteAt(fill(a, 0x55), 0, vfs.SyncNone); err != nil {
+			// NoSync writes never ask about the sync half.
+			if err := f.WriteAt(fill(a, 0x55), 0, vfs.NoSync); err != nil {
 				t.Fatal(err)
 			}
 			if efs.Injected(errorfs.OpWriteSync) != 1 || efs.Injected(errorfs.OpWrite) != 0 {
@@ -489,7 +489,7 @@ func TestLinkedSyncFault(t *testing.T) {
 
 func TestSyncFaultLeavesDataUnsynced(t *testing.T) {
 	mem, _, f := writeFixture(t, errorfs.ByKind(errorfs.Always(), errorfs.OpSync))
-	if err := f.WriteAt(fill(4*a, 0x55), 0, vfs.SyncNone); err != nil {
+	if err := f.WriteAt(fill(4*a, 0x55), 0, vfs.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Sync(); !errors.Is(err, syscall.EIO) {
@@ -534,7 +534,7 @@ func TestMisalignedIsNotAFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	efs.SetInjector(errorfs.Always())
-	if err := f.WriteAt(fill(a, 1)[:100], 0, vfs.SyncNone); !errors.Is(err, align.ErrMisaligned) || errors.Is(err, errorfs.ErrInjected) {
+	if err := f.WriteAt(fill(a, 1)[:100], 0, vfs.NoSync); !errors.Is(err, align.ErrMisaligned) || errors.Is(err, errorfs.ErrInjected) {
 		t.Fatalf("misaligned WriteAt: %v", err)
 	}
 	if _, err := f.ReadAt(fill(a, 1), 1); !errors.Is(err, align.ErrMisaligned) {

@@ -109,7 +109,7 @@ func (e *Error) Error() string {
 	msg := fmt.Sprintf("errorfs: injected %v on %v", e.errno(), e.Op)
 	if e.Op.Kind == OpWrite && e.Fault.Write != WriteFail {
 		msg = fmt.Sprintf("errorfs: injected %s write on %v: %d of %d bytes landed", e.Fault.Write, e.Op, e.Landed, e.Op.Len)
-		if e.short() && e.Op.Mode != vfs.SyncNone {
+		if e.short() && e.Op.Mode != vfs.NoSync {
 			msg += ", linked sync cancelled"
 		}
 	}
@@ -124,7 +124,7 @@ func (e *Error) Unwrap() []error {
 	out := []error{ErrInjected}
 	if e.short() {
 		out = append(out, vfs.ErrShortWrite)
-		if e.Op.Mode != vfs.SyncNone {
+		if e.Op.Mode != vfs.NoSync {
 			out = append(out, syscall.ECANCELED)
 		}
 	} else {

@@ -10,7 +10,7 @@ import (
 type OpKind uint8
 
 // The kinds, one per fallible method of vfs.FS and vfs.File, plus the sync
-// half of a WriteAt with vfs.SyncData or vfs.SyncDSync and the Close of the
+// half of a WriteAt with vfs.Fdatasync or vfs.DSync and the Close of the
 // lock. Name and Alignment cannot fail and have none.
 const (
 	OpCreate    OpKind = iota // FS.Create
@@ -111,7 +111,7 @@ type Op struct {
 	Offset int64
 	// Len is the byte count of a write, read or WriteFile, 0 otherwise.
 	Len int
-	// Mode is the sync mode of a write (SyncNone otherwise).
+	// Mode is the sync mode of a write (NoSync otherwise).
 	Mode vfs.SyncMode
 }
 

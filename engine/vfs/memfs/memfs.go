@@ -14,7 +14,7 @@
 //   - the durable names, as of the last SyncDir;
 //   - the creates, removes and renames since that SyncDir, in order.
 //
-// File.Sync, and WriteAt with vfs.SyncData or vfs.SyncDSync, make the file's
+// File.Sync, and WriteAt with vfs.Fdatasync or vfs.DSync, make the file's
 // bytes and size durable (the whole file, as fdatasync does). SyncDir makes
 // the current names durable. Nothing else is durable.
 //
@@ -496,7 +496,7 @@ func (h *File) WriteAt(p []byte, off int64, mode vfs.SyncMode) error {
 	if err := align.Check(p, off, h.fs.align); err != nil {
 		return err
 	}
-	if mode > vfs.SyncDSync {
+	if mode > vfs.DSync {
 		return fmt.Errorf("memfs: write %q: unknown sync mode %d: %w", h.name, mode, fs.ErrInvalid)
 	}
 	if err := checkSize("write", h.name, off+int64(len(p))); err != nil {
@@ -512,7 +512,7 @@ func (h *File) WriteAt(p []byte, off int64, mode vfs.SyncMode) error {
 	}
 	h.fs.noteWriteLocked(h.ino, p, off, mode)
 	h.ino.write(p, off)
-	if mode != vfs.SyncNone {
+	if mode != vfs.NoSync {
 		h.ino.sync()
 	}
 	return nil
@@ -541,7 +541,7 @@ func (f *FS) noteWriteLocked(ino *inode, p []byte, off int64, mode vfs.SyncMode)
 		cold = cold || ino.unwritten[b]
 		ino.unwritten[b] = false
 	}
-	if cold && mode != vfs.SyncNone && slices.ContainsFunc(p, func(c byte) bool { return c != 0 }) {
+	if cold && mode != vfs.NoSync && slices.ContainsFunc(p, func(c byte) bool { return c != 0 }) {
 		var names []string
 		for n, i := range f.names {
 			if i == ino {

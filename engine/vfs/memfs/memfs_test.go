@@ -64,7 +64,7 @@ func read(t *testing.T, m *memfs.FS, name string) ([]byte, bool) {
 func durableFile(t *testing.T, m *memfs.FS, name string, p []byte) vfs.File {
 	t.Helper()
 	f := mustCreate(t, m, name, int64(len(p)))
-	mustWrite(t, f, p, 0, vfs.SyncData)
+	mustWrite(t, f, p, 0, vfs.Fdatasync)
 	if err := m.SyncDir(); err != nil {
 		t.Fatal(err)
 	}
@@ -80,15 +80,15 @@ func TestSyncedDataSurvivesEveryCrash(t *testing.T) {
 	f := durableFile(t, m, "000001.log", want)
 	// More synced data through Sync rather than a synced write.
 	p := fill(a, 3)
-	mustWrite(t, f, p, int64(2*a), vfs.SyncNone)
+	mustWrite(t, f, p, int64(2*a), vfs.NoSync)
 	if err := f.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	want = append(want, p...)
 	// Unsynced writes elsewhere must not disturb it.
 	g := mustCreate(t, m, "other", 0)
-	mustWrite(t, g, fill(2*a, 9), 0, vfs.SyncNone)
-	mustWrite(t, f, fill(a, 4), int64(3*a), vfs.SyncNone)
+	mustWrite(t, g, fill(2*a, 9), 0, vfs.NoSync)
+	mustWrite(t, f, fill(a, 4), int64(3*a), vfs.NoSync)
 
 	for seed := range int64(seeds) {
 		opts := [][]memfs.CrashOption{nil, {memfs.DropUnsynced()}, {memfs.KeepUnsynced()}, {memfs.Probabilities(0, 1)}}[seed%4]
@@ -107,7 +107,7 @@ func TestUnsyncedDataSurvivesSometimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := fill(a, 7)
-	mustWrite(t, f, p, int64(a), vfs.SyncNone)
+	mustWrite(t, f, p, int64(a), vfs.NoSync)
 
 	kept, lost := 0, 0
 	for seed := range int64(seeds) {
@@ -133,7 +133,7 @@ func TestUnsyncedDataSurvivesSometimes(t *testing.T) {
 func TestCreateWithoutSyncDirMayVanish(t *testing.T) {
 	m := memfs.New(a)
 	f := mustCreate(t, m, "000002.log", a)
-	mustWrite(t, f, fill(a, 5), 0, vfs.SyncData) // the data is durable, the name is not
+	mustWrite(t, f, fill(a, 5), 0, vfs.Fdatasync) // the data is durable, the name is not
 	seen := map[bool]int{}
 	for seed := range int64(seeds) {
 		_, ok := read(t, m.CrashClone(seed), "000002.log")
@@ -238,7 +238,7 @@ func TestTornWritesAtSectorGranularity(t *testing.T) {
 			m := memfs.New(a, memfs.WithSectorSize(sec))
 			old, new := fill(2*a, 0xAA), fill(2*a, 0x55)
 			f := durableFile(t, m, "seg", old)
-			mustWrite(t, f, new, 0, vfs.SyncNone)
+			mustWrite(t, f, new, 0, vfs.NoSync)
 			n := 2 * a / sec
 			var prefix, scattered, whole, none int
 			for seed := range int64(seeds) {
@@ -326,12 +326,12 @@ func TestCloneIsIndependent(t *testing.T) {
 	}
 	defer cl.Close()
 	// Writes to the original do not reach the clone, and back.
-	mustWrite(t, f, fill(a, 2), 0, vfs.SyncData)
+	mustWrite(t, f, fill(a, 2), 0, vfs.Fdatasync)
 	g, err := c.Open("seg", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, g, fill(a, 3), 0, vfs.SyncData)
+	mustWrite(t, g, fill(a, 3), 0, vfs.Fdatasync)
 	if got, _ := read(t, c, "seg"); !bytes.Equal(got, fill(a, 3)) {
 		t.Fatal("clone lost its own write")
 	}
@@ -355,7 +355,7 @@ func TestCrashCloneIsDeterministic(t *testing.T) {
 	m := memfs.New(a)
 	f := durableFile(t, m, "seg", make([]byte, 4*a))
 	for i := range 4 {
-		mustWrite(t, f, fill(a, byte(i+1)), int64(i*a), vfs.SyncNone)
+		mustWrite(t, f, fill(a, byte(i+1)), int64(i*a), vfs.NoSync)
 	}
 	_ = m.Rename("seg", "seg2")
 	x, y := m.CrashClone(7), m.CrashClone(7)
@@ -408,7 +408,7 @@ func TestCapacity(t *testing.T) {
 	if _, ok := read(t, m, "b"); ok {
 		t.Fatal("a failed Create left its file")
 	}
-	noSpace("WriteAt past capacity", f.WriteAt(fill(2*a, 1), int64(2*a), vfs.SyncNone))
+	noSpace("WriteAt past capacity", f.WriteAt(fill(2*a, 1), int64(2*a), vfs.NoSync))
 	if n, _ := f.Size(); n != 2*a {
 		t.Fatalf("a failed WriteAt changed the size to %d", n)
 	}
@@ -418,7 +418,7 @@ func TestCapacity(t *testing.T) {
 	noSpace("Truncate past capacity", f.Truncate(4*a))
 	noSpace("WriteFile past capacity", m.WriteFile("c", make([]byte, 2*a)))
 	// Writes inside the allocation and up to the limit work.
-	mustWrite(t, f, fill(a, 1), int64(2*a), vfs.SyncNone)
+	mustWrite(t, f, fill(a, 1), int64(2*a), vfs.NoSync)
 	if m.Used() != 3*a {
 		t.Fatalf("Used %d, want %d", m.Used(), 3*a)
 	}
@@ -440,7 +440,7 @@ func TestMaxFileSize(t *testing.T) {
 	}
 	f := mustCreate(t, m, "seg", 0)
 	defer f.Close()
-	if err := f.WriteAt(fill(a, 1), memfs.MaxFileSize, vfs.SyncNone); !errors.Is(err, syscall.EFBIG) {
+	if err := f.WriteAt(fill(a, 1), memfs.MaxFileSize, vfs.NoSync); !errors.Is(err, syscall.EFBIG) {
 		t.Fatalf("WriteAt past MaxFileSize: %v", err)
 	}
 	if err := f.Truncate(memfs.MaxFileSize + 1); !errors.Is(err, syscall.EFBIG) {
@@ -454,7 +454,7 @@ func TestRemovedOpenFileStaysUsable(t *testing.T) {
 	if err := m.Remove("seg"); err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, f, fill(a, 1), 0, vfs.SyncData)
+	mustWrite(t, f, fill(a, 1), 0, vfs.Fdatasync)
 	p := align.Alloc(a, a)
 	if n, err := f.ReadAt(p, 0); n != a || err != nil || !bytes.Equal(p, fill(a, 1)) {
 		t.Fatalf("read of a removed open file: %d, %v", n, err)
@@ -497,12 +497,12 @@ func TestConcurrentCrashClone(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range blocks {
-				mode := []vfs.SyncMode{vfs.SyncNone, vfs.SyncData, vfs.SyncDSync}[i%3]
+				mode := []vfs.SyncMode{vfs.NoSync, vfs.Fdatasync, vfs.DSync}[i%3]
 				if err := f.WriteAt(block(w, i), int64(i*a), mode); err != nil {
 					t.Error(err)
 					return
 				}
-				if mode != vfs.SyncNone {
+				if mode != vfs.NoSync {
 					synced[w].Store(int64(i + 1))
 				}
 			}
@@ -541,16 +541,16 @@ func TestExtentsRecordColdWrites(t *testing.T) {
 		t.Fatal("InitBlocks must say true with WithExtents only")
 	}
 	f := mustCreate(t, m, "000001.log", 8*a)
-	mustWrite(t, f, fill(a, 0), 0, vfs.SyncData)     // zeros: initialisation
-	mustWrite(t, f, fill(a, 1), 0, vfs.SyncData)     // block 0 was written
-	mustWrite(t, f, fill(a, 2), a, vfs.SyncNone)     // not synced
-	mustWrite(t, f, fill(a, 3), a, vfs.SyncData)     // block 1 was written
-	mustWrite(t, f, fill(2*a, 4), 3*a, vfs.SyncData) // cold: blocks 3 and 4
-	mustWrite(t, f, fill(a, 5), 4*a, vfs.SyncDSync)  // block 4 is written now
+	mustWrite(t, f, fill(a, 0), 0, vfs.Fdatasync)     // zeros: initialisation
+	mustWrite(t, f, fill(a, 1), 0, vfs.Fdatasync)     // block 0 was written
+	mustWrite(t, f, fill(a, 2), a, vfs.NoSync)        // not synced
+	mustWrite(t, f, fill(a, 3), a, vfs.Fdatasync)     // block 1 was written
+	mustWrite(t, f, fill(2*a, 4), 3*a, vfs.Fdatasync) // cold: blocks 3 and 4
+	mustWrite(t, f, fill(a, 5), 4*a, vfs.DSync)       // block 4 is written now
 	if err := f.Truncate(12 * a); err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, f, fill(a, 6), 10*a, vfs.SyncDSync) // cold: the truncate's growth
+	mustWrite(t, f, fill(a, 6), 10*a, vfs.DSync) // cold: the truncate's growth
 	want := []memfs.ColdWrite{{Names: []string{"000001.log"}, Off: 3 * a, Len: 2 * a}, {Names: []string{"000001.log"}, Off: 10 * a, Len: a}}
 	if got := m.ColdWrites(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("cold writes %+v, want %+v", got, want)

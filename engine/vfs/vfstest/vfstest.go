@@ -195,7 +195,7 @@ func testCreateExisting(t *testing.T, fsys vfs.FS) {
 	a := fsys.Alignment()
 	f := create(t, fsys, "seg", int64(2*a))
 	want := pattern(buf(fsys, 2*a), 1)
-	write(t, f, want, 0, vfs.SyncData)
+	write(t, f, want, 0, vfs.Fdatasync)
 	closeFile(t, f)
 	if g, err := fsys.Create("seg", int64(4*a)); !errors.Is(err, fs.ErrExist) {
 		if err == nil {
@@ -221,7 +221,7 @@ func testRoundTrip(t *testing.T, fsys vfs.FS) {
 	model := make([]byte, 8*a)
 	for i, w := range []struct{ blk, n int }{{0, 1}, {3, 2}, {1, 1}, {7, 1}, {2, 4}, {0, 8}, {5, 1}} {
 		p := pattern(buf(fsys, w.n*a), i)
-		write(t, f, p, int64(w.blk*a), vfs.SyncNone)
+		write(t, f, p, int64(w.blk*a), vfs.NoSync)
 		copy(model[w.blk*a:], p)
 		equal(t, fmt.Sprintf("after write %d", i), contents(t, fsys, f), model)
 	}
@@ -236,7 +236,7 @@ func testRoundTrip(t *testing.T, fsys vfs.FS) {
 	}
 	// A write past the end extends the file; the gap reads as zeros.
 	p = pattern(buf(fsys, a), 99)
-	write(t, f, p, int64(10*a), vfs.SyncNone)
+	write(t, f, p, int64(10*a), vfs.NoSync)
 	if got := size(t, f); got != int64(11*a) {
 		t.Fatalf("size after a write past the end: %d, want %d", got, 11*a)
 	}
@@ -253,7 +253,7 @@ func testMisaligned(t *testing.T, fsys vfs.FS) {
 	f := create(t, fsys, "seg", int64(4*a))
 	defer closeFile(t, f)
 	want := pattern(buf(fsys, 4*a), 3)
-	write(t, f, want, 0, vfs.SyncNone)
+	write(t, f, want, 0, vfs.NoSync)
 
 	big := pattern(buf(fsys, 3*a), 5)
 	bad := []struct {
@@ -271,7 +271,7 @@ func testMisaligned(t *testing.T, fsys vfs.FS) {
 		{"empty buffer", big[:0], 0},
 		{"nil buffer", nil, 0},
 	}
-	for _, mode := range []vfs.SyncMode{vfs.SyncNone, vfs.SyncData, vfs.SyncDSync} {
+	for _, mode := range []vfs.SyncMode{vfs.NoSync, vfs.Fdatasync, vfs.DSync} {
 		for _, c := range bad {
 			if err := f.WriteAt(c.p, c.off, mode); !errors.Is(err, align.ErrMisaligned) {
 				t.Errorf("WriteAt with bad %s (%v): %v, want an error wrapping align.ErrMisaligned", c.what, mode, err)
@@ -295,7 +295,7 @@ func testReadAtEOF(t *testing.T, fsys vfs.FS) {
 	f := create(t, fsys, "seg", int64(2*a))
 	defer closeFile(t, f)
 	want := pattern(buf(fsys, 2*a), 4)
-	write(t, f, want, 0, vfs.SyncNone)
+	write(t, f, want, 0, vfs.NoSync)
 
 	p := buf(fsys, 2*a)
 	n, err := f.ReadAt(p, int64(a))
@@ -340,9 +340,9 @@ func testConcurrentWriteAt(t *testing.T, fsys vfs.FS) {
 			defer wg.Done()
 			for i := range perWriter {
 				blk := i*writers + w // interleaved, disjoint
-				mode := vfs.SyncNone
+				mode := vfs.NoSync
 				if i == perWriter-1 {
-					mode = vfs.SyncData
+					mode = vfs.Fdatasync
 				}
 				if err := f.WriteAt(block(blk), int64(blk*a), mode); err != nil {
 					t.Errorf("writer %d: WriteAt block %d: %v", w, blk, err)
@@ -381,7 +381,7 @@ func testTruncateSize(t *testing.T, fsys vfs.FS) {
 	f := create(t, fsys, "seg", 0)
 	defer closeFile(t, f)
 	data := pattern(buf(fsys, 2*a), 6)
-	write(t, f, data, 0, vfs.SyncNone)
+	write(t, f, data, 0, vfs.NoSync)
 	steps := []struct {
 		size int64
 		want []byte
@@ -411,14 +411,14 @@ func testSyncModes(t *testing.T, fsys vfs.FS) {
 	f := create(t, fsys, "seg", int64(4*a))
 	defer closeFile(t, f)
 	want := make([]byte, 4*a)
-	for i, mode := range []vfs.SyncMode{vfs.SyncNone, vfs.SyncData, vfs.SyncDSync} {
+	for i, mode := range []vfs.SyncMode{vfs.NoSync, vfs.Fdatasync, vfs.DSync} {
 		p := pattern(buf(fsys, a), 10+i)
 		write(t, f, p, int64(i*a), mode)
 		copy(want[i*a:], p)
 	}
 	// A write past the preallocated end, synced: the size must follow.
 	p := pattern(buf(fsys, a), 20)
-	write(t, f, p, int64(4*a), vfs.SyncDSync)
+	write(t, f, p, int64(4*a), vfs.DSync)
 	want = append(want, p...)
 	if err := f.Sync(); err != nil {
 		t.Fatalf("Sync: %v", err)
@@ -439,12 +439,12 @@ func testSharedFile(t *testing.T, fsys vfs.FS) {
 	r := open(t, fsys, "seg", true)
 	defer closeFile(t, r)
 	p := pattern(buf(fsys, a), 7)
-	write(t, w, p, int64(a), vfs.SyncNone)
+	write(t, w, p, int64(a), vfs.NoSync)
 	want := append(make([]byte, a), p...)
 	equal(t, "read through a second handle", contents(t, fsys, r), want)
 	rw := open(t, fsys, "seg", false)
 	q := pattern(buf(fsys, a), 8)
-	write(t, rw, q, 0, vfs.SyncData)
+	write(t, rw, q, 0, vfs.Fdatasync)
 	closeFile(t, rw)
 	copy(want, q)
 	equal(t, "read after a write through a third handle", contents(t, fsys, w), want)
@@ -454,12 +454,12 @@ func testReadOnly(t *testing.T, fsys vfs.FS) {
 	a := fsys.Alignment()
 	f := create(t, fsys, "seg", int64(2*a))
 	want := pattern(buf(fsys, 2*a), 9)
-	write(t, f, want, 0, vfs.SyncData)
+	write(t, f, want, 0, vfs.Fdatasync)
 	closeFile(t, f)
 	r := open(t, fsys, "seg", true)
 	defer closeFile(t, r)
 	equal(t, "read-only read", contents(t, fsys, r), want)
-	if err := r.WriteAt(pattern(buf(fsys, a), 1), 0, vfs.SyncNone); err == nil {
+	if err := r.WriteAt(pattern(buf(fsys, a), 1), 0, vfs.NoSync); err == nil {
 		t.Error("WriteAt on a read-only file succeeded")
 	}
 	if err := r.Truncate(0); err == nil {
@@ -473,7 +473,7 @@ func testClosedFile(t *testing.T, fsys vfs.FS) {
 	f := create(t, fsys, "seg", int64(a))
 	closeFile(t, f)
 	p := buf(fsys, a)
-	if err := f.WriteAt(p, 0, vfs.SyncNone); err == nil {
+	if err := f.WriteAt(p, 0, vfs.NoSync); err == nil {
 		t.Error("WriteAt after Close succeeded")
 	}
 	if _, err := f.ReadAt(p, 0); err == nil {
@@ -499,7 +499,7 @@ func testRename(t *testing.T, fsys vfs.FS) {
 	wb := pattern(buf(fsys, a), 2)
 	for name, p := range map[string][]byte{"a.tmp": wa, "b.log": wb} {
 		f := create(t, fsys, name, int64(a))
-		write(t, f, p, 0, vfs.SyncData)
+		write(t, f, p, 0, vfs.Fdatasync)
 		closeFile(t, f)
 	}
 	if err := fsys.Rename("a.tmp", "b.log"); err != nil {
