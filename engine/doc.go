@@ -123,12 +123,15 @@
 //     vfs/vfstest (the conformance suite) the test doubles.
 //   - internal/segment: the on-disk format (names, header, batch codec,
 //     .meta and end-of-log records, the directory listing, the scanner).
-//   - config.go, errors.go: Config and its defaults, the sentinel errors.
+//   - config.go, errors.go, metadata.go: Config and its defaults, the
+//     sentinel errors, SegmentMetadata.
 //   - coordinator.go: Open, Close, Flush, the Card 1 accessors, sealing and
 //     retention; backend.go and probe.go: which backend runs and why.
 //   - write.go: one batch from reservation to settlement, the rollback of a
 //     failed one; group.go: Append's group commit over it.
-//   - prepare.go: segments prepared (and recycled) off the hot path.
+//   - prepare.go: segments prepared (and recycled) off the hot path;
+//     frontier.go: the active segment's blocks initialised ahead of the
+//     write cursor.
 //   - recovery.go: what Open repairs; replay.go: Replay.
 //   - entry.go, signal.go: PendingEntry, Completion, FlushSignal,
 //     FlushThread; crypt.go: Cipher; stats.go: Stats.
