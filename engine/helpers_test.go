@@ -2,7 +2,6 @@ package engine
 
 import (
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -117,6 +116,3 @@ func fileSize(t *testing.T, p string) int64 {
 	return st.Size()
 }
 
-var _ = filepath.Join
-
-func alignAlloc(n, a int) []byte { return align.Alloc(n, a) }
