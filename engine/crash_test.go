@@ -258,7 +258,14 @@ func runCrashSeed(t *testing.T, seed int64, st *crashStats, verbose bool) {
 	if rng.IntN(4) == 0 {
 		sector = 4096
 	}
-	r.mem = memfs.New(4096, memfs.WithSectorSize(sector))
+	// Half the seeds model unwritten extents, so segments are initialised
+	// (the preparer's head, the active segment's frontier) under the crashes.
+	extents := rng.IntN(2) == 0
+	memOpts := []memfs.Option{memfs.WithSectorSize(sector)}
+	if extents {
+		memOpts = append(memOpts, memfs.WithExtents())
+	}
+	r.mem = memfs.New(4096, memOpts...)
 	steps := 6 + rng.IntN(12)
 	r.inj = &crashInjector{
 		crashAt: rng.Int64N(int64(steps*crashOpsPerStep) + 1),
@@ -281,8 +288,8 @@ func runCrashSeed(t *testing.T, seed int64, st *crashStats, verbose bool) {
 	if rng.IntN(4) == 0 {
 		r.cfg.Cipher = crashCipher // encrypted segments under the same crashes
 	}
-	fmt.Fprintf(&r.log, "seed %d: %d steps, crash at op %d, sector %d, segment size %d, fault rate %v, encrypted %v\n",
-		seed, steps, r.inj.crashAt, sector, r.cfg.SegmentSize, r.inj.faultP, r.cfg.Cipher != nil)
+	fmt.Fprintf(&r.log, "seed %d: %d steps, crash at op %d, sector %d, segment size %d, fault rate %v, encrypted %v, initialised blocks %v\n",
+		seed, steps, r.inj.crashAt, sector, r.cfg.SegmentSize, r.inj.faultP, r.cfg.Cipher != nil, extents)
 
 	r.inj.enabled.Store(true)
 	if r.open("initial open") {

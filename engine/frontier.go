@@ -17,8 +17,8 @@ import (
 // Invariants:
 //
 //   - [0, end) is initialised (or claimed by a large batch, below), and end
-//     only grows; the initialiser writes only [end, end+aheadChunk), holding
-//     mu while it does;
+//     only grows; the initialiser writes only [end, end+chunk), holding mu
+//     while it does;
 //   - a batch write is issued only once end covers it: a writer whose batch
 //     ends past end kicks the initialiser and waits. So zeros never land on
 //     a batch, and no commit lands in uninitialised blocks while the
@@ -40,21 +40,30 @@ import (
 // floor (4 KiB pwrite + fdatasync into a pre-zeroed file) 108, 91, 69 µs.
 
 const (
-	// aheadFirst bytes of the first segment are initialised inside Open.
-	aheadFirst = 1 << 20
-	// aheadChunk is one zero write (and its sync); the initialiser keeps
-	// [cursor, cursor+aheadWindow) initialised.
-	aheadChunk  = 1 << 20
-	aheadWindow = 8 << 20
+	// aheadChunkMax is the largest zero write (with its sync) of the
+	// initialiser: a commit queued behind it waits at most for one. Smaller
+	// segments get chunks of a 64th of their size (at least one block), so
+	// a segment is initialised in 64 steps whatever its size.
+	aheadChunkMax = 1 << 20
+	// aheadChunks chunks ahead of the write cursor are kept initialised;
+	// the first segment's first chunk is initialised inside Open, every
+	// prepared segment's by the preparer.
+	aheadChunks = 8
 	// aheadBulkSpan: a batch this large claims its blocks (see above).
 	aheadBulkSpan = 256 << 10
 )
+
+// aheadChunk is the initialiser's chunk for this log's segments.
+func (c *Coordinator) aheadChunk() int64 {
+	return min(aheadChunkMax, max(int64(c.align), align.Up64(c.cfg.SegmentSize/64, c.align)))
+}
 
 // frontier is the initialiser's state for one active segment.
 type frontier struct {
 	mu     sync.Mutex // held while a zero write is in flight
 	cond   *sync.Cond // on mu: end grew, or stop
 	end    atomic.Int64
+	chunk  int64        // bytes of one zero write
 	cursor atomic.Int64 // the end of the last batch reserved (pacing only)
 	bulk   atomic.Bool  // the last batch reserved was large (pacing only)
 	wait   int          // writers waiting for end (under mu)
@@ -72,7 +81,7 @@ func (c *Coordinator) startFrontier(a *active, inited int64) {
 	if inited >= a.size || !initBlocks(c.fs) || !initPrepared {
 		return
 	}
-	fr := &frontier{kick: make(chan struct{}, 1), done: make(chan struct{})}
+	fr := &frontier{chunk: c.aheadChunk(), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	fr.cond = sync.NewCond(&fr.mu)
 	fr.end.Store(inited)
 	fr.cursor.Store(a.off)
@@ -91,7 +100,7 @@ func (fr *frontier) poke() {
 func (fr *frontier) reserved(end int64, span int) {
 	fr.cursor.Store(end)
 	fr.bulk.Store(span >= aheadBulkSpan)
-	if end+aheadWindow/2 > fr.end.Load() {
+	if end+aheadChunks/2*fr.chunk > fr.end.Load() {
 		fr.poke()
 	}
 }
@@ -137,7 +146,7 @@ func (c *Coordinator) initAhead(a *active, fr *frontier) {
 		fr.cond.Broadcast() // release writers waiting for a frontier that stops here
 		fr.mu.Unlock()
 	}()
-	zeros := align.Alloc(aheadChunk, c.align)
+	zeros := align.Alloc(int(fr.chunk), c.align)
 	for {
 		end := fr.end.Load()
 		if fr.stop.Load() || end >= a.size {
@@ -149,12 +158,12 @@ func (c *Coordinator) initAhead(a *active, fr *frontier) {
 			return
 		}
 		end = fr.end.Load()
-		if fr.wait == 0 && (fr.bulk.Load() || end-fr.cursor.Load() >= aheadWindow) {
+		if fr.wait == 0 && (fr.bulk.Load() || end-fr.cursor.Load() >= aheadChunks*fr.chunk) {
 			fr.mu.Unlock()
 			<-fr.kick
 			continue
 		}
-		hi := min(end+aheadChunk, a.size)
+		hi := min(end+fr.chunk, a.size)
 		err := a.f.WriteAt(zeros[:hi-end], end, vfs.Fdatasync)
 		if err != nil {
 			fr.mu.Unlock()

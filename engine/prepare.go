@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dwal-project/dwal/engine/align"
@@ -18,49 +17,23 @@ import (
 
 // Segments are prepared off the hot path. While one segment fills, a
 // background goroutine makes the next one ready under prepared-N.tmp:
-// preallocated, its blocks initialised (written once, so a later fdatasync
-// into them commits no extent conversion), its header durable. A segment
-// retired by retention or truncation is recycled instead of removed when
-// possible: its blocks are already initialised, and the new header's salt
-// makes its stale batches end the log. Rotation then costs a rename and a
-// directory sync, not an allocation.
+// preallocated, its first chunk (aheadChunk) initialised (written once, so a
+// later fdatasync into them commits no extent conversion), its header
+// durable; once it is the active segment its frontier (frontier.go)
+// initialises the rest ahead of the writes, or lets large batches claim
+// their blocks, so bulk writes are not doubled. A segment retired by
+// retention or truncation is recycled instead of removed when possible: its
+// blocks are all initialised, and the new header's salt makes its stale
+// batches end the log. Rotation then costs a rename and a directory sync,
+// not an allocation.
 //
 // Measured on the machine of the README (4 KiB O_DIRECT write + fdatasync):
 // ~200 µs into initialised blocks, ~300 µs into fallocated ones; on
-// journaled ext4 ~460 µs vs ~1,560 µs. With 16 writers appending 4 KiB
-// entries into 16 MiB segments on journaled ext4 (loop device, go test
-// -bench SegmentInit -benchtime 20000x): 9,468 entries/s, p50 869 µs with
-// initialised segments vs 4,577 entries/s, p50 3,009 µs without. The cost:
-// until retired segments come back for reuse (after SegmentsToRetain+1
-// segments) each new segment's bytes are written twice, which a pure
-// throughput workload on a fast disk feels.
+// journaled ext4 ~460 µs vs ~1,560 µs.
 
-// initPrepared says whether the background preparer initialises new
-// segments' blocks (a seam for the benchmark that measures it).
+// initPrepared says whether new segments' blocks are initialised at all (a
+// seam for the benchmark that measures it).
 var initPrepared = true
-
-const (
-	// While batches are being written, the preparer writes one chunk of
-	// zeros per tick, initChunk to initChunkMax bytes: enough to finish
-	// before the active segment fills at the log's current rate. A commit's
-	// flush also writes back the zeros still in the device's cache, about
-	// one chunk: small chunks keep that cheap. Root ext4 and journaled ext4,
-	// one writer of 4 KiB synced flushes: p99 347-491 µs with 32 KiB
-	// chunks, 1,179-1,386 µs with 256 KiB (same throughput). While nothing
-	// has been written for initIdle (after Open, say) it writes initChunkMax
-	// chunks back to back, syncing every initIdleSync bytes so that the
-	// first commit after the pause does not flush a segment's worth of
-	// zeros from the device's cache.
-	initChunk    = 32 << 10
-	initChunkMax = 256 << 10
-	initIdle     = 100 * time.Millisecond
-	initIdleSync = 4 << 20
-	// initTick: the pause after a chunk while batches are being written; Go
-	// sleeps no shorter than about a millisecond anyway.
-	initTick = time.Millisecond
-)
-
-var errPreparerStopped = errors.New("dwal: closing")
 
 // prepared is a segment file ready to become the active segment.
 type prepared struct {
@@ -82,9 +55,6 @@ type preparer struct {
 	ready   *prepared
 	recycle []string // retired segment files kept for reuse (at most one)
 	closed  bool
-	stop    atomic.Bool  // set by close: an initialisation in progress gives up
-	hurry   atomic.Bool  // a writer waits for the segment: finish initialising now
-	yield   atomic.Int32 // Replays running: initialisation pauses for them
 	done    chan struct{}
 }
 
@@ -124,11 +94,7 @@ func (p *preparer) run() {
 		p.busy = id
 		p.mu.Unlock()
 		t0 := time.Now()
-		mode := initAll
-		if !initPrepared {
-			mode = initNone
-		}
-		s, err := p.c.makeSegment(id, mode)
+		s, err := p.c.makeSegment(id, initHead)
 		p.mu.Lock()
 		p.busy = 0
 		if err != nil {
@@ -153,14 +119,8 @@ func (p *preparer) run() {
 func (p *preparer) take(id uint64) *prepared {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.busy == id {
-		// Better a segment partly initialised now than a writer stalled
-		// until all of it is.
-		p.hurry.Store(true)
-		for p.busy == id {
-			p.cond.Wait()
-		}
-		p.hurry.Store(false)
+	for p.busy == id { // preparing is short: a file, its head, a header
+		p.cond.Wait()
 	}
 	if p.want == id {
 		p.want = 0 // the caller prepares it; the goroutine must not start it too
@@ -204,7 +164,6 @@ func (p *preparer) discardLocked(s *prepared) {
 
 // close stops the goroutine and removes what it prepared or kept.
 func (p *preparer) close() {
-	p.stop.Store(true)
 	p.mu.Lock()
 	p.closed = true
 	p.cond.Broadcast()
@@ -227,8 +186,7 @@ type initMode int
 
 const (
 	initNone initMode = iota // none: the active segment's frontier does it (or init is off)
-	initHead                 // its first aheadFirst bytes, at once: the first commits after Open
-	initAll                  // all of it, paced by the log's rate (the background preparer)
+	initHead                 // its first chunk (aheadChunk): the first commits into it
 )
 
 // makeSegment makes segment id ready under a temporary name: a recycled
@@ -264,14 +222,9 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dwal: prepare segment %d (%d bytes): %w", id, size, err)
 		}
-		if mode != initNone && initBlocks(c.fs) {
+		if mode == initHead && initPrepared && initBlocks(c.fs) {
 			var err error
-			if mode == initHead {
-				inited, err = c.initHead(f, min(aheadFirst, size))
-			} else {
-				inited, err = c.initBlocks(f, size)
-			}
-			if err != nil {
+			if inited, err = c.initHead(f, min(c.aheadChunk(), size)); err != nil {
 				f.Close()
 				c.fs.Remove(name)
 				return nil, fmt.Errorf("dwal: prepare segment %d: initialise blocks: %w", id, err)
@@ -305,82 +258,13 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 // initHead writes zeros over the first n bytes of f at once (made durable by
 // the header's sync that follows) and returns n.
 func (c *Coordinator) initHead(f vfs.File, n int64) (int64, error) {
-	zeros := align.Alloc(align.Up(min(initChunkMax, int(n)), c.align), c.align)
+	zeros := align.Alloc(align.Up(int(n), c.align), c.align)
 	for off := int64(0); off < n; off += int64(len(zeros)) {
 		if err := f.WriteAt(zeros[:min(int64(len(zeros)), n-off)], off, vfs.NoSync); err != nil {
 			return 0, err
 		}
 	}
 	return n, nil
-}
-
-// initBlocks writes zeros over the file so its extents are initialised
-// (made durable by the header's sync that follows), paced as the comment
-// on initChunk says, and returns how far it got. It pauses while a Replay
-// runs and stops early, leaving the rest fallocated (for the active
-// segment's frontier), when a writer is waiting for the segment.
-func (c *Coordinator) initBlocks(f vfs.File, size int64) (int64, error) {
-	zeros := align.Alloc(align.Up(min(initChunkMax, int(size)), c.align), c.align)
-	lastFlushes, lastBytes, last := c.flushes.Load(), c.diskByte.Load(), time.Now()
-	lastBusy := last.Add(-initIdle) // no batch seen yet
-	rate := 0.0                     // bytes per second the log writes, smoothed
-	unsynced := 0                   // bytes written in idle mode since the last sync
-	for off := int64(0); off < size; {
-		for c.prep.yield.Load() > 0 && !c.prep.stop.Load() && !c.prep.hurry.Load() {
-			time.Sleep(time.Millisecond) // a Replay is reading: keep off the disk
-		}
-		if c.prep.stop.Load() {
-			return off, errPreparerStopped
-		}
-		if c.prep.hurry.Load() {
-			return off, nil // the rest stays fallocated; the header's sync follows
-		}
-		now, flushes, bytes := time.Now(), c.flushes.Load(), c.diskByte.Load()
-		dt := now.Sub(last)
-		if dt > 0 {
-			rate = 0.7*rate + 0.3*float64(bytes-lastBytes)/dt.Seconds()
-		}
-		if flushes != lastFlushes {
-			lastBusy = now
-		}
-		busy := now.Sub(lastBusy) < initIdle
-		lastFlushes, lastBytes, last = flushes, bytes, now
-		n := int64(len(zeros))
-		if busy {
-			n = min(c.initChunkFor(size-off, rate, dt), n)
-		}
-		n = min(n, size-off)
-		mode := vfs.NoSync
-		if !busy {
-			if unsynced += int(n); unsynced >= initIdleSync {
-				mode, unsynced = vfs.Fdatasync, 0
-			}
-		}
-		if err := f.WriteAt(zeros[:n], off, mode); err != nil {
-			return off, err
-		}
-		off += n
-		if busy {
-			time.Sleep(initTick)
-		}
-	}
-	return size, nil
-}
-
-// initChunkFor is the chunk to write per tick (a tick lasting tick, at
-// least initTick) so that left bytes are initialised before the active
-// segment fills at rate bytes/s.
-func (c *Coordinator) initChunkFor(left int64, rate float64, tick time.Duration) int64 {
-	room := float64(c.cfg.SegmentSize) - float64(c.curSize.Load())
-	n := int64(initChunk)
-	switch {
-	case room <= 0: // the active segment is full: its successor is due now
-		n = initChunkMax
-	case rate > 0:
-		ticks := room / rate / max(tick, initTick).Seconds() // ticks until the segment fills
-		n = int64(float64(left) / max(ticks, 1))
-	}
-	return align.Up64(min(max(n, initChunk), initChunkMax), c.align)
 }
 
 // retire removes segment id and its .meta (under mu). With a backend that
@@ -446,7 +330,7 @@ func (c *Coordinator) WaitPrepared(ctx context.Context) error {
 }
 
 // prepareFirst makes the first segment after Open ready, its first
-// aheadFirst bytes initialised here (where the backend wants initialised
+// chunk (aheadChunk) initialised here (where the backend wants initialised
 // blocks), so the first commits find initialised blocks; the active
 // segment's frontier initialises the rest ahead of the writes. A failure is
 // not Open's: the background preparer tries again, and the first write

@@ -128,29 +128,3 @@ func TestOneDirectorySyncPerRotation(t *testing.T) {
 		t.Errorf("replay after reopen ends at %v, want LSN %d", got[len(got)-1:], 1+rotations)
 	}
 }
-
-// While batches are written, the preparer initialises per tick just enough
-// to finish before the active segment fills at the log's rate, within
-// [initChunk, initChunkMax].
-func TestInitChunkPacing(t *testing.T) {
-	c := &Coordinator{cfg: Config{SegmentSize: 64 << 20}, align: 4096}
-	cases := []struct {
-		used, left int64
-		rate       float64
-		tick       time.Duration
-		want       int64
-	}{
-		{used: 0, left: 64 << 20, rate: 0, want: initChunk},                                    // nothing known: the least
-		{used: 63 << 20, left: 64 << 20, rate: 300e6, want: initChunkMax},                      // far behind: the most
-		{used: 0, left: 64 << 20, rate: 64 << 20, want: 68 << 10},                              // 1 s to fill, 1000 ticks: 64 MiB/1000, aligned up
-		{used: 0, left: 4 << 20, rate: 1e6, want: initChunk},                                   // far ahead: the least
-		{used: 64 << 20, left: 1 << 20, rate: 0, want: initChunkMax},                           // segment full: now
-		{used: 0, left: 64 << 20, rate: 64 << 20, tick: 2 * time.Millisecond, want: 132 << 10}, // 500 ticks
-	}
-	for _, tc := range cases {
-		c.curSize.Store(uint64(tc.used))
-		if got := c.initChunkFor(tc.left, tc.rate, tc.tick); got != tc.want {
-			t.Errorf("used %d, left %d, rate %.0f: chunk %d, want %d", tc.used, tc.left, tc.rate, got, tc.want)
-		}
-	}
-}

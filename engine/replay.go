@@ -15,8 +15,6 @@ import (
 // when a sealed segment holds fewer or more entries than its .meta says. The
 // bytes given to fn are only valid during the call.
 func (c *Coordinator) Replay(from LSN, fn func(LSN, []byte) error) error {
-	c.prep.yield.Add(1)
-	defer c.prep.yield.Add(-1)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
