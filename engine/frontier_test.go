@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/dwal-project/dwal/engine/internal/segment"
+	"github.com/dwal-project/dwal/engine/vfs/errorfs"
 	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
 
@@ -76,5 +80,71 @@ func TestCommitsLandInInitialisedBlocks(t *testing.T) {
 	}
 	if len(cold) > 0 {
 		t.Fatalf("%d commits landed in never-written blocks, first %s", len(cold), cold[0])
+	}
+}
+
+// The FlushThread keeps several batches in flight: while the first drained
+// batch's write is held, the next drained batch is reserved and written
+// (it reaches the disk before the first is released), and both settle in
+// drain order.
+func TestFlushThreadPipelines(t *testing.T) {
+	held := make(chan struct{})
+	release := make(chan struct{})
+	var once, released sync.Once
+	unblock := func() { released.Do(func() { close(release) }) }
+	var writes atomic.Int32
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpWrite && op.Offset >= 4096 && strings.HasPrefix(op.Name, segment.PreparedPrefix) {
+			if writes.Add(1) == 1 {
+				once.Do(func() { close(held) })
+				<-release // the first batch's write waits here
+			}
+		}
+		return nil
+	})
+	cfg := DefaultConfig("mem")
+	cfg.FS = errorfs.New(memfs.New(4096), inj)
+	c := openT(t, cfg)
+	t.Cleanup(unblock) // before Close (cleanups run last first)
+	var mu sync.Mutex
+	var q []*PendingEntry
+	ft := StartFlushThread(c, func() []*PendingEntry {
+		mu.Lock()
+		defer mu.Unlock()
+		out := q
+		q = nil
+		return out
+	}, time.Hour)
+	enqueue := func(lsn LSN) *Completion {
+		e, done := NewSyncEntry(lsn, []byte{byte(lsn)})
+		mu.Lock()
+		q = append(q, e)
+		mu.Unlock()
+		ft.RequestFlush()
+		return done
+	}
+	first := enqueue(1)
+	<-held
+	second := enqueue(2)
+	deadline := time.Now().Add(10 * time.Second)
+	for writes.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if writes.Load() < 2 {
+		t.Fatal("the second batch was not written while the first one's write was in flight")
+	}
+	if second.IsComplete() {
+		t.Fatal("the second batch settled before the first")
+	}
+	unblock()
+	if err := first.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	ft.Shutdown()
+	if got := replayAll(t, c, 0); len(got) != 2 || got[0].lsn != 1 || got[1].lsn != 2 {
+		t.Fatalf("replayed %v, want LSN 1 then 2", got)
 	}
 }

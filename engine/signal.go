@@ -56,7 +56,15 @@ func (s *FlushSignal) Wait(timeout time.Duration) bool {
 }
 
 // FlushThread is the Card 1 background flusher: every interval, or at once
-// on RequestFlush, it drains entries and flushes them with sync.
+// on RequestFlush, it drains entries and writes them as one synced batch.
+// It shares the write pipeline with Append: drained entries are reserved as
+// a batch in drain order and written by one of Config.GroupCommitDepth
+// workers, so the next drain and reservation need not wait for the previous
+// batch's sync. As Append's committer does, it launches a batch when nothing
+// is in flight, or once as many entries are pending as the last batch held
+// (another full group formed while the disk was busy); a finished batch
+// wakes it. Batches settle in reservation order, as every batch does: when
+// an entry is told success, every entry drained before it is durable.
 type FlushThread struct {
 	c        *Coordinator
 	drain    func() []*PendingEntry
@@ -65,6 +73,18 @@ type FlushThread struct {
 	stop     chan struct{}
 	done     chan struct{}
 	once     sync.Once
+	jobs     chan *flushJob // reserved batches, to the workers
+	free     chan *flushJob // jobs not in flight: at most depth are
+	workers  sync.WaitGroup
+	pending  []*PendingEntry // drained, not yet launched (the run goroutine's)
+	last     int             // entries in the last batch launched
+}
+
+// flushJob is one drained batch between its reservation and its outcome.
+type flushJob struct {
+	entries []*PendingEntry
+	f       *flight
+	st      FlushStats
 }
 
 // StartFlushThread starts a flusher that calls drain every interval (0 means
@@ -75,6 +95,7 @@ func StartFlushThread(c *Coordinator, drain func() []*PendingEntry, interval tim
 	if interval <= 0 {
 		interval = c.cfg.FlushInterval
 	}
+	depth := c.cfg.GroupCommitDepth
 	t := &FlushThread{
 		c:        c,
 		drain:    drain,
@@ -82,6 +103,13 @@ func StartFlushThread(c *Coordinator, drain func() []*PendingEntry, interval tim
 		signal:   NewFlushSignal(),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
+		jobs:     make(chan *flushJob, depth),
+		free:     make(chan *flushJob, depth),
+	}
+	for range depth {
+		t.free <- &flushJob{}
+		t.workers.Add(1)
+		go t.work()
 	}
 	go t.run()
 	return t
@@ -89,6 +117,10 @@ func StartFlushThread(c *Coordinator, drain func() []*PendingEntry, interval tim
 
 func (t *FlushThread) run() {
 	defer close(t.done)
+	defer func() {
+		close(t.jobs)
+		t.workers.Wait() // every batch in flight settled
+	}()
 	for {
 		select {
 		case <-t.stop:
@@ -99,16 +131,61 @@ func (t *FlushThread) run() {
 		}
 		t.signal.Wait(t.interval)
 		t.signal.Take()
-		t.flushOnce()
+		t.pending = append(t.pending, t.drain()...)
+		if n := len(t.pending); n > 0 && (len(t.free) == cap(t.free) || n >= t.last) {
+			t.launch()
+		}
 	}
 }
 
+// flushOnce drains and launches everything pending (at Shutdown).
 func (t *FlushThread) flushOnce() {
-	entries := t.drain()
-	if len(entries) == 0 {
+	t.pending = append(t.pending, t.drain()...)
+	if len(t.pending) > 0 {
+		t.launch()
+	}
+}
+
+// launch reserves the pending entries as one batch and hands it to a worker
+// (waiting for one when depth batches are in flight).
+func (t *FlushThread) launch() {
+	j := <-t.free
+	j.entries = append(j.entries[:0], t.pending...)
+	clear(t.pending)
+	t.pending = t.pending[:0]
+	t.last = len(j.entries)
+	entries := j.entries
+	f, st, err := t.c.begin(len(entries), func(i int) (LSN, []byte) {
+		return entries[i].LSN, entries[i].Data
+	}, true)
+	if err != nil {
+		t.settled(entries, err)
+		clear(j.entries)
+		t.free <- j
 		return
 	}
-	if _, err := t.c.Flush(entries, true); err != nil {
+	j.f, j.st = f, st
+	t.jobs <- j
+}
+
+// work writes reserved batches and tells their entries.
+func (t *FlushThread) work() {
+	defer t.workers.Done()
+	for j := range t.jobs {
+		_, err := t.c.finish(j.f, j.st)
+		t.settled(j.entries, err)
+		clear(j.entries)
+		j.f, j.st = nil, FlushStats{}
+		t.free <- j
+		t.signal.Request() // a slot is free: launch what is pending
+	}
+}
+
+func (t *FlushThread) settled(entries []*PendingEntry, err error) {
+	for _, e := range entries {
+		e.complete(err)
+	}
+	if err != nil {
 		t.c.log.Error("dwal: background flush failed", "entries", len(entries), "err", err)
 	}
 }
