@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/dwal-project/dwal/engine/vfs"
@@ -60,6 +61,9 @@ type Config struct {
 	SegmentSize int64
 	// SegmentsToRetain is how many sealed segments are kept before the
 	// current one (default 10); older ones are removed at rotation.
+	// RetainAll turns retention off: segments go only when the caller
+	// deletes them (TruncateToLSN, DeleteBefore, TruncateAfter), as a
+	// consensus log such as Raft's needs until its snapshot covers them.
 	SegmentsToRetain int
 	// FlushInterval is the FlushThread's default period (default 10ms).
 	FlushInterval time.Duration
@@ -116,6 +120,12 @@ const (
 	DefaultMaxEntrySize     = 64 << 20
 	DefaultGroupCommitDepth = 4
 )
+
+// RetainAll, as Config.SegmentsToRetain, keeps every sealed segment:
+// rotation removes none. (Zero cannot say it: a zero Config field means the
+// default, 10.) It is the largest int, so "keep this many" holds for it
+// too: no directory has more segments.
+const RetainAll = math.MaxInt
 
 // DefaultConfig returns the defaults for dir: SegmentSize 64 MiB,
 // SegmentsToRetain 10, FlushInterval 10ms, SyncOnFlush true, Backend Auto.

@@ -115,4 +115,3 @@ func fileSize(t *testing.T, p string) int64 {
 	}
 	return st.Size()
 }
-
