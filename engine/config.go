@@ -106,6 +106,13 @@ type Config struct {
 	// SlowSyncThreshold is the sync duration above which a warning is logged
 	// (default 1s).
 	SlowSyncThreshold time.Duration
+	// ReadCacheBytes, when positive, keeps a copy of the most recently
+	// written batches' entries in a ring of this many bytes, so Read of
+	// what was just written needs no disk read (a Raft leader replicating
+	// its new entries). Each batch is copied once as it is written; one
+	// over a quarter of the ring is not kept. Entries of an encrypted
+	// segment are kept in plain form. Default 0: no cache.
+	ReadCacheBytes int
 
 	// fromDefault marks a Config made by DefaultConfig, whose SyncOnFlush is
 	// meant as written (see SyncOnFlush).
@@ -160,6 +167,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxEntrySize < 0 || c.MaxEntrySize > maxEntrySizeCap {
 		return c, fmt.Errorf("%w: MaxEntrySize %d outside 0..%d", ErrBadConfig, c.MaxEntrySize, maxEntrySizeCap)
+	}
+	if c.ReadCacheBytes < 0 {
+		return c, fmt.Errorf("%w: negative ReadCacheBytes %d", ErrBadConfig, c.ReadCacheBytes)
 	}
 	if c.SlowSyncThreshold < 0 {
 		return c, fmt.Errorf("%w: negative SlowSyncThreshold %v", ErrBadConfig, c.SlowSyncThreshold)

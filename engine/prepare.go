@@ -390,6 +390,7 @@ func (c *Coordinator) initChunkFor(left int64, rate float64, tick time.Duration)
 // offers the file for reuse. NB: reusing it before would write a new header
 // into a file that a crash could bring back under its old name.
 func (c *Coordinator) retire(id uint64) error {
+	c.unindexSegment(id)
 	recycled := ""
 	warm := c.warm[id]
 	delete(c.warm, id)
