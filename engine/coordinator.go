@@ -60,9 +60,10 @@ type Coordinator struct {
 	prep  *preparer
 	stats stats
 
-	idx   lsnIndex    // reading by LSN (index.go)
-	rd    readers     // read-only handles for it
-	cache *batchCache // recent batches (cache.go); nil: Config.ReadCacheBytes is 0
+	stateMu sync.Mutex  // orders the log-state record's writers (state.go); before mu
+	idx     lsnIndex    // reading by LSN (index.go)
+	rd      readers     // read-only handles for it
+	cache   *batchCache // recent batches (cache.go); nil: Config.ReadCacheBytes is 0
 }
 
 // active is the segment being written.
