@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dwal-project/dwal/engine/internal/segment"
 	"github.com/dwal-project/dwal/engine/vfs"
@@ -70,6 +71,7 @@ type readers struct {
 	m      map[uint64]*readHandle
 	gone   map[uint64]bool // retired: never reopened
 	closed bool
+	shut   atomic.Bool // closed, for Read's check without the lock
 }
 
 type readHandle struct {
@@ -94,6 +96,9 @@ var ErrNotFound = errors.New("dwal: LSN not in the log")
 // batch breaks that order, lookups scan every batch, newest first, until
 // a deletion removes the disorder; duplicate LSNs then read as the newest.
 func (c *Coordinator) Read(lsn LSN, dst []byte) ([]byte, error) {
+	if c.rd.shut.Load() {
+		return dst, ErrClosed
+	}
 	if err := c.ensureIndex(); err != nil {
 		return dst, err
 	}
@@ -274,6 +279,7 @@ func (r *readers) closeAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
+	r.shut.Store(true)
 	for id, h := range r.m {
 		delete(r.m, id)
 		h.close()

@@ -461,3 +461,47 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("Open with a corrupt sealed segment: %v; want ErrCorrupt naming %s and offset 4096", err, "000001.log")
 	}
 }
+
+// Prefix deletions from another goroutine (raft compacts from its snapshot
+// goroutine while the main loop appends) neither lose an appended entry
+// nor let a deleted one back.
+func TestCompactionConcurrentWithStoreLogs(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, WithSegmentSize(16<<10))
+	if err := s.StoreLogs(logs(1, 64)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for i := uint64(65); i <= 3000 && err == nil; i += 16 {
+			err = s.StoreLogs(logs(i, i+15))
+		}
+		done <- err
+	}()
+	var cut uint64
+	for k := 0; k < 40; k++ {
+		first, _ := s.FirstIndex()
+		last, _ := s.LastIndex()
+		if last-first > 100 {
+			cut = last - 50
+			if err := s.DeleteRange(first, cut); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if cut == 0 {
+		t.Fatal("no compaction ran while appending")
+	}
+	first, _ := s.FirstIndex()
+	if first <= cut {
+		t.Fatalf("FirstIndex %d after deleting up to %d", first, cut)
+	}
+	checkLog(t, s, first, 3008, nil)
+	s = reopen(t, s, dir, WithSegmentSize(16<<10))
+	checkLog(t, s, first, 3008, nil)
+}
