@@ -162,6 +162,9 @@ workloads:
   rotate   commit with small segments, and the same without rotation
   replay   write --replay-size, drop it from the page cache, reopen, read it back
   restart  commit --restart-entries, close, reopen, commit as many again (each phase)
+  raft     (only when named) hashicorp/raft's log stores: dwal's raftstore, raft-wal,
+           raft-boltdb: StoreLogs latency, GetLog throughput, a 3-node cluster; and
+           the floor of one 64x128 B write + fdatasync
 
 flags:
 `
@@ -191,11 +194,19 @@ func run(o *Options, stderr io.Writer) (*Report, error) {
 
 	measureFio(o, rep, root, pr)
 	local, peers := splitSystems(o.Systems)
-	pe := startPeers(o, rep, peers, root, pr, stderr)
+	build := peers
+	if slices.Contains(o.Workloads, wlRaft) && len(peers) == 0 {
+		// The raft stores live in the peers' module: build it for them.
+		build = []string{raftPeer}
+	}
+	pe := startPeers(o, rep, build, root, pr, stderr)
 	p := &runParams{root: root, duration: o.Duration, warmup: o.Warmup, rate: o.Rate, keep: o.Keep, process: "main"}
 	for _, w := range o.Workloads {
 		rep.Results = append(rep.Results, runWorkload(o, w, local, p, pr)...)
-		if pe != nil {
+		switch {
+		case pe != nil && w == wlRaft:
+			rep.Results = append(rep.Results, pe.runWorkload(o, w, build, root, pr, rep)...)
+		case pe != nil && len(peers) > 0:
 			rep.Results = append(rep.Results, pe.runWorkload(o, w, peers, root, pr, rep)...)
 		}
 	}
@@ -348,6 +359,10 @@ func runWorkload(o *Options, w string, systems []System, p *runParams, pr *progr
 			pr.step("replay %s (%d MiB)", s.Name(), o.ReplaySize>>20)
 			return []Result{runReplay(s, c, o.ReplaySize, p)}
 		})
+	case wlRaft:
+		if p.process == "main" {
+			out = append(out, raftFloor(o, p, pr)...)
+		}
 	case wlRestart:
 		each(cell{workload: wlRestart, writers: o.RestartWriters, entrySize: o.EntrySize, perOp: 1, segSize: o.SegmentSize}, func(s System, c cell) []Result {
 			pr.step("restart C=%d %s%s (%d entries per phase)", c.writers, s.Name(), warmLabel(c.warm), o.RestartEntries)

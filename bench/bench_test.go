@@ -7,6 +7,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -493,5 +494,39 @@ func TestSeedReopenGoesOn(t *testing.T) {
 	}
 	if len(got) != 20 || got[0] != string(entry(1)) || got[19] != string(entry(20)) {
 		t.Errorf("replayed %d entries: %q", len(got), got)
+	}
+}
+
+// The Raft workload runs only when named: --workloads raft parses, the
+// default list leaves it out, and without the peers' binary the child
+// says it has no raft stores rather than failing silently.
+func TestRaftWorkloadOptIn(t *testing.T) {
+	parse := func(args ...string) (*Options, error) {
+		var o Options
+		fl, finish := newFlagSet(&o, io.Discard)
+		if err := fl.Parse(args); err != nil {
+			return nil, err
+		}
+		return &o, finish()
+	}
+	o, err := parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(o.Workloads, wlRaft) {
+		t.Fatalf("the default workloads %v include raft", o.Workloads)
+	}
+	if o, err = parse("--workloads", "raft"); err != nil || !slices.Equal(o.Workloads, []string{wlRaft}) {
+		t.Fatalf("--workloads raft: %v, %v", o, err)
+	}
+	if _, err := parse("--workloads", "rafts"); err == nil {
+		t.Fatal("an unknown workload parsed")
+	}
+	saved := RaftBench
+	RaftBench = nil
+	defer func() { RaftBench = saved }()
+	rs := runRaftChild(&Options{Dir: t.TempDir()}, &progress{})
+	if len(rs) != 1 || rs[0].Skipped == "" {
+		t.Fatalf("runRaftChild without stores: %+v", rs)
 	}
 }

@@ -25,6 +25,13 @@
 //     pebble's record.LogWriter, etcd's wal, tidwall/wal, hashicorp/raft-wal,
 //     each driven as its own users drive it.
 //
+// The Raft workload (--workloads raft, only when named; raft.go) puts
+// hashicorp/raft's log stores side by side in the peers' process: dwal's
+// raftstore (and the same without its cache under raft.NewLogCache),
+// raft-wal and raft-boltdb v2: StoreLogs latency, GetLog throughput and a
+// 3-node in-process cluster; the main process adds the floor of one
+// 64x128 B write + fdatasync.
+//
 // The peers are built (go build in bench/peers) into a binary that is this
 // package's harness with the peers as its systems; the program runs it once
 // per workload with the same settings and merges the JSON it prints. So

@@ -68,7 +68,7 @@ func newFlagSet(o *Options, stderr io.Writer) (fl *flag.FlagSet, finish func() e
 	fl = flag.NewFlagSet("bench", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	var r rawFlags
-	fl.StringVar(&r.workloads, "workloads", strings.Join(AllWorkloads, ","), "workloads to run: "+strings.Join(AllWorkloads, ", "))
+	fl.StringVar(&r.workloads, "workloads", strings.Join(AllWorkloads, ","), "workloads to run: "+strings.Join(AllWorkloads, ", ")+" (and raft, only when named)")
 	fl.StringVar(&r.workloads, "workload", strings.Join(AllWorkloads, ","), "same as --workloads")
 	fl.StringVar(&r.systems, "systems", "all", "systems: dwal-uring, dwal-fallback, dwal-auto, dwal-uring-aes (Config.Cipher AES-256-GCM),\ndwal-uring-d1 (Config.GroupCommitDepth 1), seed, floor-pwrite, floor-pwritev2, floor-group,\npebble, etcd, tidwall, raftwal, or the groups dwal, floors, peers, all")
 	fl.StringVar(&o.Backend, "backend", "both", "which dwal backends run: both, uring, fallback, auto (auto adds dwal-auto)")
@@ -144,7 +144,7 @@ func (r *rawFlags) parse(o *Options) error {
 	var err error
 	o.Workloads = splitList(r.workloads)
 	for _, w := range o.Workloads {
-		if !contains(AllWorkloads, w) {
+		if !contains(KnownWorkloads, w) {
 			return fmt.Errorf("unknown workload %q", w)
 		}
 	}

@@ -149,6 +149,10 @@ func Child(args []string, stdout, stderr io.Writer, systems []System, versions m
 	p := &runParams{root: o.Dir, duration: o.Duration, warmup: o.Warmup, rate: o.Rate, keep: o.Keep, process: "peers"}
 	out := ChildOutput{Versions: versions}
 	for _, w := range o.Workloads {
+		if w == wlRaft {
+			out.Results = append(out.Results, runRaftChild(&o, pr)...)
+			continue
+		}
 		out.Results = append(out.Results, runWorkload(&o, w, run, p, pr)...)
 	}
 	pr.done()

@@ -211,7 +211,7 @@ func (e *targetEval) allocations() {
 }
 
 // workloadOrder sorts results for the table.
-var workloadOrder = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlRotateNone, wlReplay, wlRestart}
+var workloadOrder = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlRotateNone, wlReplay, wlRestart, wlRaft}
 
 var systemOrder = []string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "dwal-uring-d1", "seed",
 	"floor-pwrite", "floor-pwritev2", "floor-group", "pebble", "etcd", "tidwall", "raftwal"}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/metrics"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,14 @@ const (
 
 // AllWorkloads lists the workloads in the order they run.
 var AllWorkloads = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlReplay, wlRestart}
+
+// wlRaft is the Raft workload (raft.go): dwal's raftstore beside raft-wal
+// and raft-boltdb under hashicorp/raft. It runs only when asked for
+// (--workloads raft), in the peers' process, where the other stores live.
+const wlRaft = "raft"
+
+// KnownWorkloads are the workloads --workloads accepts.
+var KnownWorkloads = append(slices.Clone(AllWorkloads), wlRaft)
 
 // The phases of the restart workload.
 const (

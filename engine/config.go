@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/dwal-project/dwal/engine/vfs"
@@ -60,6 +61,9 @@ type Config struct {
 	SegmentSize int64
 	// SegmentsToRetain is how many sealed segments are kept before the
 	// current one (default 10); older ones are removed at rotation.
+	// RetainAll turns retention off: segments go only when the caller
+	// deletes them (TruncateToLSN, DeleteBefore, TruncateAfter), as a
+	// consensus log such as Raft's needs until its snapshot covers them.
 	SegmentsToRetain int
 	// FlushInterval is the FlushThread's default period (default 10ms).
 	FlushInterval time.Duration
@@ -102,6 +106,13 @@ type Config struct {
 	// SlowSyncThreshold is the sync duration above which a warning is logged
 	// (default 1s).
 	SlowSyncThreshold time.Duration
+	// ReadCacheBytes, when positive, keeps a copy of the most recently
+	// written batches' entries in a ring of this many bytes, so Read of
+	// what was just written needs no disk read (a Raft leader replicating
+	// its new entries). Each batch is copied once as it is written; one
+	// over a quarter of the ring is not kept. Entries of an encrypted
+	// segment are kept in plain form. Default 0: no cache.
+	ReadCacheBytes int
 
 	// fromDefault marks a Config made by DefaultConfig, whose SyncOnFlush is
 	// meant as written (see SyncOnFlush).
@@ -116,6 +127,12 @@ const (
 	DefaultMaxEntrySize     = 64 << 20
 	DefaultGroupCommitDepth = 4
 )
+
+// RetainAll, as Config.SegmentsToRetain, keeps every sealed segment:
+// rotation removes none. (Zero cannot say it: a zero Config field means the
+// default, 10.) It is the largest int, so "keep this many" holds for it
+// too: no directory has more segments.
+const RetainAll = math.MaxInt
 
 // DefaultConfig returns the defaults for dir: SegmentSize 64 MiB,
 // SegmentsToRetain 10, FlushInterval 10ms, SyncOnFlush true, Backend Auto.
@@ -150,6 +167,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxEntrySize < 0 || c.MaxEntrySize > maxEntrySizeCap {
 		return c, fmt.Errorf("%w: MaxEntrySize %d outside 0..%d", ErrBadConfig, c.MaxEntrySize, maxEntrySizeCap)
+	}
+	if c.ReadCacheBytes < 0 {
+		return c, fmt.Errorf("%w: negative ReadCacheBytes %d", ErrBadConfig, c.ReadCacheBytes)
 	}
 	if c.SlowSyncThreshold < 0 {
 		return c, fmt.Errorf("%w: negative SlowSyncThreshold %v", ErrBadConfig, c.SlowSyncThreshold)

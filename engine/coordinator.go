@@ -59,6 +59,11 @@ type Coordinator struct {
 	group *groupCommit
 	prep  *preparer
 	stats stats
+
+	stateMu sync.Mutex  // orders the log-state record's writers (state.go); before mu
+	idx     lsnIndex    // reading by LSN (index.go)
+	rd      readers     // read-only handles for it
+	cache   *batchCache // recent batches (cache.go); nil: Config.ReadCacheBytes is 0
 }
 
 // active is the segment being written.
@@ -121,6 +126,7 @@ func Open(cfg Config) (*Coordinator, error) {
 	c := &Coordinator{cfg: cfg, fs: fsys, ownFS: own, info: info, log: cfg.Logger, align: fsys.Alignment()}
 	c.cond = sync.NewCond(&c.mu)
 	c.pool = align.NewPool(c.align)
+	c.cache = newBatchCache(cfg.ReadCacheBytes)
 	lock, err := fsys.Lock()
 	if err != nil {
 		c.closeFS()
@@ -506,6 +512,7 @@ func (c *Coordinator) Close() error {
 	if derr := c.syncDir(); err == nil && derr != nil {
 		err = fmt.Errorf("dwal: close: sync dir: %w", derr)
 	}
+	c.rd.closeAll()
 	if lerr := c.lock.Close(); err == nil {
 		err = lerr
 	}

@@ -14,6 +14,9 @@
 //	_, err = c.Flush([]*engine.PendingEntry{e}, true) // durable when nil
 //	err = c.Append(ctx, 43, payload)                   // many goroutines share syncs
 //	err = c.Replay(0, func(lsn engine.LSN, b []byte) error { ...; return nil })
+//	b, err := c.Read(43, nil)                          // one entry by LSN (ErrNotFound)
+//	err = c.DeleteBefore(40)                           // a prefix, exact, durable
+//	err = c.TruncateAfter(42)                          // a suffix, exact, durable
 //
 // # Files
 //
@@ -25,7 +28,10 @@
 // in .log. After a repair NNNNNN.log.broken holds bytes cut off a torn tail,
 // kept for the operator. NNNNNN.log.end records where a segment's log ends
 // after a failed write could not be rolled back (the next Open cuts the
-// segment there, then removes it). Other files are ignored.
+// segment there, then removes it). log.state, once DeleteBefore,
+// TruncateAfter or SetUserRecord has run, records what was deleted (and the
+// caller's record); it is replaced through log.state.tmp. Other files are
+// ignored.
 //
 // A segment becomes current at the first flush after the previous one was sealed
 // (as in Card 1): right after a rotation CurrentSegmentID still names the sealed
@@ -66,6 +72,32 @@
 // aligned blocks (padding, never a rewrite of a partial tail block).
 //
 // The .meta file is 24 bytes: min LSN, max LSN, entry count.
+//
+// The log-state record, log.state (absent until something is deleted):
+//
+//	+----------+---------+-------+------+-------+------+-------+----------+---------------------+------+--------+
+//	| magic    | version | flags | cuts | first | base | floor | user len | cuts × after, below | user | CRC32C |
+//	| 8 B      | u16     | u16   | u32  | u64   | u64  | u64   | u32      | u64, u64 each       |      | u32    |
+//	+----------+---------+-------+------+-------+------+-------+----------+---------------------+------+--------+
+//	magic "DWALSTAT"; CRC32C of every byte before it.
+//
+// An entry with LSN l in segment s is deleted when l < first, or s < base,
+// or a cut has s < below and l > after; Replay, Read, Bounds, recovery and
+// the inspect tools skip it, and a segment all of whose entries are deleted
+// is removed. No segment byte is rewritten to delete: DeleteBefore raises
+// first; TruncateAfter(x) seals the active segment, adds the cut (x, R)
+// with R the next segment's ID, and the writes after it go to R on; a
+// TruncateAfter that leaves nothing sets base to R instead and clears first
+// and the cuts. New segments get IDs of at least floor. The record is
+// replaced atomically (temp file, fsync, rename, directory fsync) before
+// the deletion returns, so a crash leaves the old record or the new one,
+// whole.
+//
+// Reading by LSN (Read, Bounds) goes through an in-memory index of batches
+// (segment, offset, span, LSN range: 40 bytes each), built by one scan at
+// first use and kept while writing. Lookups are binary searches while LSNs
+// increase across batches (any order inside one), a scan of every batch
+// otherwise.
 //
 // # Durability contract
 //
@@ -133,6 +165,9 @@
 //     frontier.go: the active segment's blocks initialised ahead of the
 //     write cursor.
 //   - recovery.go: what Open repairs; replay.go: Replay.
+//   - index.go: Read and Bounds through the LSN index; cache.go: the cache
+//     of recent batches (Config.ReadCacheBytes); state.go: the log-state
+//     record, DeleteBefore, SetUserRecord; truncate.go: TruncateAfter.
 //   - entry.go, signal.go: PendingEntry, Completion, FlushSignal,
 //     FlushThread; crypt.go: Cipher; stats.go: Stats.
 //   - inspect: the operator's read-only tools, outside the log's API.

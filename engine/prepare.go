@@ -274,6 +274,7 @@ func (c *Coordinator) initHead(f vfs.File, n int64) (int64, error) {
 // offers the file for reuse. NB: reusing it before would write a new header
 // into a file that a crash could bring back under its old name.
 func (c *Coordinator) retire(id uint64) error {
+	c.unindexSegment(id)
 	recycled := ""
 	warm := c.warm[id]
 	delete(c.warm, id)

@@ -60,11 +60,20 @@ func (c *Coordinator) recover() error {
 	if err := c.readSegments(l, segs); err != nil {
 		return err
 	}
+	// Read with the segments, before anything is changed: a record that
+	// does not decode fails Open with the directory untouched.
+	floor, err := c.loadState()
+	if err != nil {
+		return err
+	}
 	kept, err := c.repair(l, segs)
 	if err != nil {
 		return err
 	}
 	if err := c.checkKey(kept); err != nil {
+		return err
+	}
+	if kept, err = c.removeDead(kept); err != nil {
 		return err
 	}
 	c.rep.Segments = len(kept)
@@ -73,6 +82,11 @@ func (c *Coordinator) recover() error {
 		// The highest ID stays taken even when its segment was removed or set
 		// aside, so IDs only grow.
 		maxID = segs[len(segs)-1].id
+	}
+	if floor > 0 {
+		// and past the log-state record's floor, so no cut reaches a
+		// segment written after it
+		maxID = max(maxID, floor-1)
 	}
 	c.curID.Store(maxID)
 	for _, r := range c.rep.Repairs {

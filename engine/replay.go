@@ -8,7 +8,8 @@ import (
 	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
-// Replay calls fn for every entry with LSN >= from, in write order: segment
+// Replay calls fn for every live entry (not deleted by DeleteBefore or
+// TruncateAfter) with LSN >= from, in write order: segment
 // by segment, batch by batch, entry by entry. It reads what was written when
 // it starts (later writes are not seen) and stops at the end of each
 // segment's log; it returns fn's first error, or an error wrapping ErrCorrupt
@@ -21,6 +22,9 @@ func (c *Coordinator) Replay(from LSN, fn func(LSN, []byte) error) error {
 		return ErrClosed
 	}
 	ids, err := c.segmentIDs()
+	c.idx.mu.RLock()
+	st := c.idx.st // what is deleted (DeleteBefore, TruncateAfter) is not replayed
+	c.idx.mu.RUnlock()
 	actID, actOff := uint64(0), int64(0)
 	if c.act != nil {
 		actID, actOff = c.act.id, c.act.settled
@@ -31,10 +35,16 @@ func (c *Coordinator) Replay(from LSN, fn func(LSN, []byte) error) error {
 	}
 	for _, id := range ids {
 		meta, hasMeta := c.ReadSegmentMetadata(id)
-		if hasMeta && meta.MaxLSN < from {
+		if hasMeta && meta.MaxLSN < from || st.segmentDead(id, nil) {
 			continue
 		}
-		if err := c.replaySegment(id, id == actID, actOff, meta, hasMeta, from, fn); err != nil {
+		live := func(lsn LSN, b []byte) error {
+			if !st.live(id, lsn) {
+				return nil
+			}
+			return fn(lsn, b)
+		}
+		if err := c.replaySegment(id, id == actID, actOff, meta, hasMeta, from, live); err != nil {
 			return err
 		}
 	}

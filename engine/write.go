@@ -209,6 +209,11 @@ func (c *Coordinator) encode(f *flight, at func(int) (LSN, []byte), sz batchSize
 	})
 	p += used
 	if a.sealed {
+		c.cacheBatch(f, buf[:p])
+	} else {
+		c.cacheBatch(f, buf[segment.BatchHeaderLen:p])
+	}
+	if a.sealed {
 		out, err := c.cfg.Cipher.Seal((*f.buf)[segment.BatchHeaderLen:segment.BatchHeaderLen], buf[:p], segment.BatchAD(f.ad[:], a.id, a.salt, &h))
 		c.pool.Put(plainBuf)
 		buf = *f.buf
@@ -293,6 +298,7 @@ func (c *Coordinator) settle(f *flight, st *FlushStats) error {
 		c.log.Warn("dwal: slow sync", "segment", a.id, "duration", f.dur, "bytes", f.span)
 	}
 	a.settled = f.off + int64(f.span)
+	c.indexBatch(f)
 	if f.mode == vfs.NoSync {
 		a.unsynced = true
 	}

@@ -14,6 +14,9 @@
 //     funnelled into batches of at most 1 + 64 logs, as hashicorp/raft's
 //     leader loop gathers them (MaxAppendEntries 64).
 //
+// The Raft workload (raft.go) runs hashicorp/raft's log stores here too:
+// dwal's raftstore, raft-wal and raft-boltdb v2, under raft itself.
+//
 // Each reopens its directory (the restart workload) as its users' process
 // does when it restarts: pebble replays its WAL and starts the next WAL
 // file, etcd opens its WAL and reads it all before appending, tidwall/wal
@@ -41,6 +44,8 @@ var modules = []string{
 	"go.etcd.io/etcd/server/v3",
 	"github.com/tidwall/wal",
 	"github.com/hashicorp/raft-wal",
+	"github.com/hashicorp/raft-boltdb/v2",
+	"github.com/hashicorp/raft",
 }
 
 // Versions returns the peer modules this binary was built with.

@@ -131,6 +131,33 @@ type Segment struct {
 	// Fence is the offset an end-of-log record (NNNNNN.log.end) fixes as the
 	// end of the log after a failed write could not be rolled back (0: none).
 	Fence int64 `json:"fence,omitempty"`
+	// Deleted says what the log-state record deletes of this segment's
+	// entries (DeleteBefore, TruncateAfter): "all" (Open removes it),
+	// "some" (those below the first LSN or above a cut), or "" (none). The
+	// counts above are of what the file holds, deleted entries included.
+	Deleted string `json:"deleted,omitempty"`
+}
+
+// LogState is the log-state record (log.state): what the log's owner
+// deleted with DeleteBefore and TruncateAfter, exact to the entry.
+type LogState struct {
+	// First: entries with a smaller LSN are deleted (0: none).
+	First engine.LSN `json:"first"`
+	// Base: segments with a smaller ID are deleted whole.
+	Base uint64 `json:"base"`
+	// Cuts: in segments with ID < Below, entries with LSN > After are
+	// deleted.
+	Cuts []Cut `json:"cuts"`
+	// Floor: the next segment the writer starts gets at least this ID.
+	Floor uint64 `json:"floor"`
+	// UserBytes is the size of the owner's record kept beside it.
+	UserBytes int `json:"user_bytes"`
+}
+
+// Cut is one suffix cut of the log-state record.
+type Cut struct {
+	After engine.LSN `json:"after"`
+	Below uint64     `json:"below"`
 }
 
 // OtherFile is a file of the directory that is not a segment or its .meta.
@@ -148,6 +175,10 @@ type Report struct {
 	Alignment int         `json:"alignment"`
 	Segments  []Segment   `json:"segments"`
 	Other     []OtherFile `json:"other"`
+	// State is the log-state record, nil when there is none (nothing was
+	// ever deleted by DeleteBefore or TruncateAfter) or it does not decode
+	// (a problem says so).
+	State *LogState `json:"state,omitempty"`
 	// Problems is what Verify returns, sorted by file and offset.
 	Problems []Problem `json:"problems"`
 }
@@ -206,7 +237,8 @@ type DumpOptions struct {
 	Cipher engine.Cipher
 }
 
-// Dump calls fn for every entry in the range of opts, in write order:
+// Dump calls fn for every live entry in the range of opts (not deleted by
+// the log-state record: DeleteBefore, TruncateAfter), in write order:
 // segment by segment, batch by batch, entry by entry, each segment up to the
 // end of its log (never past it). seg is the segment ID, off the file offset
 // of the entry (of its header: length, LSN, then data; for an encrypted
@@ -233,15 +265,19 @@ func Dump(dir string, opts DumpOptions, fn func(seg uint64, off int64, lsn engin
 	if err != nil {
 		return fmt.Errorf("dwal: %w", err)
 	}
+	st, _, err := segment.ReadState(fsys)
+	if err != nil {
+		return fmt.Errorf("dwal: %w", err)
+	}
 	var errs []error
 	for _, id := range l.IDs {
 		meta, metaOK, _ := segment.ReadMeta(fsys, id)
 		fence := fenceOf(fsys, l, id)
-		if metaOK && fence == 0 && (meta.MaxLSN < from || meta.MinLSN > to) {
+		if metaOK && fence == 0 && (meta.MaxLSN < from || meta.MinLSN > to) || id < st.Base {
 			continue
 		}
 		err := dumpSegment(fsys, id, fence, opts.Cipher, func(off int64, lsn uint64, b []byte) error {
-			if lsn < from || lsn > to {
+			if lsn < from || lsn > to || st.Dead(id, lsn) {
 				return nil
 			}
 			return fn(id, off, engine.LSN(lsn), b)
@@ -403,9 +439,23 @@ func examine(dir string, fsys vfs.FS) (*Report, error) {
 		return nil, fmt.Errorf("dwal: %w", err)
 	}
 	r := &Report{Dir: dir, Alignment: fsys.Alignment(), Other: otherFiles(l), Segments: []Segment{}, Problems: []Problem{}}
+	st, ok, err := segment.ReadState(fsys)
+	switch {
+	case err != nil:
+		r.Problems = append(r.Problems, Problem{SeverityError, segment.StateName, -1,
+			fmt.Sprintf("%v: no crash explains it (the record is replaced atomically); Open refuses the directory", err)})
+	case ok:
+		r.State = &LogState{First: engine.LSN(st.First), Base: st.Base, Floor: st.Floor, Cuts: []Cut{}, UserBytes: len(st.User)}
+		for _, k := range st.Cuts {
+			r.State.Cuts = append(r.State.Cuts, Cut{After: engine.LSN(k.After), Below: k.Below})
+		}
+	}
 	for i, id := range l.IDs {
 		e := &examination{fsys: fsys, l: l, id: id, last: i == len(l.IDs)-1}
 		e.run()
+		if ok {
+			e.sr.Deleted = deletedOf(&st, &e.sr)
+		}
 		r.Segments = append(r.Segments, e.sr)
 		r.Problems = append(r.Problems, e.probs...)
 	}
@@ -422,6 +472,31 @@ func examine(dir string, fsys vfs.FS) (*Report, error) {
 		return cmp.Compare(a.Offset, b.Offset)
 	})
 	return r, nil
+}
+
+// deletedOf says what st deletes of segment s ("all", "some", ""), from
+// its LSN range.
+func deletedOf(st *segment.State, s *Segment) string {
+	ceil := ceilingOf(st, s.ID)
+	lo, hi := uint64(s.MinLSN), uint64(s.MaxLSN)
+	switch {
+	case s.ID < st.Base || s.Entries > 0 && (hi < st.First || lo > ceil):
+		return "all"
+	case s.Entries > 0 && (lo < st.First || hi > ceil):
+		return "some"
+	}
+	return ""
+}
+
+// ceilingOf is the largest LSN a cut leaves in segment id.
+func ceilingOf(st *segment.State, id uint64) uint64 {
+	c := ^uint64(0)
+	for _, k := range st.Cuts {
+		if id < k.Below {
+			c = min(c, k.After)
+		}
+	}
+	return c
 }
 
 // otherFiles describes the listing's files that are not segments or their
@@ -443,6 +518,8 @@ func otherNote(name string, l *segment.Listing) string {
 	switch {
 	case name == segment.LockName:
 		return "the directory's lock (flocked while a process has the log open)"
+	case name == segment.StateName:
+		return "the log-state record: the entries deleted by DeleteBefore and TruncateAfter (see Report.State), and the owner's record"
 	case segment.IsLeftover(name):
 		return "temporary: a live writer's prepared or recycled segment, or a leftover that Open removes"
 	}

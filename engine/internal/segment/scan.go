@@ -35,6 +35,18 @@ type Opener interface {
 // this segment (a torn or cut-off tail), for recovery to keep a copy of
 // them before cutting them off.
 func Scan(f vfs.File, a int, limit int64, findTorn bool, open Opener, fn func(lsn uint64, data []byte) error) (Result, error) {
+	return scan(f, a, limit, findTorn, open, fn, nil)
+}
+
+// ScanBatches is Scan without the entries: it calls fn with the offset and
+// header of every valid batch up to limit, in write order (the engine's
+// LSN index is built from it), and finds where the log ends exactly as
+// Scan does.
+func ScanBatches(f vfs.File, a int, limit int64, fn func(off int64, h *BatchHeader) error) (Result, error) {
+	return scan(f, a, limit, false, nil, nil, fn)
+}
+
+func scan(f vfs.File, a int, limit int64, findTorn bool, open Opener, fn func(lsn uint64, data []byte) error, onBatch func(int64, *BatchHeader) error) (Result, error) {
 	var res Result
 	h, err := ReadHeader(f, a)
 	if err != nil {
@@ -58,6 +70,11 @@ func Scan(f vfs.File, a int, limit int64, findTorn bool, open Opener, fn func(ls
 		}
 		if b == nil {
 			break // the end of the readable range
+		}
+		if onBatch != nil {
+			if err := onBatch(off, &bh); err != nil {
+				return res, err
+			}
 		}
 		if fn != nil {
 			if err := s.emit(b, &bh, off, fn); err != nil {

@@ -11,5 +11,6 @@ import (
 )
 
 func main() {
+	bench.RaftBench = peers.RaftBench
 	os.Exit(bench.Child(os.Args[1:], os.Stdout, os.Stderr, peers.Systems(), peers.Versions()))
 }

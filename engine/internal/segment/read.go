@@ -1,0 +1,80 @@
+package segment
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// OpenBatch checks one batch read whole from its aligned offset (b holds
+// at least its header and entries) against its segment's header h, and
+// returns the batch in plain form: b itself for a plain segment, or, for
+// an encrypted one, the header followed by the opened entries, appended to
+// dst[:0]. The returned header's Length is the plain entries' length. A
+// batch that does not continue the log at off gives a Problem (the segment
+// no longer holds it: removed, recycled, cut); one whose CRC holds but
+// whose entries do not open or fill it gives an error wrapping ErrDecrypt
+// or ErrCorrupt. The random reads of the engine's index use it; the
+// sequential scan checks batches the same way.
+func OpenBatch(b []byte, h *Header, off int64, open Opener, dst []byte) ([]byte, BatchHeader, Problem, error) {
+	if len(b) < BatchHeaderLen {
+		return nil, BatchHeader{}, BadLength, nil
+	}
+	bh, why := DecodeBatchHeader(b, h.Salt, binary.LittleEndian.Uint64(b[16:]))
+	if why != OK {
+		return nil, bh, why, nil
+	}
+	if BatchHeaderLen+int(bh.Length) > len(b) {
+		return nil, bh, BadLength, nil
+	}
+	bh.Sealed = h.Encrypted()
+	if why := CheckBatch(b, &bh); why != OK {
+		return nil, bh, why, nil
+	}
+	if !bh.Sealed {
+		return b[:BatchHeaderLen+int(bh.Length)], bh, OK, nil
+	}
+	if open == nil {
+		return nil, bh, OK, fmt.Errorf("%w: segment %d is encrypted and no cipher is set (Config.Cipher)", ErrDecrypt, h.ID)
+	}
+	var ad [ADLen]byte
+	plain := append(dst[:0], b[:BatchHeaderLen]...)
+	plain, err := open.Open(plain, b[BatchHeaderLen:BatchHeaderLen+int(bh.Length)], BatchAD(ad[:], h.ID, h.Salt, &bh))
+	if err != nil {
+		return nil, bh, OK, fmt.Errorf("%w: segment %d batch %d at offset %d: %w", ErrDecrypt, h.ID, bh.Seq, off, err)
+	}
+	ph := bh
+	ph.Length, ph.Sealed = uint32(len(plain)-BatchHeaderLen), false
+	if why, _ := WalkBatch(plain, &ph, nil); why != OK {
+		return nil, bh, OK, fmt.Errorf("%w: segment %d batch %d at offset %d: %s after decryption", ErrCorrupt, h.ID, bh.Seq, off, why)
+	}
+	return plain, ph, OK, nil
+}
+
+// FindEntry returns the bytes of the first entry with LSN lsn in the
+// entries body (a checked batch's bytes after its header), aliasing body.
+func FindEntry(body []byte, lsn uint64) ([]byte, bool) {
+	for len(body) >= EntryHeaderLen {
+		l := int(binary.LittleEndian.Uint32(body[0:]))
+		if l > len(body)-EntryHeaderLen {
+			return nil, false
+		}
+		if binary.LittleEndian.Uint64(body[4:]) == lsn {
+			return body[EntryHeaderLen : EntryHeaderLen+l], true
+		}
+		body = body[EntryHeaderLen+l:]
+	}
+	return nil, false
+}
+
+// EachEntry calls fn for every entry of the entries body (a checked
+// batch's bytes after its header); data aliases body.
+func EachEntry(body []byte, fn func(lsn uint64, data []byte)) {
+	for len(body) >= EntryHeaderLen {
+		l := int(binary.LittleEndian.Uint32(body[0:]))
+		if l > len(body)-EntryHeaderLen {
+			return
+		}
+		fn(binary.LittleEndian.Uint64(body[4:]), body[EntryHeaderLen:EntryHeaderLen+l])
+		body = body[EntryHeaderLen+l:]
+	}
+}

@@ -1,0 +1,134 @@
+package segment
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+
+	"github.com/dwal-project/dwal/engine/vfs"
+)
+
+// The log-state record, file log.state: what the caller deleted, exact to
+// the entry, without rewriting a byte of any segment. It is replaced
+// atomically (log.state.tmp written and synced, renamed, the directory
+// synced), so a crash leaves the old record or the new one whole. NB:
+// never change the layout; a new one gets a new StateVersion.
+//
+//	| magic "DWALSTAT" | version u16 | flags u16 | cuts u32 |
+//	| first u64 | base u64 | floor u64 | user length u32 |
+//	| cuts × (after u64, below u64) | user bytes | CRC32C u32 of all before |
+//
+// An entry with LSN l in segment s is deleted when l < first, or s < base,
+// or a cut has s < below and l > after. The next segment started gets an
+// ID of at least floor, so a cut never reaches a segment written after it.
+// The user bytes are the caller's (engine.SetUserRecord).
+const (
+	StateName      = "log.state"
+	StateMagic     = "DWALSTAT"
+	StateVersion   = 1
+	stateFixedLen  = 44
+	MaxStateCuts   = 1 << 16
+	MaxStateUser   = 1 << 20
+	stateCutLen    = 16
+	stateCRCLen    = 4
+	StateTmpName   = StateName + TmpSuffix
+	stateMaxLength = stateFixedLen + MaxStateCuts*stateCutLen + MaxStateUser + stateCRCLen
+)
+
+// State is the log-state record.
+type State struct {
+	First, Base, Floor uint64
+	Cuts               []Cut
+	User               []byte
+}
+
+// Cut deletes the entries with LSN > After in segments with ID < Below.
+type Cut struct {
+	After, Below uint64
+}
+
+// Encode returns the record's bytes.
+func (s *State) Encode() ([]byte, error) {
+	if len(s.Cuts) > MaxStateCuts || len(s.User) > MaxStateUser {
+		return nil, fmt.Errorf("log state of %d cuts and %d user bytes exceeds %d and %d", len(s.Cuts), len(s.User), MaxStateCuts, MaxStateUser)
+	}
+	b := make([]byte, stateFixedLen, stateFixedLen+len(s.Cuts)*stateCutLen+len(s.User)+stateCRCLen)
+	copy(b, StateMagic)
+	binary.LittleEndian.PutUint16(b[8:], StateVersion)
+	binary.LittleEndian.PutUint32(b[12:], uint32(len(s.Cuts)))
+	binary.LittleEndian.PutUint64(b[16:], s.First)
+	binary.LittleEndian.PutUint64(b[24:], s.Base)
+	binary.LittleEndian.PutUint64(b[32:], s.Floor)
+	binary.LittleEndian.PutUint32(b[40:], uint32(len(s.User)))
+	for _, k := range s.Cuts {
+		b = binary.LittleEndian.AppendUint64(b, k.After)
+		b = binary.LittleEndian.AppendUint64(b, k.Below)
+	}
+	b = append(b, s.User...)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, Castagnoli)), nil
+}
+
+// DecodeState parses a log-state record. A record written by a newer dwal
+// gives ErrUnsupportedFormat; any other record that is not one whole gives
+// ErrCorrupt (it is replaced atomically: no crash leaves it torn).
+func DecodeState(b []byte) (State, error) {
+	var s State
+	if len(b) < stateFixedLen+stateCRCLen || string(b[:8]) != StateMagic {
+		return s, fmt.Errorf("%w: %s is not a log-state record", ErrCorrupt, StateName)
+	}
+	body := b[:len(b)-stateCRCLen]
+	if binary.LittleEndian.Uint32(b[len(body):]) != crc32.Checksum(body, Castagnoli) {
+		return s, fmt.Errorf("%w: %s: CRC mismatch", ErrCorrupt, StateName)
+	}
+	if v := binary.LittleEndian.Uint16(b[8:]); v != StateVersion {
+		return s, fmt.Errorf("%w: %s version %d, this build reads %d", ErrUnsupportedFormat, StateName, v, StateVersion)
+	}
+	n := int(binary.LittleEndian.Uint32(b[12:]))
+	s.First = binary.LittleEndian.Uint64(b[16:])
+	s.Base = binary.LittleEndian.Uint64(b[24:])
+	s.Floor = binary.LittleEndian.Uint64(b[32:])
+	u := int(binary.LittleEndian.Uint32(b[40:]))
+	if n > MaxStateCuts || u > MaxStateUser || stateFixedLen+n*stateCutLen+u != len(body) {
+		return s, fmt.Errorf("%w: %s: %d cuts and %d user bytes do not fill its %d bytes", ErrCorrupt, StateName, n, u, len(b))
+	}
+	p := body[stateFixedLen:]
+	for range n {
+		s.Cuts = append(s.Cuts, Cut{After: binary.LittleEndian.Uint64(p), Below: binary.LittleEndian.Uint64(p[8:])})
+		p = p[stateCutLen:]
+	}
+	if u > 0 {
+		s.User = append([]byte(nil), p[:u]...)
+	}
+	return s, nil
+}
+
+// ReadState reads fsys's log-state record; ok is false when there is none.
+func ReadState(fsys vfs.FS) (s State, ok bool, err error) {
+	b, err := fsys.ReadFile(StateName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, false, nil
+	}
+	if err != nil {
+		return s, false, fmt.Errorf("read %s: %w", StateName, err)
+	}
+	if len(b) > stateMaxLength {
+		return s, false, fmt.Errorf("%w: %s is %d bytes", ErrCorrupt, StateName, len(b))
+	}
+	s, err = DecodeState(b)
+	return s, err == nil, err
+}
+
+// Dead reports whether the record deletes entry lsn of segment seg.
+func (s *State) Dead(seg, lsn uint64) bool {
+	if seg < s.Base || lsn < s.First {
+		return true
+	}
+	for _, k := range s.Cuts {
+		if seg < k.Below && lsn > k.After {
+			return true
+		}
+	}
+	return false
+}

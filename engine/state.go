@@ -1,0 +1,336 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+
+	"github.com/dwal-project/dwal/engine/internal/segment"
+)
+
+// logState is what the durable log-state record (segment.State, the file
+// log.state) says is deleted, in memory.
+type logState struct {
+	first LSN    // entries with a smaller LSN are deleted (0: none)
+	base  uint64 // segments with a smaller ID are deleted whole
+	cuts  []cut  // by ascending below
+	floor uint64 // the next segment's ID is at least this
+	user  []byte // the caller's record (SetUserRecord)
+}
+
+// cut: entries with LSN > after in segments with ID < below are deleted.
+type cut struct {
+	after LSN
+	below uint64
+}
+
+// ceiling is the largest LSN that may be live in segment seg (ok false:
+// no cut applies to it).
+func (s *logState) ceiling(seg uint64) (LSN, bool) {
+	var c LSN
+	ok := false
+	for _, k := range s.cuts {
+		if seg < k.below && (!ok || k.after < c) {
+			c, ok = k.after, true
+		}
+	}
+	return c, ok
+}
+
+// live reports whether entry lsn of segment seg is not deleted.
+func (s *logState) live(seg uint64, lsn LSN) bool {
+	if seg < s.base || lsn < s.first {
+		return false
+	}
+	c, ok := s.ceiling(seg)
+	return !ok || lsn <= c
+}
+
+// narrow clips r's range to what may be live and reports whether anything
+// may be; a clipped range is marked loose.
+func (s *logState) narrow(r *batchRef) bool {
+	if r.seg < s.base {
+		return false
+	}
+	lo, hi := max(r.min, s.first), r.max
+	if c, ok := s.ceiling(r.seg); ok {
+		hi = min(hi, c)
+	}
+	if lo > hi {
+		return false
+	}
+	if lo != r.min || hi != r.max {
+		r.min, r.max, r.loose = lo, hi, true
+	}
+	return true
+}
+
+// segmentDead reports whether segment id holds no live entry: it lies
+// below the base, or its LSN range m (when known) lies wholly below the
+// first LSN or above its ceiling.
+func (s *logState) segmentDead(id uint64, m *SegmentMetadata) bool {
+	if id < s.base {
+		return true
+	}
+	if m == nil || m.EntryCount == 0 {
+		return false
+	}
+	if m.MaxLSN < s.first {
+		return true
+	}
+	c, ok := s.ceiling(id)
+	return ok && m.MinLSN > c
+}
+
+func (s *logState) format() segment.State {
+	f := segment.State{First: uint64(s.first), Base: s.base, Floor: s.floor, User: s.user}
+	for _, k := range s.cuts {
+		f.Cuts = append(f.Cuts, segment.Cut{After: uint64(k.after), Below: k.below})
+	}
+	return f
+}
+
+func stateOf(f segment.State) logState {
+	s := logState{first: LSN(f.First), base: f.Base, floor: f.Floor, user: f.User}
+	for _, k := range f.Cuts {
+		s.cuts = append(s.cuts, cut{after: LSN(k.After), below: k.Below})
+	}
+	return s
+}
+
+// clone returns a copy of s that shares no slice with it.
+func (s logState) clone() logState {
+	s.cuts = slices.Clone(s.cuts)
+	s.user = slices.Clone(s.user)
+	return s
+}
+
+// prune drops the cuts no segment at or above lowest (the smallest ID
+// present) is below, and the cuts a later one covers (a later cut reaches
+// every segment an earlier one does: its below is higher).
+func (s *logState) prune(lowest uint64) {
+	s.cuts = slices.DeleteFunc(s.cuts, func(k cut) bool { return k.below <= lowest || k.below <= s.base })
+	for i := len(s.cuts) - 1; i > 0; i-- {
+		// keep after increasing with below: an earlier cut with an after
+		// at or above a later one's deletes nothing the later one keeps
+		if s.cuts[i-1].after >= s.cuts[i].after {
+			s.cuts = slices.Delete(s.cuts, i-1, i)
+		}
+	}
+}
+
+// The deletions. Invariants:
+//
+//   - a deletion is durable before it is visible or returns: the log-state
+//     record is replaced atomically (temp file, fsync, rename, directory
+//     fsync), then applied in memory (index, Replay, Read); a segment is
+//     removed only once a durable record says all of it is deleted;
+//   - no byte of a segment is rewritten: a suffix is cut by the record
+//     alone ("entries with LSN > x in segments below R"), and the writes
+//     after it go to segment R or later: before the record is written the
+//     active segment is sealed with nothing in flight, and mu is held until
+//     it is applied, so no batch lands in a segment the cut reaches;
+//   - segment IDs only grow across the record: recovery starts numbering
+//     at its floor or above, even when every segment was removed;
+//   - stateMu orders the record's writers (DeleteBefore, TruncateAfter,
+//     SetUserRecord); each starts from the last record written.
+
+// loadState reads the log-state record at recovery (before any segment is
+// written) and returns the lowest ID the next segment may take.
+func (c *Coordinator) loadState() (uint64, error) {
+	f, ok, err := segment.ReadState(c.fs)
+	if err != nil || !ok {
+		return 0, err
+	}
+	c.idx.st = stateOf(f)
+	return c.idx.st.floor, nil
+}
+
+// removeDead removes, at recovery, the sealed segments whose entries are
+// all deleted (a crash between a deletion's record and its removals
+// leaves them), and returns the segments kept.
+func (c *Coordinator) removeDead(segs []*segFile) ([]*segFile, error) {
+	st := &c.idx.st
+	kept := segs[:0]
+	removed := false
+	for _, s := range segs {
+		if s.hasMeta && st.segmentDead(s.id, &s.meta) {
+			if err := c.retire(s.id); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("remove %s: %w", segment.Name(s.id), err)
+			}
+			c.repaired("removed %s: all its entries are deleted (%s)", segment.Name(s.id), segment.StateName)
+			removed = true
+			continue
+		}
+		kept = append(kept, s)
+	}
+	if removed {
+		if err := c.syncDir(); err != nil {
+			return nil, fmt.Errorf("sync dir: %w", err)
+		}
+	}
+	return kept, nil
+}
+
+// errStateUnknown marks a record whose rename happened but whose directory
+// sync failed: a crash may keep the old record or the new one.
+var errStateUnknown = errors.New("dwal: log state: directory sync failed after the rename; a crash may keep the old record or the new one")
+
+// writeState replaces the log-state record with st, durably. An error
+// wrapping errStateUnknown means the new record may or may not survive a
+// crash; any other error means the old record stands.
+func (c *Coordinator) writeState(st *logState) error {
+	f := st.format()
+	b, err := f.Encode()
+	if err != nil {
+		return fmt.Errorf("dwal: log state: %w", err)
+	}
+	if err := c.fs.WriteFile(segment.StateTmpName, b); err != nil {
+		c.fs.Remove(segment.StateTmpName)
+		return fmt.Errorf("dwal: write %s: %w", segment.StateTmpName, err)
+	}
+	if err := c.fs.Rename(segment.StateTmpName, segment.StateName); err != nil {
+		c.fs.Remove(segment.StateTmpName)
+		return fmt.Errorf("dwal: rename %s: %w", segment.StateTmpName, err)
+	}
+	if err := c.fs.SyncDir(); err != nil {
+		return fmt.Errorf("%w: %w", errStateUnknown, err)
+	}
+	return nil
+}
+
+// applyState makes st the state the index, Read and Replay honour, and
+// drops the refs it deletes whole (under mu).
+func (c *Coordinator) applyState(st logState) {
+	ix := &c.idx
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.st = st
+	ix.refs = slices.DeleteFunc(ix.refs, func(r batchRef) bool { return !ix.st.narrow(&r) })
+	for i := range ix.refs {
+		ix.st.narrow(&ix.refs[i])
+	}
+	ix.reorder()
+}
+
+// removeDeadLocked removes the sealed segments (never the active one)
+// whose entries are all deleted, under mu, and syncs the directory. A
+// failure leaves them for the next deletion or Open: they are deleted
+// already, durably, by the record.
+func (c *Coordinator) removeDeadLocked() {
+	ids, err := c.segmentIDs()
+	if err != nil {
+		c.log.Error("dwal: list segments to remove deleted ones", "err", err)
+		return
+	}
+	st := &c.idx.st
+	for _, id := range ids {
+		if a := c.act; a != nil && a.id == id {
+			continue
+		}
+		m, ok := c.ReadSegmentMetadata(id)
+		if !ok || !st.segmentDead(id, &m) {
+			continue
+		}
+		if err := c.retire(id); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			c.log.Error("dwal: remove deleted segment", "segment", id, "err", err)
+		}
+	}
+	if err := c.syncDir(); err != nil {
+		c.log.Error("dwal: sync dir after removing deleted segments", "err", err)
+	}
+}
+
+// lowestSegment is the smallest segment ID present (under mu); the next
+// one's when there is none.
+func (c *Coordinator) lowestSegment() uint64 {
+	ids, err := c.segmentIDs()
+	if err != nil || len(ids) == 0 {
+		return c.curID.Load() + 1
+	}
+	return ids[0]
+}
+
+// DeleteBefore deletes every entry with LSN < lsn, exact to the entry:
+// Replay, Read, Bounds, recovery and the inspect tools no longer see them,
+// and sealed segments that hold nothing else are removed (the active one
+// once sealed, at a later deletion or Open). It is durable when it
+// returns nil. A later write with an LSN below lsn is deleted too, unless
+// TruncateAfter empties the log first. An lsn at or below the current
+// first LSN deletes nothing. It may run while other goroutines write.
+func (c *Coordinator) DeleteBefore(lsn LSN) error {
+	if err := c.ensureIndex(); err != nil {
+		return err
+	}
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.mu.Lock()
+	if err := c.writable(); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	st := c.idx.st.clone()
+	if lsn <= st.first {
+		c.mu.Unlock()
+		return nil
+	}
+	st.first = lsn
+	st.floor = max(st.floor, c.curID.Load()+1)
+	st.prune(c.lowestSegment())
+	c.mu.Unlock()
+	// NB: the record is written outside mu: writers go on meanwhile (a
+	// prefix deletion does not touch where they write). Their batches are
+	// indexed under the old state and narrowed by applyState below.
+	if err := c.writeState(&st); err != nil {
+		return fmt.Errorf("dwal: delete before LSN %d: %w", lsn, err)
+	}
+	c.mu.Lock()
+	c.applyState(st)
+	c.removeDeadLocked()
+	c.mu.Unlock()
+	return c.tightenBounds()
+}
+
+// writable is nil when the log takes writes (under mu).
+func (c *Coordinator) writable() error {
+	if c.closed {
+		return ErrClosed
+	}
+	return c.roErr
+}
+
+// SetUserRecord durably replaces the caller's record kept in the
+// log-state record (at most 1 MiB; raftstore keeps Raft's stable store
+// there): it survives a crash at any point whole, old or new, and is
+// durable when it returns nil.
+func (c *Coordinator) SetUserRecord(b []byte) error {
+	if len(b) > segment.MaxStateUser {
+		return fmt.Errorf("%w: user record of %d bytes, limit %d", ErrEntryTooLarge, len(b), segment.MaxStateUser)
+	}
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.mu.Lock()
+	if err := c.writable(); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	st := c.idx.st.clone()
+	st.user = slices.Clone(b)
+	st.floor = max(st.floor, c.curID.Load()+1)
+	c.mu.Unlock()
+	if err := c.writeState(&st); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.applyState(st)
+	c.mu.Unlock()
+	return nil
+}
+
+// UserRecord returns a copy of the caller's record (nil when none was set).
+func (c *Coordinator) UserRecord() []byte {
+	c.idx.mu.RLock()
+	defer c.idx.mu.RUnlock()
+	return slices.Clone(c.idx.st.user)
+}

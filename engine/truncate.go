@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// TruncateAfter deletes every entry with LSN > lsn, exact to the entry,
+// without rewriting a byte of what stays: Replay, Read, Bounds, recovery
+// and the inspect tools no longer see them, and no crash brings them back.
+// It waits for the batches in flight, seals the active segment, durably
+// records the cut, and the writes after it go to a fresh segment. When it
+// leaves no entry at all the log is as new: the next write may carry any
+// LSN (a first LSN set by DeleteBefore no longer holds). Nothing to delete
+// (no live entry above lsn) changes nothing. It is durable when it returns
+// nil. When the record's directory sync fails the log turns read-only
+// (ErrReadOnly): whether the cut survives a crash is unknown, and a write
+// into the fresh segment could otherwise sit beside an uncut suffix.
+func (c *Coordinator) TruncateAfter(lsn LSN) error {
+	if err := c.ensureIndex(); err != nil {
+		return err
+	}
+	if err := c.tightenBounds(); err != nil {
+		return err
+	}
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.head != nil && c.writable() == nil {
+		c.cond.Wait()
+	}
+	if err := c.writable(); err != nil {
+		return err
+	}
+	// Exact bounds: every batch settled (nothing in flight) and the refs
+	// that bound the log tightened (tightenBounds needs no mu).
+	if err := c.tightenBounds(); err != nil {
+		return err
+	}
+	above, below := c.liveAround(lsn)
+	if !above {
+		return nil
+	}
+	if c.act != nil {
+		c.seal()
+		if c.roErr != nil {
+			return c.roErr
+		}
+	}
+	r := c.curID.Load() + 1 // the next segment: what is written after the cut
+	st := c.idx.st.clone()
+	if below {
+		st.cuts = append(st.cuts, cut{after: lsn, below: r})
+		st.prune(c.lowestSegment())
+	} else {
+		st = logState{base: r, user: st.user}
+	}
+	st.floor = max(st.floor, r)
+	if err := c.writeState(&st); err != nil {
+		if errors.Is(err, errStateUnknown) {
+			c.roErr = fmt.Errorf("%w: truncate after LSN %d: %w", ErrReadOnly, lsn, err)
+			c.log.Error("dwal: turned read-only", "err", c.roErr)
+		}
+		return fmt.Errorf("dwal: truncate after LSN %d: %w", lsn, err)
+	}
+	c.applyState(st)
+	c.removeDeadLocked()
+	return nil
+}
+
+// liveAround reports whether live entries lie above lsn and at or below
+// it, from the index with its bounds tightened.
+func (c *Coordinator) liveAround(lsn LSN) (above, below bool) {
+	ix := &c.idx
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	for _, r := range ix.refs {
+		above = above || r.max > lsn
+		below = below || r.min <= lsn
+	}
+	return above, below
+}
