@@ -52,6 +52,8 @@ BENCHARGS ?=
 bench:
 	$(GO) build -o bin/dwalbench ./bench/cmd/dwalbench
 	./bin/dwalbench --out bench/results $(if $(BENCH_DIR),--dir $(BENCH_DIR)) $(BENCHARGS)
+	@# hashicorp/raft's log stores (about a minute): raftstore, raft-wal, raft-boltdb
+	./bin/dwalbench --workloads raft --fio off --out bench/results/raft $(if $(BENCH_DIR),--dir $(BENCH_DIR)) $(BENCHARGS)
 
 # Go micro-benchmarks of the engine and its backends.
 bench-micro:
