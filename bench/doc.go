@@ -42,9 +42,8 @@
 //
 // Each cell (system × workload × writers) gets a fresh directory, opens the
 // log and starts its writers and the clock at once, as a user who opens
-// the log and writes: nothing waits for background preparation (dwal's
-// first segment is still being initialised) and nothing is written
-// unmeasured first. It measures for --duration and closes the log. With
+// the log and writes: nothing waits for background preparation and
+// nothing is written unmeasured first. It measures for --duration and closes the log. With
 // --warm, a cell marked (warm) follows each one and shows the steady state
 // beside it: after Open the log's WarmUp (dwal: WaitPrepared, and only
 // there), one op, a wait until the directory's files stop changing, then

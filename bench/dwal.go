@@ -111,9 +111,8 @@ func (l *dwalLog) Flush(lsn uint64, entries [][]byte) error {
 
 // WarmUp is the --warm path, the only place where the benchmark waits for
 // dwal's background preparation: as a service might between Open and
-// taking traffic, it waits until the first segment is prepared
-// (initialised), so that the measured writes do not land in blocks that
-// are only fallocated. Headline cells never call it.
+// taking traffic, it waits until no segment preparation is pending.
+// Headline cells never call it.
 func (l *dwalLog) WarmUp() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
