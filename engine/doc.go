@@ -154,7 +154,8 @@
 //     backends; vfs/memfs (crashable), vfs/errorfs (fault injection) and
 //     vfs/vfstest (the conformance suite) the test doubles.
 //   - internal/segment: the on-disk format (names, header, batch codec,
-//     .meta and end-of-log records, the directory listing, the scanner).
+//     .meta, end-of-log and log-state records, the directory listing, the
+//     scanner).
 //   - config.go, errors.go, metadata.go: Config and its defaults, the
 //     sentinel errors, SegmentMetadata.
 //   - coordinator.go: Open, Close, Flush, the Card 1 accessors, sealing and
