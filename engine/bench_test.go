@@ -259,3 +259,71 @@ func TestAppendSteadyStateAllocations(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCard1VsAppend: 64 goroutines committing 128-byte entries, once
+// through Append and once the Card 1 way (each queues a sync entry for a
+// FlushThread, requests a flush and waits for its Completion), on a fresh
+// directory each. Compare the entries/s of the two in one run:
+//
+//	DWAL_BENCH_DIR=/mnt/x go test -run '^$' -bench Card1VsAppend -benchtime 64000x ./engine
+func BenchmarkCard1VsAppend(b *testing.B) {
+	const writers = 64
+	for _, card := range []bool{false, true} {
+		name := "append"
+		if card {
+			name = "flushthread"
+		}
+		b.Run(name, func(b *testing.B) {
+			c, err := Open(DefaultConfig(benchDir(b)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			var mu sync.Mutex
+			var q []*PendingEntry
+			ft := StartFlushThread(c, func() []*PendingEntry {
+				mu.Lock()
+				defer mu.Unlock()
+				out := q
+				q = nil
+				return out
+			}, 0)
+			defer ft.Shutdown()
+			data := make([]byte, 128)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						if !card {
+							if err := c.Append(context.Background(), LSN(i), data); err != nil {
+								b.Error(err)
+								return
+							}
+							continue
+						}
+						e, done := NewSyncEntry(LSN(i), data)
+						mu.Lock()
+						q = append(q, e)
+						mu.Unlock()
+						ft.RequestFlush()
+						if err := done.Wait(); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
+		})
+	}
+}
