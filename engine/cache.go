@@ -3,10 +3,12 @@ package engine
 import "sync"
 
 // The read cache (Config.ReadCacheBytes): a copy of the most recently
-// written batches' entries, so a read of what was just written (a Raft
-// leader sending its new entries to followers) costs no disk read. Batches
-// are copied into one byte ring as they are encoded (plain, before
-// sealing); one larger than a quarter of the ring is not cached. Slots are
+// written or read batches' entries, so a read of what was just written (a
+// Raft leader sending its new entries to followers) costs no disk read,
+// and reading a batch's entries one after another (a follower catching up)
+// costs one. Batches are copied into one byte ring as they are encoded
+// (plain, before sealing) or read; one larger than a quarter of the ring is
+// not cached. Slots are
 // found by (segment, offset), which no two batches ever share in one
 // process (a failed batch's offset is never reused: its segment is sealed
 // or the log turns read-only), and a slot is only reached through the

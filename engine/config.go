@@ -107,11 +107,13 @@ type Config struct {
 	// (default 1s).
 	SlowSyncThreshold time.Duration
 	// ReadCacheBytes, when positive, keeps a copy of the most recently
-	// written batches' entries in a ring of this many bytes, so Read of
-	// what was just written needs no disk read (a Raft leader replicating
-	// its new entries). Each batch is copied once as it is written; one
-	// over a quarter of the ring is not kept. Entries of an encrypted
-	// segment are kept in plain form. Default 0: no cache.
+	// written or read batches' entries in a ring of this many bytes, so
+	// Read of what was just written needs no disk read (a Raft leader
+	// replicating its new entries), and reading the entries of a batch one
+	// after another (a follower catching up) needs one. Each batch is
+	// copied as it is written or read; one over a quarter of the ring is
+	// not kept. Entries of an encrypted segment are kept in plain form.
+	// Default 0: no cache.
 	ReadCacheBytes int
 
 	// fromDefault marks a Config made by DefaultConfig, whose SyncOnFlush is

@@ -205,7 +205,13 @@ func (c *Coordinator) withBatch(ref batchRef, fn func(body []byte)) error {
 	if why != segment.OK || LSN(bh.MinLSN) > ref.min || LSN(bh.MaxLSN) < ref.max {
 		return nil // not the batch indexed there: the segment was replaced
 	}
-	fn(plain[segment.BatchHeaderLen:])
+	body := plain[segment.BatchHeaderLen:]
+	if c.cache != nil {
+		// The next reads are likely its neighbours (a follower catching up
+		// reads index after index): one device read per batch, not entry.
+		c.cache.put(ref.seg, ref.off, body)
+	}
+	fn(body)
 	return nil
 }
 

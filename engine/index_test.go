@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/dwal-project/dwal/engine/internal/segment"
+	"github.com/dwal-project/dwal/engine/vfs/errorfs"
 	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
 
@@ -289,4 +292,37 @@ func TestReadByLSNBackends(t *testing.T) {
 		c = openT(t, cfg)
 		checkReads(t, c, 20, 420)
 	})
+}
+
+// A batch read from disk is cached too: reading its entries one after
+// another (a follower catching up on old entries, after a reopen here, so
+// nothing was cached by the writes) reads the device once per batch.
+func TestReadCacheKeepsBatchesRead(t *testing.T) {
+	var reads atomic.Int32
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpRead && op.Offset > 0 && strings.HasSuffix(op.Name, segment.Suffix) {
+			reads.Add(1) // a batch read (offset 0 is the header)
+		}
+		return nil
+	})
+	mem := memfs.New(4096)
+	cfg := Config{FS: errorfs.New(mem, inj), ReadCacheBytes: 1 << 20}
+	c := openT(t, cfg)
+	flushRange(t, c, 1, 256, 64) // 4 batches of 64
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = openT(t, cfg)
+	if _, _, _, err := c.Bounds(); err != nil { // builds the index (its own scan)
+		t.Fatal(err)
+	}
+	before := reads.Load()
+	for l := LSN(1); l <= 256; l++ {
+		if _, err := c.Read(l, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := reads.Load() - before; got != 4 {
+		t.Fatalf("%d batch reads for 256 entries in 4 batches, want 4", got)
+	}
 }

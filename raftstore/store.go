@@ -100,8 +100,8 @@ func WithCipher(ciph engine.Cipher) Option { return func(c *engine.Config) { c.C
 // WithLogger receives the log's recovery actions and warnings.
 func WithLogger(l *slog.Logger) Option { return func(c *engine.Config) { c.Logger = l } }
 
-// WithCacheSize sets the bytes of the cache of recently written batches
-// that GetLog reads before the disk (default DefaultCacheBytes; 0 turns it
+// WithCacheSize sets the bytes of the cache of recently written or read
+// batches that GetLog reads before the disk (default DefaultCacheBytes; 0 turns it
 // off).
 func WithCacheSize(n int) Option { return func(c *engine.Config) { c.ReadCacheBytes = n } }
 
