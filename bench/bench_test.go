@@ -310,8 +310,12 @@ func TestRunCellPhases(t *testing.T) {
 			if l.warmUps.Load() != 0 || r.WarmedUp || r.Warm || r.WarmupBytes != 0 {
 				t.Errorf("headline cell warmed up: WarmUp called %d times, %d bytes before the clock", l.warmUps.Load(), r.WarmupBytes)
 			}
-			// Only the ops in flight when the window closed are not counted.
-			if total > r.Ops+int64(c.writers) {
+			// Only the ops completed between the window's end (the counters'
+			// snapshot) and the writers' stop are not counted: about one
+			// per writer, a few more when the race detector and a loaded
+			// machine delay the stop. A warm-up would add hundreds (30 ms
+			// of ops).
+			if total > r.Ops+4*int64(c.writers) {
 				t.Errorf("headline cell: %d commits in all, %d measured: something ran before the clock", total, r.Ops)
 			}
 		}
@@ -320,7 +324,7 @@ func TestRunCellPhases(t *testing.T) {
 		}
 		// An op that straddles the window's start is counted but not timed;
 		// one that straddles its end is timed but not counted.
-		if n := r.Latency.Count; n < r.Ops-int64(c.writers) || n > r.Ops+int64(c.writers) {
+		if n := r.Latency.Count; n < r.Ops-4*int64(c.writers) || n > r.Ops+4*int64(c.writers) {
 			t.Errorf("warm %v: %d latencies recorded for %d ops of %d writers", warm, n, r.Ops, c.writers)
 		}
 		if r.Latency.P50US < 200 {
