@@ -240,20 +240,7 @@ func TestAppendSteadyStateAllocations(t *testing.T) {
 				cfg.Cipher = ciph
 			}
 			c := openT(t, cfg)
-			data := make([]byte, 128)
-			ctx := context.Background()
-			lsn := LSN(0)
-			for i := 0; i < 100; i++ {
-				lsn++
-				c.Append(ctx, lsn, data)
-			}
-			allocs := testing.AllocsPerRun(500, func() {
-				lsn++
-				if err := c.Append(ctx, lsn, data); err != nil {
-					t.Fatal(err)
-				}
-			})
-			if allocs > 0.1 {
+			if allocs, _ := appendAllocs(t, c); allocs > 0.1 {
 				t.Fatalf("%.2f allocations per Append", allocs)
 			}
 		})
@@ -279,15 +266,8 @@ func BenchmarkCard1VsAppend(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			var mu sync.Mutex
-			var q []*PendingEntry
-			ft := StartFlushThread(c, func() []*PendingEntry {
-				mu.Lock()
-				defer mu.Unlock()
-				out := q
-				q = nil
-				return out
-			}, 0)
+			var q entryQueue
+			ft := StartFlushThread(c, q.drain, 0)
 			defer ft.Shutdown()
 			data := make([]byte, 128)
 			var next atomic.Int64
@@ -311,9 +291,7 @@ func BenchmarkCard1VsAppend(b *testing.B) {
 							continue
 						}
 						e, done := NewSyncEntry(LSN(i), data)
-						mu.Lock()
-						q = append(q, e)
-						mu.Unlock()
+						q.push(e)
 						ft.RequestFlush()
 						if err := done.Wait(); err != nil {
 							b.Error(err)

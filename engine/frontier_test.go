@@ -106,20 +106,11 @@ func TestFlushThreadPipelines(t *testing.T) {
 	cfg.FS = errorfs.New(memfs.New(4096), inj)
 	c := openT(t, cfg)
 	t.Cleanup(unblock) // before Close (cleanups run last first)
-	var mu sync.Mutex
-	var q []*PendingEntry
-	ft := StartFlushThread(c, func() []*PendingEntry {
-		mu.Lock()
-		defer mu.Unlock()
-		out := q
-		q = nil
-		return out
-	}, time.Hour)
+	var q entryQueue
+	ft := StartFlushThread(c, q.drain, time.Hour)
 	enqueue := func(lsn LSN) *Completion {
 		e, done := NewSyncEntry(lsn, []byte{byte(lsn)})
-		mu.Lock()
-		q = append(q, e)
-		mu.Unlock()
+		q.push(e)
 		ft.RequestFlush()
 		return done
 	}

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/dwal-project/dwal/engine/align"
@@ -114,4 +116,46 @@ func fileSize(t *testing.T, p string) int64 {
 		t.Fatal(err)
 	}
 	return st.Size()
+}
+
+// entryQueue is a Card 1 producer's queue: entries pushed by many
+// goroutines, drained by a FlushThread.
+type entryQueue struct {
+	mu sync.Mutex
+	q  []*PendingEntry
+}
+
+func (q *entryQueue) push(e *PendingEntry) {
+	q.mu.Lock()
+	q.q = append(q.q, e)
+	q.mu.Unlock()
+}
+
+// drain is the FlushThread's drain function.
+func (q *entryQueue) drain() []*PendingEntry {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.q
+	q.q = nil
+	return out
+}
+
+// appendAllocs returns the allocations per Append of 128 bytes on c, after
+// 100 Appends that fill the pools, and the last LSN appended.
+func appendAllocs(t *testing.T, c *Coordinator) (float64, LSN) {
+	t.Helper()
+	data := make([]byte, 128)
+	ctx := context.Background()
+	lsn := LSN(0)
+	for range 100 {
+		lsn++
+		c.Append(ctx, lsn, data)
+	}
+	allocs := testing.AllocsPerRun(500, func() {
+		lsn++
+		if err := c.Append(ctx, lsn, data); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return allocs, lsn
 }

@@ -245,23 +245,11 @@ func TestAppendIndexedAllocations(t *testing.T) {
 	if _, _, _, err := c.Bounds(); err != nil {
 		t.Fatal(err)
 	}
-	data := make([]byte, 128)
-	ctx := context.Background()
-	lsn := LSN(0)
-	for i := 0; i < 100; i++ {
-		lsn++
-		c.Append(ctx, lsn, data)
-	}
-	allocs := testing.AllocsPerRun(500, func() {
-		lsn++
-		if err := c.Append(ctx, lsn, data); err != nil {
-			t.Fatal(err)
-		}
-	})
+	allocs, last := appendAllocs(t, c)
 	if allocs > 0.1 {
 		t.Fatalf("%.2f allocations per Append with the index and cache", allocs)
 	}
-	if _, err := c.Read(lsn, nil); err != nil {
+	if _, err := c.Read(last, nil); err != nil {
 		t.Fatal(err)
 	}
 }
