@@ -670,3 +670,35 @@ func TestProbeRamfs(t *testing.T) {
 		t.Errorf("left %s behind", e.Name())
 	}
 }
+
+// Blocks are initialised before use on a disk file system and not on tmpfs
+// (no unwritten extents there to convert): the decision is the directory's.
+func TestInitBlocksPerDirectory(t *testing.T) {
+	f := newFS(t)
+	var st unix.Statfs_t
+	if err := unix.Statfs(f.d.Path(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if want := st.Type != unix.TMPFS_MAGIC; f.InitBlocks() != want {
+		t.Errorf("InitBlocks() = %t in %s (statfs type %#x), want %t", f.InitBlocks(), f.d.Path(), st.Type, want)
+	}
+	if unix.Statfs("/dev/shm", &st) != nil || st.Type != unix.TMPFS_MAGIC {
+		t.Skip("no tmpfs at /dev/shm to check the other side")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "dwal-initblocks-*")
+	if err != nil {
+		t.Skipf("cannot use /dev/shm: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	shm, err := New(dir, vfs.Options{})
+	if errors.Is(err, vfs.ErrUnsupported) {
+		t.Skipf("io_uring backend does not run on tmpfs here (Linux before 6.6?): %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shm.Close()
+	if shm.InitBlocks() {
+		t.Error("InitBlocks() = true on tmpfs: its fallocated pages need no conversion, zeroing them doubles the writes")
+	}
+}
