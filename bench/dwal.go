@@ -11,10 +11,11 @@ import (
 // dwalSystem is dwal with one backend: Commit is Coordinator.Append (group
 // commit), Flush is the Card 1 Coordinator.Flush(entries, true).
 type dwalSystem struct {
-	name  string
-	kind  engine.BackendKind
-	aes   bool // Config.Cipher = AES-256-GCM (the cost of encryption)
-	depth int  // Config.GroupCommitDepth (0: the default)
+	name   string
+	kind   engine.BackendKind
+	aes    bool // Config.Cipher = AES-256-GCM (the cost of encryption)
+	depth  int  // Config.GroupCommitDepth (0: the default)
+	linked bool // Config.SyncMethod = SyncFdatasync (default: SyncDSync)
 }
 
 // DwalSystems returns dwal with each backend.
@@ -25,6 +26,7 @@ func DwalSystems() []System {
 		&dwalSystem{name: "dwal-auto", kind: engine.BackendAuto},
 		&dwalSystem{name: "dwal-uring-aes", kind: engine.BackendUring, aes: true},
 		&dwalSystem{name: "dwal-uring-d1", kind: engine.BackendUring, depth: 1},
+		&dwalSystem{name: "dwal-uring-linked", kind: engine.BackendUring, linked: true},
 	}
 }
 
@@ -40,6 +42,9 @@ func (s *dwalSystem) config(cfg Config) engine.Config {
 		c.SegmentsToRetain = 1 << 30
 	}
 	c.GroupCommitDepth = s.depth
+	if s.linked {
+		c.SyncMethod = engine.SyncFdatasync
+	}
 	if s.aes {
 		// A fixed key: the benchmark measures the cost, not secrecy.
 		ciph, err := engine.NewAESGCM(make([]byte, 32))

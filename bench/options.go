@@ -70,7 +70,7 @@ func newFlagSet(o *Options, stderr io.Writer) (fl *flag.FlagSet, finish func() e
 	var r rawFlags
 	fl.StringVar(&r.workloads, "workloads", strings.Join(AllWorkloads, ","), "workloads to run: "+strings.Join(AllWorkloads, ", ")+" (and raft, only when named)")
 	fl.StringVar(&r.workloads, "workload", strings.Join(AllWorkloads, ","), "same as --workloads")
-	fl.StringVar(&r.systems, "systems", "all", "systems: dwal-uring, dwal-fallback, dwal-auto, dwal-uring-aes (Config.Cipher AES-256-GCM),\ndwal-uring-d1 (Config.GroupCommitDepth 1), seed, floor-pwrite, floor-pwritev2, floor-group,\npebble, etcd, tidwall, raftwal, or the groups dwal, floors, peers, all")
+	fl.StringVar(&r.systems, "systems", "all", "systems: dwal-uring, dwal-fallback, dwal-auto, dwal-uring-aes (Config.Cipher AES-256-GCM),\ndwal-uring-d1 (Config.GroupCommitDepth 1), dwal-uring-linked (Config.SyncMethod SyncFdatasync), seed, floor-pwrite, floor-pwritev2, floor-group,\npebble, etcd, tidwall, raftwal, or the groups dwal, floors, peers, all")
 	fl.StringVar(&o.Backend, "backend", "both", "which dwal backends run: both, uring, fallback, auto (auto adds dwal-auto)")
 	fl.DurationVar(&o.Duration, "duration", 2*time.Second, "measured time per cell, from the first op after Open (--warm cells: after their warmup)")
 	fl.BoolVar(&o.Warm, "warm", false, "also measure each system's steady state, in cells marked (warm) beside the headline ones:\nafter Open, WarmUp (dwal: WaitPrepared), one op, a quiet directory, --warmup and --bulk-warmup unmeasured")
@@ -212,7 +212,7 @@ func (o *Options) check() error {
 
 // expandSystems resolves groups and applies --backend to the dwal systems.
 func expandSystems(names []string, backend string) ([]string, error) {
-	known := append(append([]string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "dwal-uring-d1", "seed"}, floorNames...), peerNames...)
+	known := append(append([]string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "dwal-uring-d1", "dwal-uring-linked", "seed"}, floorNames...), peerNames...)
 	var out []string
 	var add func(n string) error
 	add = func(n string) error {
@@ -244,9 +244,9 @@ func expandSystems(names []string, backend string) ([]string, error) {
 		case "uring":
 			return n != "dwal-fallback" && n != "dwal-auto"
 		case "fallback":
-			return n != "dwal-uring" && n != "dwal-auto" && n != "dwal-uring-aes" && n != "dwal-uring-d1"
+			return n != "dwal-uring" && n != "dwal-auto" && n != "dwal-uring-aes" && n != "dwal-uring-d1" && n != "dwal-uring-linked"
 		case "auto":
-			return n != "dwal-uring" && n != "dwal-fallback" && n != "dwal-uring-aes" && n != "dwal-uring-d1"
+			return n != "dwal-uring" && n != "dwal-fallback" && n != "dwal-uring-aes" && n != "dwal-uring-d1" && n != "dwal-uring-linked"
 		}
 		return true
 	}

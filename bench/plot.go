@@ -96,6 +96,8 @@ func style(system string) (color.Color, vg.Length, []vg.Length) {
 		return rgb(0x1f, 0x4e, 0xc8), wide, []vg.Length{vg.Points(6), vg.Points(3)}
 	case "dwal-uring-d1":
 		return rgb(0x1f, 0x4e, 0xc8), thin, nil
+	case "dwal-uring-linked":
+		return rgb(0x1f, 0x4e, 0xc8), thin, []vg.Length{vg.Points(2), vg.Points(2)}
 	case "seed":
 		return rgb(0x80, 0x80, 0x80), thin, nil
 	case "floor-pwrite":

@@ -213,7 +213,7 @@ func (e *targetEval) allocations() {
 // workloadOrder sorts results for the table.
 var workloadOrder = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlRotateNone, wlReplay, wlRestart, wlRaft}
 
-var systemOrder = []string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "dwal-uring-d1", "seed",
+var systemOrder = []string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "dwal-uring-d1", "dwal-uring-linked", "seed",
 	"floor-pwrite", "floor-pwritev2", "floor-group", "pebble", "etcd", "tidwall", "raftwal"}
 
 var phaseOrder = []string{"", phaseFirst, phaseReopened}

@@ -280,8 +280,9 @@ func TestGroupCommitDepth(t *testing.T) {
 		t.Run(fmt.Sprint(depth), func(t *testing.T) {
 			var cur, peak atomic.Int32
 			efs := errorfs.New(memfs.New(4096), errorfs.InjectorFunc(func(op errorfs.Op) error {
-				// Batch writes only (the preparer's header writes are at 0).
-				if op.Kind == errorfs.OpWrite && op.Mode == vfs.Fdatasync && op.Offset > 0 {
+				// Batch writes only (synced with the default SyncDSync; the
+				// preparer's header writes are at 0).
+				if op.Kind == errorfs.OpWrite && op.Mode == vfs.DSync && op.Offset > 0 {
 					n := cur.Add(1)
 					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 					}
@@ -321,5 +322,43 @@ func TestGroupCommitDepth(t *testing.T) {
 		if _, err := Open(Config{Dir: t.TempDir(), GroupCommitDepth: bad}); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("GroupCommitDepth %d: Open = %v, want ErrBadConfig", bad, err)
 		}
+	}
+}
+
+// A synced batch is written with the sync method's mode: RWF_DSYNC by
+// default (the zero SyncMethod), a linked fdatasync with SyncFdatasync; an
+// unsynced one with neither.
+func TestSyncMethodModes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		method SyncMethod
+		want   vfs.SyncMode
+	}{{"default", 0, vfs.DSync}, {"fdatasync", SyncFdatasync, vfs.Fdatasync}, {"dsync", SyncDSync, vfs.DSync}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			modes := map[vfs.SyncMode]int{}
+			efs := errorfs.New(memfs.New(4096), errorfs.InjectorFunc(func(op errorfs.Op) error {
+				if op.Kind == errorfs.OpWrite && op.Offset > 0 { // batches, not headers
+					mu.Lock()
+					modes[op.Mode]++
+					mu.Unlock()
+				}
+				return nil
+			}))
+			cfg := DefaultConfig("modes")
+			cfg.FS = efs
+			cfg.SyncMethod = tc.method
+			c := openT(t, cfg)
+			mustFlush(t, c, []*PendingEntry{entry(1, 1, 10)}, true)
+			mustFlush(t, c, []*PendingEntry{entry(2, 2, 10)}, false)
+			if err := c.Append(context.Background(), 3, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if modes[tc.want] != 2 || modes[vfs.NoSync] != 1 || len(modes) != 2 {
+				t.Errorf("batch writes by mode %v, want 2 with %v and 1 unsynced", modes, tc.want)
+			}
+		})
 	}
 }

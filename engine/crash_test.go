@@ -283,7 +283,7 @@ func runCrashSeed(t *testing.T, seed int64, st *crashStats, verbose bool) {
 	r.cfg.SegmentSize = []int64{1, 3 * 4096, 16 << 10, 64 << 10}[rng.IntN(4)]
 	r.cfg.SegmentsToRetain = 1 << 20 // retention would drop acknowledged entries on purpose
 	if rng.IntN(4) == 0 {
-		r.cfg.SyncMethod = SyncDSync
+		r.cfg.SyncMethod = SyncFdatasync
 	}
 	if rng.IntN(4) == 0 {
 		r.cfg.Cipher = crashCipher // encrypted segments under the same crashes

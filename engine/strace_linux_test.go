@@ -30,6 +30,7 @@ import (
 
 const (
 	straceChildEnv   = "DWAL_TEST_STRACE_DIR"
+	straceSyncEnv    = "DWAL_TEST_STRACE_SYNC" // "linked": SyncFdatasync
 	straceFlushes    = 50
 	straceSegSize    = 64 << 10
 	straceEntryBytes = 3000
@@ -45,6 +46,9 @@ func straceChild(dir string) {
 		os.Exit(1)
 	}
 	cfg := Config{Dir: dir, Backend: BackendUring, SegmentSize: straceSegSize, SegmentsToRetain: 1000}
+	if os.Getenv(straceSyncEnv) == "linked" {
+		cfg.SyncMethod = SyncFdatasync
+	}
 	c, err := Open(cfg)
 	if err != nil {
 		fail("Open: %v", err)
@@ -103,6 +107,19 @@ func TestUringPathUnderStrace(t *testing.T) {
 	if out, err := runCmd(strace, "-f", "-o", os.DevNull, "true"); err != nil {
 		t.Skipf("strace cannot trace here (ptrace refused?): %v\n%s", err, out)
 	}
+	// Synced batches are one WRITE carrying RWF_DSYNC by default, a WRITE
+	// linked to an FSYNC with SyncFdatasync: one or two SQEs per flush.
+	for _, m := range []struct {
+		name       string
+		sqesPerOne int
+	}{{"dsync", 1}, {"linked", 2}} {
+		t.Run(m.name, func(t *testing.T) { straceParent(t, strace, m.name, m.sqesPerOne) })
+	}
+}
+
+// straceParent runs the child under strace with sync method mode and
+// checks its trace; sqesPerFlush is what one synced flush submits.
+func straceParent(t *testing.T, strace, mode string, sqesPerFlush int) {
 	dir := t.TempDir()
 	if err := probeUring(dir); err != nil {
 		t.Skipf("io_uring backend does not run in %s: %v", dir, err)
@@ -120,7 +137,7 @@ func TestUringPathUnderStrace(t *testing.T) {
 		"-e", "trace=io_uring_enter,io_uring_setup,pwrite64,pwritev,pwritev2,write,writev,"+
 			"fdatasync,fsync,sync_file_range,openat,?open,?creat,close,fcntl,fallocate,?rename,renameat,?renameat2",
 		self, "-test.run=^TestUringPathUnderStrace$", "-test.count=1")
-	cmd.Env = append(os.Environ(), straceChildEnv+"="+dir)
+	cmd.Env = append(os.Environ(), straceChildEnv+"="+dir, straceSyncEnv+"="+mode)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	t.Logf("child under strace: %v", time.Since(start).Round(time.Millisecond))
@@ -161,11 +178,11 @@ func TestUringPathUnderStrace(t *testing.T) {
 	if !r.sawBegin || !r.sawEnd {
 		t.Fatalf("markers not found in the trace (begin %t, end %t)", r.sawBegin, r.sawEnd)
 	}
-	// Each synced flush submits a WRITE linked to an FSYNC: 2 SQEs, in one
-	// io_uring_enter of its own or of the goroutine reaping for it.
-	if r.entersInWindow < straceFlushes || r.sqesInWindow < 2*straceFlushes {
+	// Each synced flush submits its SQEs in one io_uring_enter of its own
+	// or of the goroutine reaping for it.
+	if r.entersInWindow < straceFlushes || r.sqesInWindow < sqesPerFlush*straceFlushes {
 		t.Errorf("%d io_uring_enter calls submitting %d SQEs during %d synced flushes, want at least %d calls and %d SQEs",
-			r.entersInWindow, r.sqesInWindow, straceFlushes, straceFlushes, 2*straceFlushes)
+			r.entersInWindow, r.sqesInWindow, straceFlushes, straceFlushes, sqesPerFlush*straceFlushes)
 	}
 	checkAllocated(t, dir)
 	// 55 batches of one 4 KiB block in 64 KiB segments (15 batches each).

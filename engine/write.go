@@ -160,9 +160,9 @@ func (c *Coordinator) reserve(n int, sz batchSize, sync bool, st *FlushStats) (*
 	f := flightPool.Get().(*flight)
 	*f = flight{a: a, off: a.off, span: sz.span, seq: a.seq, n: n, bytes: st.BytesWritten, mode: vfs.NoSync}
 	if synced {
-		f.mode = vfs.Fdatasync
-		if c.cfg.SyncMethod == SyncDSync {
-			f.mode = vfs.DSync
+		f.mode = vfs.DSync
+		if c.cfg.SyncMethod == SyncFdatasync {
+			f.mode = vfs.Fdatasync
 		}
 	}
 	a.off += int64(sz.span)

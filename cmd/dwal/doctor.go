@@ -232,7 +232,7 @@ func advise(r *doctorReport) []string {
 	switch {
 	case r.backendErr != nil:
 	case r.backend.Name == "io_uring":
-		a = append(a, "dwal will use io_uring with O_DIRECT here: writes bypass the page cache, each batch is one write linked to its fdatasync, and after a failed sync the segment is rolled back and writing goes on in a fresh segment.")
+		a = append(a, "dwal will use io_uring with O_DIRECT here: writes bypass the page cache, each batch is one write that carries its own sync (RWF_DSYNC), and after a failed sync the segment is rolled back and writing goes on in a fresh segment.")
 	default:
 		a = append(a, "dwal will use the portable fallback backend here (buffered writes + fdatasync): just as durable, but slower under load, and after a failed sync the log turns read-only until it is reopened.")
 	}

@@ -218,6 +218,7 @@ func BenchmarkSyncWrite4K(b *testing.B) {
 	})
 	// Four writers at once: what group commit pipelines.
 	b.Run("uring-linked-fdatasync-x4", uringCase(vfs.Fdatasync, 4))
+	b.Run("uring-rwf-dsync-x4", uringCase(vfs.DSync, 4))
 	b.Run("floor-pwrite-fdatasync-x4", func(b *testing.B) {
 		size := benchSize(b.N)
 		runLatency(b, 4, size, pwriteFdatasync(rawFile(b, dir, size)))

@@ -1,7 +1,8 @@
 // Package uring is dwal's Linux backend: segment files opened with O_DIRECT,
 // preallocated with fallocate, written and read through an io_uring of our
-// own, with each durable write submitted as WRITE linked (IOSQE_IO_LINK) to
-// FSYNC(IORING_FSYNC_DATASYNC), or as one WRITE carrying RWF_DSYNC.
+// own, with each durable write submitted as one WRITE carrying RWF_DSYNC
+// (vfs.DSync, the engine's default) or as WRITE linked (IOSQE_IO_LINK) to
+// FSYNC(IORING_FSYNC_DATASYNC) (vfs.Fdatasync).
 //
 // Everything off the write path (directory operations, List, ReadFile,
 // WriteFile, Lock, SyncDir, Remove, Rename) is package osdir's, which the
@@ -33,15 +34,18 @@
 //
 // # Performance
 //
-// NB: a lone writer pays one more kernel thread hop than a synchronous
-// pwrite+fdatasync: io_uring always runs FSYNC on an io-wq worker, and an
-// O_DIRECT RWF_DSYNC write without FUA finishes its cache flush on a
-// kworker. Measured here (4 KiB, pre-zeroed file, ext4 on virtio, 2 vCPUs,
-// interleaved): linked fdatasync p50 ~141 µs vs pwrite+fdatasync ~125 µs;
-// RWF_DSYNC ~134 µs vs pwritev2(RWF_DSYNC) ~123 µs. With four writers the
-// ring and four threads in pwrite+fdatasync are even (~15,000/s each). What
-// the ring buys is several write+sync chains in flight from goroutines that
-// do not each hold an OS thread, with the linked-sync guarantee.
+// NB: every FSYNC request runs on an io-wq worker thread (the kernel never
+// runs it inline), so a linked chain pays one more thread hop than a
+// synchronous pwrite+fdatasync. An O_DIRECT RWF_DSYNC write finishes its
+// cache flush in the kernel's completion work instead, and is the faster
+// of the two wherever measured here (BenchmarkSyncWrite4K, 4 KiB into a
+// pre-zeroed file, 2 vCPUs, virtio disk without FUA, one run per file
+// system): p50 RWF_DSYNC / linked / pwrite+fdatasync 173 / 220 / 197 µs
+// on journaled ext4, 163 / 225 / 158 µs on xfs, 91 / 103 / 84 µs on ext4
+// without a journal; four writers: 13,200-13,700/s vs 10,800-12,600/s
+// linked and 12,700-13,300/s for four threads in pwrite+fdatasync on
+// journaled ext4. What the ring buys is several durable writes in flight
+// from goroutines that do not each hold an OS thread.
 //
 // # Availability
 //
