@@ -36,14 +36,15 @@ type Coordinator struct {
 	cond     *sync.Cond // on mu: a batch's I/O finished or a batch settled
 	act      *active    // the segment being written; nil between rotation and the next flush
 	closed   bool
-	roErr    error    // sticky ErrReadOnly, set once
-	syncNext bool     // the next batch must be synced (first write on a fresh segment after a failure)
-	dirDirty bool     // directory changes not yet synced (see syncDir)
-	retired  []string // recycle-N.tmp names waiting for that sync before reuse
-	// warm holds the sealed segments this process knows to be initialised
-	// whole (every block written): only those are recycled, since a
-	// recycled file is taken as initialised.
-	warm       map[uint64]bool
+	roErr    error         // sticky ErrReadOnly, set once
+	syncNext bool          // the next batch must be synced (first write on a fresh segment after a failure)
+	dirDirty bool          // directory changes not yet synced (see syncDir)
+	retired  []retiredFile // recycle-N.tmp files waiting for that sync before reuse
+	// warm holds, for the sealed segments this process knows about, how
+	// many bytes from the start are initialised (written at least once):
+	// only those are recycled, and a recycled file is taken as initialised
+	// that far.
+	warm       map[uint64]int64
 	head, tail *flight // batches reserved and not yet settled, in reservation order
 	ioPending  int     // batches whose I/O has not finished
 	unsyncedIO int     // of them, the unsynced ones
@@ -289,11 +290,17 @@ func (c *Coordinator) seal() {
 		}
 	}
 	a.f.Close()
-	if a.init == nil || a.init.end.Load() >= a.size {
+	inited := a.size // no initialiser: initialised whole, or the backend needs none
+	if a.init != nil {
+		inited = min(a.init.end.Load(), a.size)
+	}
+	// A prefix shorter than a new segment's initialised head is not worth
+	// keeping the file for.
+	if inited >= min(c.aheadChunk(), a.size) {
 		if c.warm == nil {
-			c.warm = map[uint64]bool{}
+			c.warm = map[uint64]int64{}
 		}
-		c.warm[a.id] = true
+		c.warm[a.id] = inited
 	}
 	if a.meta.EntryCount == 0 {
 		if err := c.fs.Remove(segment.Name(a.id)); err == nil {

@@ -139,3 +139,70 @@ func TestFlushThreadPipelines(t *testing.T) {
 		t.Fatalf("replayed %v, want LSN 1 then 2", got)
 	}
 }
+
+// Segments filled by large batches are recycled too: they are initialised
+// up to their last batch, and only the tail they never reached stays
+// fallocated. A recycled segment is then written into initialised blocks
+// except for its tail, so a bulk writer pays extent conversion about once
+// per segment instead of once per batch.
+func TestBulkSegmentsRecycled(t *testing.T) {
+	mem := memfs.New(4096, memfs.WithExtents())
+	cfg := DefaultConfig("mem")
+	cfg.FS = mem
+	cfg.SegmentSize = 3 << 20
+	cfg.SegmentsToRetain = 1
+	c := openT(t, cfg)
+	const batch = 300 << 10 // >= aheadBulkSpan: claims its blocks
+	coldBatches := func() int {
+		n := 0
+		for _, w := range mem.ColdWrites() {
+			for _, name := range w.Names {
+				if strings.HasSuffix(name, ".log") && w.Len >= batch {
+					n++
+					break
+				}
+			}
+		}
+		return n
+	}
+	var lsn LSN
+	write := func(n int) {
+		for range n {
+			lsn++
+			mustFlush(t, c, []*PendingEntry{entry(lsn, byte(lsn), batch)}, true)
+		}
+	}
+	write(60) // six segments: the first ones are new files
+	cold0, seg0 := coldBatches(), c.CurrentSegmentID()
+	write(100)
+	st := c.Stats()
+	segs := int(c.CurrentSegmentID() - seg0)
+	if st.SegmentsRecycled == 0 {
+		t.Fatalf("no segment recycled after %d bulk-written segments (retention 1)", c.CurrentSegmentID())
+	}
+	if cold := coldBatches() - cold0; cold > segs+1 {
+		t.Errorf("%d of the last 100 bulk batches landed in never-written blocks over %d segments (%d recycled in all); want about one per segment",
+			cold, segs, st.SegmentsRecycled)
+	}
+	// Small commits into the recycled files: their never-written tails must
+	// be initialised ahead of them (a file taken as initialised further
+	// than it was would put these commits into fallocated blocks).
+	for range 3000 {
+		lsn++
+		mustFlush(t, c, []*PendingEntry{entry(lsn, byte(lsn), 2000)}, true)
+	}
+	for _, w := range mem.ColdWrites() {
+		for _, name := range w.Names {
+			if strings.HasSuffix(name, ".log") && w.Len < batch {
+				t.Fatalf("a small commit landed in never-written blocks: %v at %d (%d bytes)", w.Names, w.Off, w.Len)
+			}
+		}
+	}
+	if c.Stats().SegmentsRecycled <= st.SegmentsRecycled {
+		t.Fatal("no recycled segment took the small commits")
+	}
+	got := replayAll(t, c, 0)
+	if len(got) == 0 || got[len(got)-1].lsn != lsn {
+		t.Fatalf("replay ends at %v, want LSN %d", got[len(got)-1:], lsn)
+	}
+}

@@ -23,7 +23,9 @@ import (
 // initialises the rest ahead of the writes, or lets large batches claim
 // their blocks, so bulk writes are not doubled. A segment retired by
 // retention or truncation is recycled instead of removed when possible: its
-// blocks are all initialised, and the new header's salt makes its stale
+// blocks are initialised as far as this process saw them written or zeroed
+// (all of them, or up to where a bulk writer's last batch ended), its
+// frontier takes it from there, and the new header's salt makes its stale
 // batches end the log. Rotation then costs a rename and a directory sync,
 // not an allocation.
 //
@@ -53,7 +55,7 @@ type preparer struct {
 	want    uint64 // the ID asked for (0: none)
 	busy    uint64 // the ID being prepared (0: none)
 	ready   *prepared
-	recycle []string // retired segment files kept for reuse (at most one)
+	recycle []retiredFile // retired segment files kept for reuse (at most one)
 	closed  bool
 	done    chan struct{}
 }
@@ -132,28 +134,34 @@ func (p *preparer) take(id uint64) *prepared {
 	return nil
 }
 
-// takeRecycled returns the temporary name of a retired segment file to
-// reuse, or "".
-func (p *preparer) takeRecycled() string {
+// retiredFile is a retired segment file kept for reuse.
+type retiredFile struct {
+	name   string // recycle-N.tmp
+	inited int64  // [0, inited) of it is initialised
+}
+
+// takeRecycled returns a retired segment file to reuse, or one with no
+// name.
+func (p *preparer) takeRecycled() retiredFile {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.recycle) == 0 {
-		return ""
+		return retiredFile{}
 	}
 	n := p.recycle[len(p.recycle)-1]
 	p.recycle = p.recycle[:len(p.recycle)-1]
 	return n
 }
 
-// keep offers a retired segment (already renamed to name) for reuse; it
+// keep offers a retired segment (already renamed to r.name) for reuse; it
 // reports false when none is wanted (the caller removes it).
-func (p *preparer) keep(name string) bool {
+func (p *preparer) keep(r retiredFile) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed || len(p.recycle) > 0 {
 		return false
 	}
-	p.recycle = append(p.recycle, name)
+	p.recycle = append(p.recycle, r)
 	return true
 }
 
@@ -175,8 +183,8 @@ func (p *preparer) close() {
 		p.discardLocked(p.ready)
 		p.ready = nil
 	}
-	for _, n := range p.recycle {
-		p.c.fs.Remove(n)
+	for _, r := range p.recycle {
+		p.c.fs.Remove(r.name)
 	}
 	p.recycle = nil
 }
@@ -190,7 +198,7 @@ const (
 )
 
 // makeSegment makes segment id ready under a temporary name: a recycled
-// file (initialised whole: it was written to its end), or a new
+// file (initialised as far as its previous life wrote it), or a new
 // preallocated one with its blocks initialised as mode says (where the
 // backend wants that, vfs.BlockIniter); then its header, synced.
 func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
@@ -198,8 +206,8 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	name := fmt.Sprintf("%s%d%s", segment.PreparedPrefix, id, segment.TmpSuffix)
 	var f vfs.File
 	var inited int64
-	if old := c.prep.takeRecycled(); old != "" {
-		if err := c.fs.Rename(old, name); err == nil {
+	if old := c.prep.takeRecycled(); old.name != "" {
+		if err := c.fs.Rename(old.name, name); err == nil {
 			f, err = c.fs.Open(name, false)
 			if err != nil {
 				c.fs.Remove(name)
@@ -210,10 +218,10 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 				f = nil
 			} else {
 				c.stats.recycled.Add(1)
-				inited = size
+				inited = min(old.inited, size)
 			}
 		} else {
-			c.fs.Remove(old)
+			c.fs.Remove(old.name)
 		}
 	}
 	if f == nil {
@@ -268,15 +276,15 @@ func (c *Coordinator) initHead(f vfs.File, n int64) (int64, error) {
 }
 
 // retire removes segment id and its .meta (under mu). With a backend that
-// bypasses the page cache, when id is known to be initialised whole
-// (c.warm), the file is renamed to recycle-N.tmp instead and kept in
+// bypasses the page cache, when id is known to be initialised from its
+// start (c.warm), the file is renamed to recycle-N.tmp instead and kept in
 // c.retired: the next syncDir makes the rename durable and only then
 // offers the file for reuse. NB: reusing it before would write a new header
 // into a file that a crash could bring back under its old name.
 func (c *Coordinator) retire(id uint64) error {
 	c.unindexSegment(id)
 	recycled := ""
-	warm := c.warm[id]
+	inited, warm := c.warm[id]
 	delete(c.warm, id)
 	if warm && !pageCache(c.fs) {
 		tmp := fmt.Sprintf("%s%d%s", segment.RecyclePrefix, id, segment.TmpSuffix)
@@ -291,7 +299,7 @@ func (c *Coordinator) retire(id uint64) error {
 			return err
 		}
 	} else {
-		c.retired = append(c.retired, recycled)
+		c.retired = append(c.retired, retiredFile{name: recycled, inited: inited})
 	}
 	c.fs.Remove(segment.MetaName(id))
 	c.dirDirty = true
@@ -301,10 +309,10 @@ func (c *Coordinator) retire(id uint64) error {
 // offerRecycled hands retired files to the preparer once their renames are
 // durable (synced), and removes those it does not want or all of them when
 // the directory sync failed.
-func (c *Coordinator) offerRecycled(names []string, synced bool) {
-	for _, n := range names {
-		if !synced || c.prep == nil || !c.prep.keep(n) { // no preparer yet during recovery
-			c.fs.Remove(n)
+func (c *Coordinator) offerRecycled(files []retiredFile, synced bool) {
+	for _, r := range files {
+		if !synced || c.prep == nil || !c.prep.keep(r) { // no preparer yet during recovery
+			c.fs.Remove(r.name)
 		}
 	}
 }
