@@ -277,7 +277,8 @@ func (c *Coordinator) initHead(f vfs.File, n int64) (int64, error) {
 
 // retire removes segment id and its .meta (under mu). With a backend that
 // bypasses the page cache, when id is known to be initialised from its
-// start (c.warm), the file is renamed to recycle-N.tmp instead and kept in
+// start (c.warm, or for a segment an earlier process wrote, the file
+// system's extent map), the file is renamed to recycle-N.tmp instead and kept in
 // c.retired: the next syncDir makes the rename durable and only then
 // offers the file for reuse. NB: reusing it before would write a new header
 // into a file that a crash could bring back under its old name.
@@ -286,6 +287,9 @@ func (c *Coordinator) retire(id uint64) error {
 	recycled := ""
 	inited, warm := c.warm[id]
 	delete(c.warm, id)
+	if !warm {
+		inited, warm = c.writtenPrefix(id)
+	}
 	if warm && !pageCache(c.fs) {
 		tmp := fmt.Sprintf("%s%d%s", segment.RecyclePrefix, id, segment.TmpSuffix)
 		if err := c.fs.Rename(segment.Name(id), tmp); err == nil {
@@ -304,6 +308,22 @@ func (c *Coordinator) retire(id uint64) error {
 	c.fs.Remove(segment.MetaName(id))
 	c.dirDirty = true
 	return nil
+}
+
+// writtenPrefix is, for a segment this process did not seal (an earlier
+// one wrote it), how much of it from the start the file system's extent
+// map shows written, when the backend can tell (vfs.WrittenPrefixer) and
+// that is worth recycling the file for.
+func (c *Coordinator) writtenPrefix(id uint64) (int64, bool) {
+	w, ok := findIface[vfs.WrittenPrefixer](c.fs)
+	if !ok || !initBlocks(c.fs) {
+		return 0, false
+	}
+	n, err := w.WrittenPrefix(segment.Name(id))
+	if err != nil || n < c.aheadChunk() {
+		return 0, false
+	}
+	return n, true
 }
 
 // offerRecycled hands retired files to the preparer once their renames are

@@ -23,9 +23,10 @@ import (
 )
 
 var (
-	_ vfs.File        = (*file)(nil)
-	_ vfs.DirectIO    = (*FS)(nil)
-	_ vfs.BlockIniter = (*FS)(nil)
+	_ vfs.File            = (*file)(nil)
+	_ vfs.DirectIO        = (*FS)(nil)
+	_ vfs.BlockIniter     = (*FS)(nil)
+	_ vfs.WrittenPrefixer = (*FS)(nil)
 )
 
 // maxIO bounds the bytes of one READ or WRITE SQE (the kernel caps one
@@ -472,6 +473,17 @@ func (f *FS) DirectIO() bool { return true }
 // journaled ext4); false on tmpfs, whose fallocated pages need no
 // conversion, so zeroing them would only double the bytes written.
 func (f *FS) InitBlocks() bool { return f.initBlocks }
+
+// WrittenPrefix implements vfs.WrittenPrefixer from the file system's
+// extent map (FS_IOC_FIEMAP).
+func (f *FS) WrittenPrefix(name string) (int64, error) {
+	h, err := f.d.Open(name, true)
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	return osdir.WrittenPrefix(h)
+}
 
 // memoryBacked reports whether dir is on tmpfs (or ramfs, which refuses
 // O_DIRECT anyway).

@@ -212,3 +212,17 @@ type DirectIO interface {
 type BlockIniter interface {
 	InitBlocks() bool
 }
+
+// WrittenPrefixer is implemented by backends that can read, from the file
+// system's own extent map, how many bytes of a file from its start have
+// been written (no hole, no fallocated-but-unwritten extent). The engine
+// asks it before recycling a segment that an earlier process wrote, so the
+// file's initialised part is reused after a restart too. Only speed
+// depends on the answer (a recycled file's stale bytes never replay, and
+// a commit into blocks wrongly taken as written only pays the conversion
+// it would have paid anyway), so an error just means the file is not
+// reused. Wrappers (errorfs) expose the backend they wrap with an Unwrap()
+// FS method instead.
+type WrittenPrefixer interface {
+	WrittenPrefix(name string) (int64, error)
+}

@@ -84,6 +84,8 @@ var (
 	_ vfs.File        = (*File)(nil)
 	_ vfs.DirectIO    = (*FS)(nil)
 	_ vfs.BlockIniter = (*FS)(nil)
+
+	_ vfs.WrittenPrefixer = (*FS)(nil)
 )
 
 // inode is one file, whatever names it has.
@@ -138,6 +140,25 @@ func WithCapacity(n int64) Option { return func(f *FS) { f.capacity = n } }
 // FS then asks for initialised blocks (vfs.BlockIniter). CrashClone's
 // clones start with every block written.
 func WithExtents() Option { return func(f *FS) { f.extents = true } }
+
+// WrittenPrefix implements vfs.WrittenPrefixer: the bytes of name before
+// its first unwritten block (all of them without WithExtents).
+func (f *FS) WrittenPrefix(name string) (int64, error) {
+	if err := checkName("fiemap", name); err != nil {
+		return 0, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ino, ok := f.names[name]
+	if !ok {
+		return 0, notExist("fiemap", name)
+	}
+	size := int64(len(ino.data))
+	if i := slices.Index(ino.unwritten, true); i >= 0 {
+		return min(int64(i)*int64(f.align), size), nil
+	}
+	return size, nil
+}
 
 // ColdWrite is a synced write of data into blocks that were never written.
 type ColdWrite struct {
