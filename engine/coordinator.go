@@ -40,6 +40,7 @@ type Coordinator struct {
 	syncNext bool          // the next batch must be synced (first write on a fresh segment after a failure)
 	dirDirty bool          // directory changes not yet synced (see syncDir)
 	retired  []retiredFile // recycle-N.tmp files waiting for that sync before reuse
+	leftover retiredFile   // a segment file an earlier process left, kept by recovery for reuse
 	// warm holds, for the sealed segments this process knows about, how
 	// many bytes from the start are initialised (written at least once):
 	// only those are recycled, and a recycled file is taken as initialised
@@ -143,6 +144,9 @@ func Open(cfg Config) (*Coordinator, error) {
 		"segments", c.rep.Segments, "repairs", len(c.rep.Repairs))
 	c.group = newGroupCommit(c)
 	c.prep = newPreparer(c)
+	if c.leftover.name != "" {
+		c.prep.keep(c.leftover)
+	}
 	c.prepareFirst()
 	return c, nil
 }

@@ -25,7 +25,9 @@
 // second opener gets ErrLocked). A segment being prepared lives under
 // prepared-N.tmp, and a retired one kept for reuse under recycle-N.tmp; each
 // is renamed when it becomes the active segment, so only real segments end
-// in .log. After a repair NNNNNN.log.broken holds bytes cut off a torn tail,
+// in .log. Close leaves them in place; the next Open reuses one for its
+// first segment (as far as the file system's extent map shows it written)
+// and removes the others. After a repair NNNNNN.log.broken holds bytes cut off a torn tail,
 // kept for the operator. NNNNNN.log.end records where a segment's log ends
 // after a failed write could not be rolled back (the next Open cuts the
 // segment there, then removes it). log.state, once DeleteBefore,
@@ -126,7 +128,8 @@
 //
 // # Recovery
 //
-// Open takes the lock, removes leftovers of interrupted work, reads every
+// Open takes the lock, removes leftovers of interrupted work (keeping one
+// prepared or retired segment file for reuse), reads every
 // segment header before changing anything (a segment of a newer format fails
 // Open with ErrUnsupportedFormat and the directory untouched), syncs the last
 // segment (a crashed process may have left writes in the page cache), finds

@@ -3,13 +3,16 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/dwal-project/dwal/engine/align"
 	"github.com/dwal-project/dwal/engine/internal/segment"
+	"github.com/dwal-project/dwal/engine/vfs"
 	"github.com/dwal-project/dwal/engine/vfs/errorfs"
 	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
@@ -246,5 +249,109 @@ func TestRecycleAfterRestart(t *testing.T) {
 	got := replayAll(t, c, 0)
 	if len(got) == 0 || got[len(got)-1].lsn != lsn {
 		t.Fatalf("replay ends at %v, want LSN %d", got[len(got)-1:], lsn)
+	}
+}
+
+// A prepared or retired segment file left by Close (or a crash) is reused
+// by the next Open for its first segment, as far as the file system's
+// extent map shows it written: a leftover holding another segment's stale
+// batches and written only part way is taken into use without replaying
+// them and without a commit landing in its unwritten blocks; a leftover too
+// small to be a segment is removed.
+func TestLeftoversReusedAtOpen(t *testing.T) {
+	mem := memfs.New(4096, memfs.WithExtents())
+	cfg := DefaultConfig("mem")
+	cfg.FS = mem
+	cfg.SegmentSize = 1 << 20
+	var lsn LSN
+	write := func(c *Coordinator, n int) {
+		for range n {
+			lsn++
+			mustFlush(t, c, []*PendingEntry{entry(lsn, byte(lsn), 3000)}, true)
+		}
+	}
+	noCold := func(what string) {
+		t.Helper()
+		for _, w := range mem.ColdWrites() {
+			for _, name := range w.Names {
+				if strings.HasSuffix(name, ".log") {
+					t.Fatalf("%s: a commit landed in never-written blocks: %v at %d (%d bytes)", what, w.Names, w.Off, w.Len)
+				}
+			}
+		}
+	}
+	c := openT(t, cfg)
+	write(c, 600) // a few segments; Close leaves the next one prepared
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, n := range mem.Names() {
+		if strings.HasPrefix(n, segment.PreparedPrefix) {
+			kept = append(kept, n)
+		}
+	}
+	if len(kept) == 0 {
+		t.Fatalf("Close left no prepared segment to reuse: %v", mem.Names())
+	}
+	c = openT(t, cfg)
+	if got := c.Stats().SegmentsRecycled; got != 1 {
+		t.Fatalf("Open reused %d files for its first segment, want 1 (left: %v)", got, kept)
+	}
+	write(c, 300)
+	noCold("after a clean reopen")
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A crash's leftovers: a retired file holding segment 1's batches,
+	// written only for its first two chunks; a prepared file cut short.
+	for _, n := range mem.Names() {
+		if segment.IsLeftover(n) {
+			if err := mem.Remove(n); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	old, err := mem.ReadFile(segment.Name(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := mem.Create(segment.RecycleName(99), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := c.aheadChunk()
+	b := align.Alloc(int(2*chunk), 4096)
+	copy(b, old)
+	if err := f.WriteAt(b, 0, vfs.Fdatasync); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	short, err := mem.Create(segment.PreparedName(98), 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short.Close()
+	if err := mem.SyncDir(); err != nil {
+		t.Fatal(err)
+	}
+	c = openT(t, cfg)
+	if got := c.Stats().SegmentsRecycled; got != 1 {
+		t.Fatalf("Open reused %d files, want the retired one", got)
+	}
+	if !slices.Contains(c.Recovery().Repairs, "removed leftover "+segment.PreparedName(98)) {
+		t.Errorf("the short leftover was not removed: repairs %v", c.Recovery().Repairs)
+	}
+	write(c, 300) // past the two written chunks
+	noCold("after reusing a part-written leftover")
+	got := replayAll(t, c, 0)
+	for i, r := range got {
+		if r.lsn != LSN(i+1) {
+			t.Fatalf("replay[%d] is LSN %d: the leftover's stale batches came back, or entries were lost", i, r.lsn)
+		}
+	}
+	if len(got) != int(lsn) {
+		t.Fatalf("replayed %d entries, want %d", len(got), lsn)
 	}
 }

@@ -170,7 +170,10 @@ func (p *preparer) discardLocked(s *prepared) {
 	p.c.fs.Remove(s.name)
 }
 
-// close stops the goroutine and removes what it prepared or kept.
+// close stops the goroutine. What it prepared or kept stays on disk under
+// its temporary name where files are recycled (no page cache): the next
+// Open reuses one such file for its first segment (see pickReusable) and
+// removes the others. Elsewhere it is removed.
 func (p *preparer) close() {
 	p.mu.Lock()
 	p.closed = true
@@ -179,12 +182,19 @@ func (p *preparer) close() {
 	<-p.done
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	keep := !pageCache(p.c.fs)
 	if p.ready != nil {
-		p.discardLocked(p.ready)
+		if keep {
+			p.ready.f.Close()
+		} else {
+			p.discardLocked(p.ready)
+		}
 		p.ready = nil
 	}
 	for _, r := range p.recycle {
-		p.c.fs.Remove(r.name)
+		if !keep {
+			p.c.fs.Remove(r.name)
+		}
 	}
 	p.recycle = nil
 }
@@ -202,12 +212,12 @@ const (
 // preallocated one with its blocks initialised as mode says (where the
 // backend wants that, vfs.BlockIniter); then its header, synced.
 func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
-	size := max(align.Up64(c.cfg.SegmentSize, c.align), 2*int64(c.align))
+	size := c.segmentFileSize()
 	name := fmt.Sprintf("%s%d%s", segment.PreparedPrefix, id, segment.TmpSuffix)
 	var f vfs.File
 	var inited int64
 	if old := c.prep.takeRecycled(); old.name != "" {
-		if err := c.fs.Rename(old.name, name); err == nil {
+		if err := c.renameUnlessSame(old.name, name); err == nil {
 			f, err = c.fs.Open(name, false)
 			if err != nil {
 				c.fs.Remove(name)
@@ -261,6 +271,20 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 		return fail(err)
 	}
 	return &prepared{id: id, name: name, f: f, salt: h.Salt, size: size, sealed: h.Encrypted(), inited: inited}, nil
+}
+
+// segmentFileSize is the size of a new segment file.
+func (c *Coordinator) segmentFileSize() int64 {
+	return max(align.Up64(c.cfg.SegmentSize, c.align), 2*int64(c.align))
+}
+
+// renameUnlessSame renames oldname to newname; a file kept from an earlier
+// process may already have the name a new segment wants.
+func (c *Coordinator) renameUnlessSame(oldname, newname string) error {
+	if oldname == newname {
+		return nil
+	}
+	return c.fs.Rename(oldname, newname)
 }
 
 // initHead writes zeros over the first n bytes of f at once (made durable by

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 
 	"github.com/dwal-project/dwal/engine/align"
 	"github.com/dwal-project/dwal/engine/internal/segment"
@@ -29,7 +30,9 @@ type segFile struct {
 
 // recover brings the directory to a state the writer can continue from:
 //
-//   - leftovers of interrupted work (prepared-*.tmp, *.meta.tmp) are removed;
+//   - leftovers of interrupted work (prepared-*.tmp, *.meta.tmp) are removed,
+//     but for one prepared or retired segment file that is kept for reuse
+//     (pickReusable);
 //   - every segment header is read first, before anything is changed, so a
 //     segment of a newer format (or a corrupt sealed one) fails Open with the
 //     directory untouched;
@@ -139,7 +142,17 @@ func (c *Coordinator) repair(l *segment.Listing, segs []*segFile) ([]*segFile, e
 	for _, id := range l.OrphanMetas() {
 		leftovers = append(leftovers, segment.MetaName(id))
 	}
+	c.leftover = c.pickReusable(leftovers)
+	if c.leftover.name != "" {
+		// NB: its name must be durable before a new header goes into it:
+		// a crash could otherwise bring back the segment it was retired
+		// from holding another segment's header.
+		dirty = true
+	}
 	for _, name := range leftovers {
+		if name == c.leftover.name {
+			continue
+		}
 		if err := c.fs.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("remove leftover %s: %w", name, err)
 		}
@@ -209,6 +222,50 @@ func (c *Coordinator) dropFences(l *segment.Listing, dirty bool) error {
 		}
 	}
 	return nil
+}
+
+// pickReusable returns, among leftover files, the prepared or retired
+// segment file (prepared-N.tmp, recycle-N.tmp: one a Close left, or a
+// crash) that is best reused as the next segment: full-sized, with the
+// longest prefix the file system's extent map shows written. Its stale
+// bytes are harmless (the next header's salt ends the log before them),
+// and how far it is written only decides where its frontier starts, so no
+// record of ours is trusted. None with a backend that may cache pages
+// (nothing is recycled there), or when the extent map cannot be read.
+func (c *Coordinator) pickReusable(leftovers []string) retiredFile {
+	var best retiredFile
+	if pageCache(c.fs) {
+		return best
+	}
+	size := c.segmentFileSize()
+	for _, name := range leftovers {
+		if !strings.HasPrefix(name, segment.PreparedPrefix) && !strings.HasPrefix(name, segment.RecyclePrefix) {
+			continue
+		}
+		f, err := c.fs.Open(name, true)
+		if err != nil {
+			continue
+		}
+		sz, err := f.Size()
+		f.Close()
+		if err != nil || sz < size {
+			continue
+		}
+		inited := sz // a backend that needs no initialisation
+		if initBlocks(c.fs) {
+			w, ok := findIface[vfs.WrittenPrefixer](c.fs)
+			if !ok {
+				continue
+			}
+			if inited, err = w.WrittenPrefix(name); err != nil || inited < min(c.aheadChunk(), sz) {
+				continue
+			}
+		}
+		if best.name == "" || inited > best.inited {
+			best = retiredFile{name: name, inited: inited}
+		}
+	}
+	return best
 }
 
 func (c *Coordinator) repaired(format string, args ...any) {

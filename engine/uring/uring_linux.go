@@ -477,7 +477,7 @@ func (f *FS) InitBlocks() bool { return f.initBlocks }
 // WrittenPrefix implements vfs.WrittenPrefixer from the file system's
 // extent map (FS_IOC_FIEMAP).
 func (f *FS) WrittenPrefix(name string) (int64, error) {
-	h, err := f.d.Open(name, true)
+	h, err := f.d.OpenDirect(name, true) // a segment's fds are all O_DIRECT
 	if err != nil {
 		return 0, err
 	}
