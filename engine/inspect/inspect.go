@@ -520,8 +520,10 @@ func otherNote(name string, l *segment.Listing) string {
 		return "the directory's lock (flocked while a process has the log open)"
 	case name == segment.StateName:
 		return "the log-state record: the entries deleted by DeleteBefore and TruncateAfter (see Report.State), and the owner's record"
+	case segment.IsLeftover(name) && (strings.HasPrefix(name, segment.PreparedPrefix) || strings.HasPrefix(name, segment.RecyclePrefix)):
+		return "temporary: a prepared or retired segment file, a live writer's or one a Close or crash left; the next Open reuses one such file as its first segment and removes the others"
 	case segment.IsLeftover(name):
-		return "temporary: a live writer's prepared or recycled segment, or a leftover that Open removes"
+		return "temporary: a live writer's record being written, or a leftover that Open removes"
 	}
 	if id, ok := segment.ParseID(name, segment.BrokenSuffix); ok {
 		return fmt.Sprintf("bytes that recovery cut off segment %d (a torn tail, or a segment whose header was unreadable), kept for the operator; dwal never reads it", id)
