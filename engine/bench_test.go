@@ -302,6 +302,7 @@ func BenchmarkCard1VsAppend(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
+			b.ReportMetric(float64(b.N)/float64(max(c.TotalFlushes(), 1)), "entries/batch")
 		})
 	}
 }
