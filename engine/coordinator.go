@@ -489,8 +489,10 @@ func (c *Coordinator) TruncateToLSN(lsn LSN) (removed int, err error) {
 }
 
 // Close stops group commit (failing queued Appends with ErrClosed), cuts the
-// active segment's preallocated tail off and syncs it, and releases the
-// directory. The active segment stays unsealed; the next Open seals it.
+// active segment's preallocated tail off, syncs it and seals it (writes its
+// .meta), and releases the directory. The next Open then reads the .meta
+// files instead of the last segment's batches: after a crash (no .meta) it
+// reads that segment through to find where its log ends.
 func (c *Coordinator) Close() error {
 	c.group.close()
 	c.prep.close()
@@ -513,6 +515,11 @@ func (c *Coordinator) Close() error {
 			err = a.f.Truncate(a.settled)
 			if err == nil {
 				err = a.f.Sync()
+			}
+			// Seal it: with its .meta the next Open trusts where its log
+			// ends instead of reading the segment through to find it.
+			if err == nil && a.meta.EntryCount > 0 {
+				err = c.writeMeta(a.id, a.meta)
 			}
 		}
 		if cerr := a.f.Close(); err == nil {

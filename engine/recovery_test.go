@@ -10,14 +10,18 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dwal-project/dwal/engine/internal/segment"
+	"github.com/dwal-project/dwal/engine/vfs/errorfs"
+	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
 
 // writeLog writes batches of entries with LSNs 1.. (batch i holds
-// perBatch entries), leaves the active segment unsealed (Close), and returns
-// what was written, in order.
+// perBatch entries), closes the log and leaves its last segment unsealed
+// (its .meta removed, as after a crash), and returns what was written, in
+// order.
 func writeLog(t *testing.T, cfg Config, batches, perBatch int) []replayed {
 	t.Helper()
 	c := openT(t, cfg)
@@ -33,10 +37,30 @@ func writeLog(t *testing.T, cfg Config, batches, perBatch int) []replayed {
 		}
 		mustFlush(t, c, es, true)
 	}
+	last := c.CurrentSegmentID()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
+	unseal(t, cfg, last)
 	return all
+}
+
+// unseal removes segment id's .meta, which Close wrote: the directory is
+// then as a writer that crashed after its last batch leaves it, and the
+// next Open reads the segment through to find the end of its log.
+func unseal(t *testing.T, cfg Config, id uint64) {
+	t.Helper()
+	fsys := cfg.FS
+	if fsys == nil {
+		err := os.Remove(filepath.Join(cfg.Dir, segment.MetaName(id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := fsys.Remove(segment.MetaName(id)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // batchOffsets returns the offsets of the batches of a segment file.
@@ -219,9 +243,9 @@ func TestRecoveryCorruptionTable(t *testing.T) {
 					if again := replayAll(t, c2, 0); !slices.Equal(again, state) {
 						t.Fatalf("reopen %d: %v, want %v", round, again, state)
 					}
-					// The first reopen seals the segment "next" went to; the
-					// second has nothing left to repair.
-					if n := len(c2.Recovery().Repairs); n != 1-round {
+					// Close sealed the segment "next" went to: nothing is
+					// left to repair.
+					if n := len(c2.Recovery().Repairs); n != 0 {
 						t.Fatalf("reopen %d repaired %q", round, c2.Recovery().Repairs)
 					}
 					c2.Close()
@@ -362,4 +386,52 @@ func TestRecoveryRemovesLeftoversAndIgnoresUnknownFiles(t *testing.T) {
 			t.Fatalf("replayed %v", got)
 		}
 	})
+}
+
+// Close seals the active segment (its .meta), so the next Open reads only
+// segment headers and .meta files: it does not read a segment through to
+// find where its log ends, as it must after a crash.
+func TestReopenAfterCloseReadsNoSegmentBody(t *testing.T) {
+	var opening atomic.Bool
+	var bodyReads atomic.Int32
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if opening.Load() && op.Kind == errorfs.OpRead && strings.HasSuffix(op.Name, ".log") && op.Offset > 0 {
+			bodyReads.Add(1)
+		}
+		return nil
+	})
+	cfg := DefaultConfig("reopen")
+	cfg.FS = errorfs.New(memfs.New(4096), inj)
+	cfg.SegmentSize = 64 << 10
+	c := openT(t, cfg)
+	for i := range 100 {
+		mustFlush(t, c, []*PendingEntry{entry(LSN(i+1), byte(i), 3000)}, true)
+	}
+	last := c.CurrentSegmentID()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opening.Store(true)
+	c = openT(t, cfg)
+	opening.Store(false)
+	if n := bodyReads.Load(); n != 0 {
+		t.Errorf("Open after a clean Close read segment bodies %d times", n)
+	}
+	if r := c.Recovery().Repairs; len(r) != 0 {
+		t.Errorf("Open after a clean Close repaired %q", r)
+	}
+	if got := replayAll(t, c, 0); len(got) != 100 || got[99].lsn != 100 {
+		t.Fatalf("replayed %d entries", len(got))
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// As after a crash: without the .meta, Open reads the segment through.
+	unseal(t, cfg, last)
+	opening.Store(true)
+	openT(t, cfg)
+	opening.Store(false)
+	if bodyReads.Load() == 0 {
+		t.Error("Open of an unsealed last segment read none of it: the check above proves nothing")
+	}
 }

@@ -20,7 +20,8 @@ import (
 // inspectDir writes a log of 13 batches of 3 entries of 1000 bytes
 // (LSN 1..39, unordered inside each batch) in segments of 16 KiB, so that
 // segments 1..4 are sealed (3 batches each) and segment 5, holding the last
-// batch, is left active by Close.
+// batch, is left active: Close seals it, and its .meta is removed after, as
+// a writer that crashed after its last batch leaves it.
 func inspectDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -36,6 +37,9 @@ func inspectDir(t *testing.T) string {
 		}, true)
 	}
 	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, segment.MetaName(5))); err != nil {
 		t.Fatal(err)
 	}
 	return dir
