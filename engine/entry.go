@@ -2,7 +2,6 @@ package engine
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
 )
 
@@ -14,27 +13,25 @@ import (
 type PendingEntry struct {
 	LSN  LSN
 	Data []byte
-	done *completionState // nil for async entries
+	done *Completion // nil for async entries
 }
 
 // Completion is the waiting side of a sync entry.
 type Completion struct {
-	st *completionState
+	claimed atomic.Bool // the outcome is being set: later finishes do nothing
+	set     atomic.Bool // err is final and ch closed
+	ch      chan struct{}
+	err     error
 }
 
-type completionState struct {
-	once sync.Once
-	ch   chan struct{}
-	set  atomic.Bool
-	err  error
-}
-
-func (s *completionState) finish(err error) {
-	s.once.Do(func() {
-		s.err = err
-		s.set.Store(true)
-		close(s.ch)
-	})
+// finish sets the outcome once; later calls do nothing.
+func (c *Completion) finish(err error) {
+	if !c.claimed.CompareAndSwap(false, true) {
+		return
+	}
+	c.err = err
+	c.set.Store(true)
+	close(c.ch)
 }
 
 // NewAsyncEntry makes an entry nobody waits for.
@@ -44,13 +41,17 @@ func NewAsyncEntry(lsn LSN, data []byte) *PendingEntry {
 
 // NewSyncEntry makes an entry and the Completion its writer waits on.
 func NewSyncEntry(lsn LSN, data []byte) (*PendingEntry, *Completion) {
-	st := &completionState{ch: make(chan struct{})}
-	e := &PendingEntry{LSN: lsn, Data: data, done: st}
+	c := &Completion{ch: make(chan struct{})}
+	e := &PendingEntry{LSN: lsn, Data: data, done: c}
 	// NB: the cleanup must not reference e itself, or e never becomes
-	// unreachable; it holds only the shared state.
-	runtime.AddCleanup(e, func(s *completionState) { s.finish(ErrDropped) }, st)
-	return e, &Completion{st: st}
+	// unreachable; it holds only the Completion.
+	runtime.AddCleanup(e, dropped, c)
+	return e, c
 }
+
+// dropped tells the Completion of an entry garbage collected before it
+// reached Flush.
+func dropped(c *Completion) { c.finish(ErrDropped) }
 
 // complete tells the entry's Completion (if any) the outcome.
 func (e *PendingEntry) complete(err error) {
@@ -61,20 +62,20 @@ func (e *PendingEntry) complete(err error) {
 
 // Wait blocks until the entry's batch is durable (nil) or failed (its error).
 func (c *Completion) Wait() error {
-	<-c.st.ch
-	return c.st.err
+	<-c.ch
+	return c.err
 }
 
 // IsComplete reports whether the outcome is known.
-func (c *Completion) IsComplete() bool { return c.st.set.Load() }
+func (c *Completion) IsComplete() bool { return c.set.Load() }
 
 // Done is closed when the outcome is known (for select).
-func (c *Completion) Done() <-chan struct{} { return c.st.ch }
+func (c *Completion) Done() <-chan struct{} { return c.ch }
 
 // Err returns the outcome once Done is closed (nil before).
 func (c *Completion) Err() error {
 	if !c.IsComplete() {
 		return nil
 	}
-	return c.st.err
+	return c.err
 }

@@ -183,6 +183,38 @@ func TestFlushSignalWakesWaiter(t *testing.T) {
 	}
 }
 
+// Requests that pile up while one is pending are one request; after Take
+// the next Request wakes a waiter again. One timer serves many waits: it
+// times out, is woken early, and times out again.
+func TestFlushSignalRequestsAfterTakeAndTimerReuse(t *testing.T) {
+	s := NewFlushSignal()
+	s.Request()
+	s.Request()
+	if !s.Take() || s.Take() {
+		t.Fatal("two requests before a Take are not exactly one")
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	if s.waitTimer(timer, 5*time.Millisecond) {
+		t.Fatal("a wait after Take saw a request nobody made")
+	}
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		s.Request()
+	}()
+	start := time.Now()
+	if !s.waitTimer(timer, time.Minute) {
+		t.Fatal("a Request after Take did not wake the waiter")
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Fatal("the waiter slept through the Request")
+	}
+	s.Take()
+	if s.waitTimer(timer, 5*time.Millisecond) {
+		t.Fatal("the reused timer's wait saw a request")
+	}
+}
+
 func TestSeedSegmentFileCreation(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		if !b.realDir {

@@ -17,11 +17,18 @@ type FlushSignal struct {
 func NewFlushSignal() *FlushSignal { return &FlushSignal{ch: make(chan struct{})} }
 
 // Request asks for a flush and wakes every waiter.
+//
+// NB: a request while one is pending changes nothing: the first woke every
+// waiter, and a Wait that starts while it is pending returns at once. So
+// many producers requesting at once (Card 1's way: each queues an entry and
+// requests) allocate one channel per Take, not one each.
 func (s *FlushSignal) Request() {
 	s.mu.Lock()
-	s.requested = true
-	close(s.ch)
-	s.ch = make(chan struct{})
+	if !s.requested {
+		s.requested = true
+		close(s.ch)
+		s.ch = make(chan struct{})
+	}
 	s.mu.Unlock()
 }
 
@@ -42,12 +49,27 @@ func (s *FlushSignal) Wait(timeout time.Duration) bool {
 		s.mu.Unlock()
 		return true
 	}
-	ch := s.ch
 	s.mu.Unlock()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
+	return s.waitTimer(t, timeout)
+}
+
+// waitTimer is Wait with the caller's timer (stopped or expired), which it
+// resets to timeout and leaves stopped or expired: a loop that waits again
+// and again allocates no timer per wait.
+func (s *FlushSignal) waitTimer(t *time.Timer, timeout time.Duration) bool {
+	s.mu.Lock()
+	if s.requested {
+		s.mu.Unlock()
+		return true
+	}
+	ch := s.ch
+	s.mu.Unlock()
+	t.Reset(timeout)
 	select {
 	case <-ch:
+		t.Stop()
 	case <-t.C:
 	}
 	s.mu.Lock()
@@ -121,6 +143,8 @@ func (t *FlushThread) run() {
 		close(t.jobs)
 		t.workers.Wait() // every batch in flight settled
 	}()
+	timer := time.NewTimer(t.interval)
+	timer.Stop()
 	for {
 		select {
 		case <-t.stop:
@@ -129,7 +153,7 @@ func (t *FlushThread) run() {
 			return
 		default:
 		}
-		t.signal.Wait(t.interval)
+		t.signal.waitTimer(timer, t.interval)
 		t.signal.Take()
 		t.pending = append(t.pending, t.drain()...)
 		if n := len(t.pending); n > 0 && (len(t.free) == cap(t.free) || n >= t.last) {
