@@ -355,3 +355,67 @@ func TestLeftoversReusedAtOpen(t *testing.T) {
 		t.Fatalf("replayed %d entries, want %d", len(got), lsn)
 	}
 }
+
+// With every pipeline slot busy, entries drained meanwhile wait for a slot
+// and then go as one batch: the FlushThread forms a batch when its write
+// can start, not before (a batch formed early would hold only the entries
+// drained by then, and those behind it would make another batch and sync).
+func TestFlushThreadBatchesWhatQueuedWhilePipelineFull(t *testing.T) {
+	release := make(chan struct{})
+	var released sync.Once
+	unblock := func() { released.Do(func() { close(release) }) }
+	var writes atomic.Int32
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpWrite && op.Offset >= 4096 && strings.HasPrefix(op.Name, segment.PreparedPrefix) {
+			if writes.Add(1) <= 2 {
+				<-release // both slots' writes wait here
+			}
+		}
+		return nil
+	})
+	cfg := DefaultConfig("mem")
+	cfg.FS = errorfs.New(memfs.New(4096), inj)
+	cfg.GroupCommitDepth = 2
+	c := openT(t, cfg)
+	t.Cleanup(unblock)
+	var q entryQueue
+	ft := StartFlushThread(c, q.drain, time.Hour)
+	var dones []*Completion
+	enqueue := func(lsn LSN) {
+		e, done := NewSyncEntry(lsn, []byte{byte(lsn)})
+		q.push(e)
+		ft.RequestFlush()
+		dones = append(dones, done)
+	}
+	waitWrites := func(n int32) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for writes.Load() < n && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if writes.Load() < n {
+			t.Fatalf("%d batch writes issued, want %d", writes.Load(), n)
+		}
+	}
+	enqueue(1)
+	waitWrites(1)
+	enqueue(2)
+	waitWrites(2) // both slots busy
+	for lsn := LSN(3); lsn <= 10; lsn++ {
+		enqueue(lsn)
+		time.Sleep(2 * time.Millisecond) // the FlushThread sees each request
+	}
+	unblock()
+	for _, d := range dones {
+		if err := d.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ft.Shutdown()
+	if n := c.TotalFlushes(); n != 3 {
+		t.Fatalf("%d batches for 10 entries, want 3 (1, 2, then 3..10 together)", n)
+	}
+	if got := replayAll(t, c, 0); len(got) != 10 {
+		t.Fatalf("replayed %d entries, want 10", len(got))
+	}
+}

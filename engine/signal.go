@@ -156,7 +156,11 @@ func (t *FlushThread) run() {
 		t.signal.waitTimer(timer, t.interval)
 		t.signal.Take()
 		t.pending = append(t.pending, t.drain()...)
-		if n := len(t.pending); n > 0 && (len(t.free) == cap(t.free) || n >= t.last) {
+		// NB: only when a slot is free. Launching into a full pipeline
+		// would wait for a slot holding the entries drained so far, and
+		// those arriving meanwhile would miss the batch: a batch formed
+		// when its write can start holds everything queued by then.
+		if n := len(t.pending); n > 0 && len(t.free) > 0 && (len(t.free) == cap(t.free) || n >= t.last) {
 			t.launch()
 		}
 	}
