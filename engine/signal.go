@@ -196,16 +196,21 @@ func (t *FlushThread) launch() {
 	t.jobs <- j
 }
 
-// work writes reserved batches and tells their entries.
+// work writes reserved batches and tells their entries. As Append's
+// workers do, it frees the batch's slot and lets the next batch launch
+// before it wakes this batch's waiters: the disk works while they run.
 func (t *FlushThread) work() {
 	defer t.workers.Done()
+	var spare []*PendingEntry
 	for j := range t.jobs {
 		_, err := t.c.finish(j.f, j.st)
-		t.settled(j.entries, err)
-		clear(j.entries)
-		j.f, j.st = nil, FlushStats{}
+		entries := j.entries
+		j.entries, j.f, j.st = spare[:0], nil, FlushStats{}
 		t.free <- j
 		t.signal.Request() // a slot is free: launch what is pending
+		t.settled(entries, err)
+		clear(entries)
+		spare = entries[:0]
 	}
 }
 
