@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strconv"
 	"strings"
 
 	"github.com/dwal-project/dwal/engine/align"
@@ -142,7 +143,7 @@ func (c *Coordinator) repair(l *segment.Listing, segs []*segFile) ([]*segFile, e
 	for _, id := range l.OrphanMetas() {
 		leftovers = append(leftovers, segment.MetaName(id))
 	}
-	c.leftover = c.pickReusable(leftovers)
+	c.leftover = c.pickReusable(l, leftovers)
 	if c.leftover.name != "" {
 		// NB: its name must be durable before a new header goes into it:
 		// a crash could otherwise bring back the segment it was retired
@@ -232,14 +233,26 @@ func (c *Coordinator) dropFences(l *segment.Listing, dirty bool) error {
 // and how far it is written only decides where its frontier starts, so no
 // record of ours is trusted. None with a backend that may cache pages
 // (nothing is recycled there), or when the extent map cannot be read.
-func (c *Coordinator) pickReusable(leftovers []string) retiredFile {
+//
+// NB: only a regular file is the directory's own (a symlink would have
+// the next segment written into whatever it points to), and only one
+// whose segment ID has no .log of its own: a crash in the middle of the
+// rename that made it (NNNNNN.log to recycle-N.tmp, prepared-N.tmp to
+// NNNNNN.log) can leave both names on one file where the directory is not
+// journaled, and a new header must not go into a live segment.
+func (c *Coordinator) pickReusable(l *segment.Listing, leftovers []string) retiredFile {
 	var best retiredFile
 	if pageCache(c.fs) {
 		return best
 	}
+	regular := map[string]bool{}
+	for _, e := range l.Other {
+		regular[e.Name()] = e.Type().IsRegular()
+	}
 	size := c.segmentFileSize()
 	for _, name := range leftovers {
-		if !strings.HasPrefix(name, segment.PreparedPrefix) && !strings.HasPrefix(name, segment.RecyclePrefix) {
+		id, ok := leftoverID(name)
+		if !ok || !regular[name] || l.Has(id) {
 			continue
 		}
 		f, err := c.fs.Open(name, true)
@@ -266,6 +279,19 @@ func (c *Coordinator) pickReusable(leftovers []string) retiredFile {
 		}
 	}
 	return best
+}
+
+// leftoverID is N of prepared-N.tmp or recycle-N.tmp.
+func leftoverID(name string) (uint64, bool) {
+	for _, p := range []string{segment.PreparedPrefix, segment.RecyclePrefix} {
+		if rest, ok := strings.CutPrefix(name, p); ok {
+			if num, ok := strings.CutSuffix(rest, segment.TmpSuffix); ok {
+				id, err := strconv.ParseUint(num, 10, 64)
+				return id, err == nil
+			}
+		}
+	}
+	return 0, false
 }
 
 func (c *Coordinator) repaired(format string, args ...any) {
