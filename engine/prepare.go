@@ -237,6 +237,12 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	if f == nil {
 		var err error
 		f, err = c.fs.Create(name, size)
+		if errors.Is(err, fs.ErrExist) {
+			// A prepared file a Close left under this name (a Flush racing
+			// that Close, say): it holds nothing acknowledged.
+			c.fs.Remove(name)
+			f, err = c.fs.Create(name, size)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("dwal: prepare segment %d (%d bytes): %w", id, size, err)
 		}
@@ -343,7 +349,17 @@ func (c *Coordinator) writtenPrefix(id uint64) (int64, bool) {
 	if !ok || !initBlocks(c.fs) {
 		return 0, false
 	}
-	n, err := w.WrittenPrefix(segment.Name(id))
+	name := segment.Name(id)
+	f, err := c.fs.Open(name, true)
+	if err != nil {
+		return 0, false
+	}
+	sz, err := f.Size()
+	f.Close()
+	if err != nil || sz < c.segmentFileSize() {
+		return 0, false // cut short (by Close, or recovery): not reusable
+	}
+	n, err := w.WrittenPrefix(name)
 	if err != nil || n < c.aheadChunk() {
 		return 0, false
 	}

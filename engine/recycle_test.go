@@ -128,3 +128,26 @@ func TestOneDirectorySyncPerRotation(t *testing.T) {
 		t.Errorf("replay after reopen ends at %v, want LSN %d", got[len(got)-1:], 1+rotations)
 	}
 }
+
+// A prepared file left under the name a new segment wants (Close leaves
+// its prepared segment on disk; a Flush racing that Close then prepares
+// the same ID) is replaced, not an error: it holds nothing acknowledged.
+func TestMakeSegmentReplacesLeftPreparedFile(t *testing.T) {
+	cfg := DefaultConfig("mem")
+	cfg.FS = memfs.New(4096)
+	c := openT(t, cfg)
+	id := c.curID.Load() + 50
+	first, err := c.makeSegment(id, initNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.f.Close() // left on disk, as Close leaves it
+	second, err := c.makeSegment(id, initNone)
+	if err != nil {
+		t.Fatalf("preparing segment %d over the file left under its name: %v", id, err)
+	}
+	second.f.Close()
+	if second.salt == first.salt {
+		t.Error("the second preparation kept the first one's header")
+	}
+}
