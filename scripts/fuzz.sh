@@ -23,11 +23,25 @@ fi
 
 status=0
 summary=""
+run() { "$GO" test -run '^$' -fuzz "^${1}\$" -fuzztime "$dur" "${par[@]}" ./engine 2>&1 | tee "$log"; }
+
 for t in $targets; do
 	echo "== $t for $dur"
 	log="$(mktemp)"
-	if "$GO" test -run '^$' -fuzz "^${t}\$" -fuzztime "$dur" "${par[@]}" ./engine 2>&1 | tee "$log"; then
+	if run "$t"; then
 		res=ok
+	elif grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written to' "$log"; then
+		# NB: go test -fuzz sometimes reports the end of -fuzztime itself as a
+		# failure ("context deadline exceeded", no failing input written): a
+		# toolchain hiccup, not a finding. A real finding always writes its
+		# input. Run the target once more.
+		echo "== $t: the fuzz deadline was reported as a failure without an input; once more"
+		if run "$t"; then
+			res=ok
+		else
+			res=FAIL
+			status=1
+		fi
 	else
 		res=FAIL
 		status=1
