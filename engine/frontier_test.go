@@ -73,15 +73,7 @@ func TestCommitsLandInInitialisedBlocks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var cold []string
-	for _, w := range mem.ColdWrites() {
-		for _, n := range w.Names {
-			if strings.HasSuffix(n, ".log") {
-				cold = append(cold, fmt.Sprintf("%v at %d (%d bytes)", w.Names, w.Off, w.Len))
-			}
-		}
-	}
-	if len(cold) > 0 {
+	if cold := coldLogWrites(mem, 0); len(cold) > 0 {
 		t.Fatalf("%d commits landed in never-written blocks, first %s", len(cold), cold[0])
 	}
 }
@@ -149,32 +141,12 @@ func TestFlushThreadPipelines(t *testing.T) {
 // except for its tail, so a bulk writer pays extent conversion about once
 // per segment instead of once per batch.
 func TestBulkSegmentsRecycled(t *testing.T) {
-	mem := memfs.New(4096, memfs.WithExtents())
-	cfg := DefaultConfig("mem")
-	cfg.FS = mem
-	cfg.SegmentSize = 3 << 20
-	cfg.SegmentsToRetain = 1
+	mem, cfg := extentLog(3<<20, 1)
 	c := openT(t, cfg)
 	const batch = 300 << 10 // >= aheadBulkSpan: claims its blocks
-	coldBatches := func() int {
-		n := 0
-		for _, w := range mem.ColdWrites() {
-			for _, name := range w.Names {
-				if strings.HasSuffix(name, ".log") && w.Len >= batch {
-					n++
-					break
-				}
-			}
-		}
-		return n
-	}
+	coldBatches := func() int { return len(coldLogWrites(mem, batch)) }
 	var lsn LSN
-	write := func(n int) {
-		for range n {
-			lsn++
-			mustFlush(t, c, []*PendingEntry{entry(lsn, byte(lsn), batch)}, true)
-		}
-	}
+	write := func(n int) { flushN(t, c, &lsn, n, batch) }
 	write(60) // six segments: the first ones are new files
 	cold0, seg0 := coldBatches(), c.CurrentSegmentID()
 	write(100)
@@ -190,24 +162,14 @@ func TestBulkSegmentsRecycled(t *testing.T) {
 	// Small commits into the recycled files: their never-written tails must
 	// be initialised ahead of them (a file taken as initialised further
 	// than it was would put these commits into fallocated blocks).
-	for range 3000 {
-		lsn++
-		mustFlush(t, c, []*PendingEntry{entry(lsn, byte(lsn), 2000)}, true)
-	}
-	for _, w := range mem.ColdWrites() {
-		for _, name := range w.Names {
-			if strings.HasSuffix(name, ".log") && w.Len < batch {
-				t.Fatalf("a small commit landed in never-written blocks: %v at %d (%d bytes)", w.Names, w.Off, w.Len)
-			}
-		}
+	flushN(t, c, &lsn, 3000, 2000)
+	if n := len(coldLogWrites(mem, 0)) - len(coldLogWrites(mem, batch)); n > 0 {
+		t.Fatalf("%d small commits landed in never-written blocks: %v", n, coldLogWrites(mem, 0))
 	}
 	if c.Stats().SegmentsRecycled <= st.SegmentsRecycled {
 		t.Fatal("no recycled segment took the small commits")
 	}
-	got := replayAll(t, c, 0)
-	if len(got) == 0 || got[len(got)-1].lsn != lsn {
-		t.Fatalf("replay ends at %v, want LSN %d", got[len(got)-1:], lsn)
-	}
+	replayEndsAt(t, c, lsn)
 }
 
 // After a restart, segments that an earlier process wrote are recycled
@@ -215,18 +177,9 @@ func TestBulkSegmentsRecycled(t *testing.T) {
 // first rotations after a reopen reuse retired files instead of
 // fallocating new ones.
 func TestRecycleAfterRestart(t *testing.T) {
-	mem := memfs.New(4096, memfs.WithExtents())
-	cfg := DefaultConfig("mem")
-	cfg.FS = mem
-	cfg.SegmentSize = 1 << 20
-	cfg.SegmentsToRetain = 4
+	mem, cfg := extentLog(1<<20, 4)
 	var lsn LSN
-	write := func(c *Coordinator, n int) {
-		for range n {
-			lsn++
-			mustFlush(t, c, []*PendingEntry{entry(lsn, byte(lsn), 3000)}, true)
-		}
-	}
+	write := func(c *Coordinator, n int) { flushN(t, c, &lsn, n, 3000) }
 	c := openT(t, cfg)
 	write(c, 2000) // about eight segments
 	if err := c.Close(); err != nil {
@@ -239,17 +192,10 @@ func TestRecycleAfterRestart(t *testing.T) {
 	if st.SegmentsRecycled == 0 {
 		t.Fatalf("no segment recycled in the %d rotations after a reopen", c.CurrentSegmentID()-first)
 	}
-	for _, w := range mem.ColdWrites() {
-		for _, name := range w.Names {
-			if strings.HasSuffix(name, ".log") {
-				t.Fatalf("a commit landed in never-written blocks: %v at %d (%d bytes)", w.Names, w.Off, w.Len)
-			}
-		}
+	if cold := coldLogWrites(mem, 0); len(cold) > 0 {
+		t.Fatalf("a commit landed in never-written blocks: %s", cold[0])
 	}
-	got := replayAll(t, c, 0)
-	if len(got) == 0 || got[len(got)-1].lsn != lsn {
-		t.Fatalf("replay ends at %v, want LSN %d", got[len(got)-1:], lsn)
-	}
+	replayEndsAt(t, c, lsn)
 }
 
 // A prepared or retired segment file left by Close (or a crash) is reused
@@ -259,25 +205,13 @@ func TestRecycleAfterRestart(t *testing.T) {
 // them and without a commit landing in its unwritten blocks; a leftover too
 // small to be a segment is removed.
 func TestLeftoversReusedAtOpen(t *testing.T) {
-	mem := memfs.New(4096, memfs.WithExtents())
-	cfg := DefaultConfig("mem")
-	cfg.FS = mem
-	cfg.SegmentSize = 1 << 20
+	mem, cfg := extentLog(1<<20, 0)
 	var lsn LSN
-	write := func(c *Coordinator, n int) {
-		for range n {
-			lsn++
-			mustFlush(t, c, []*PendingEntry{entry(lsn, byte(lsn), 3000)}, true)
-		}
-	}
+	write := func(c *Coordinator, n int) { flushN(t, c, &lsn, n, 3000) }
 	noCold := func(what string) {
 		t.Helper()
-		for _, w := range mem.ColdWrites() {
-			for _, name := range w.Names {
-				if strings.HasSuffix(name, ".log") {
-					t.Fatalf("%s: a commit landed in never-written blocks: %v at %d (%d bytes)", what, w.Names, w.Off, w.Len)
-				}
-			}
+		if cold := coldLogWrites(mem, 0); len(cold) > 0 {
+			t.Fatalf("%s: a commit landed in never-written blocks: %s", what, cold[0])
 		}
 	}
 	c := openT(t, cfg)
@@ -417,5 +351,48 @@ func TestFlushThreadBatchesWhatQueuedWhilePipelineFull(t *testing.T) {
 	}
 	if got := replayAll(t, c, 0); len(got) != 10 {
 		t.Fatalf("replayed %d entries, want 10", len(got))
+	}
+}
+
+// coldLogWrites describes the synced writes of at least minLen bytes that
+// mem saw land in never-written blocks of a file named as a segment (.log).
+func coldLogWrites(mem *memfs.FS, minLen int) []string {
+	var out []string
+	for _, w := range mem.ColdWrites() {
+		if w.Len >= minLen && slices.ContainsFunc(w.Names, func(n string) bool { return strings.HasSuffix(n, ".log") }) {
+			out = append(out, fmt.Sprintf("%v at %d (%d bytes)", w.Names, w.Off, w.Len))
+		}
+	}
+	return out
+}
+
+// extentLog is the recycling tests' directory: a memfs that models
+// unwritten extents, and a config on it (segments of segSize, retention
+// as given, 0 for the default).
+func extentLog(segSize int64, retain int) (*memfs.FS, Config) {
+	mem := memfs.New(4096, memfs.WithExtents())
+	cfg := DefaultConfig("mem")
+	cfg.FS = mem
+	cfg.SegmentSize = segSize
+	cfg.SegmentsToRetain = retain
+	return mem, cfg
+}
+
+// flushN flushes n synced batches of one entry of size bytes, at the LSNs
+// after *lsn (which it advances).
+func flushN(t *testing.T, c *Coordinator, lsn *LSN, n, size int) {
+	t.Helper()
+	for range n {
+		*lsn++
+		mustFlush(t, c, []*PendingEntry{entry(*lsn, byte(*lsn), size)}, true)
+	}
+}
+
+// replayEndsAt checks that c replays and its last entry is LSN last.
+func replayEndsAt(t *testing.T, c *Coordinator, last LSN) {
+	t.Helper()
+	got := replayAll(t, c, 0)
+	if len(got) == 0 || got[len(got)-1].lsn != last {
+		t.Fatalf("replay ends at %v, want LSN %d", got[len(got)-1:], last)
 	}
 }

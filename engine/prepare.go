@@ -191,8 +191,8 @@ func (p *preparer) close() {
 		}
 		p.ready = nil
 	}
-	for _, r := range p.recycle {
-		if !keep {
+	if !keep {
+		for _, r := range p.recycle {
 			p.c.fs.Remove(r.name)
 		}
 	}
@@ -213,11 +213,15 @@ const (
 // backend wants that, vfs.BlockIniter); then its header, synced.
 func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	size := c.segmentFileSize()
-	name := fmt.Sprintf("%s%d%s", segment.PreparedPrefix, id, segment.TmpSuffix)
+	name := segment.PreparedName(id)
 	var f vfs.File
 	var inited int64
 	if old := c.prep.takeRecycled(); old.name != "" {
-		if err := c.renameUnlessSame(old.name, name); err == nil {
+		var err error
+		if old.name != name { // a file kept from an earlier process may have it already
+			err = c.fs.Rename(old.name, name)
+		}
+		if err == nil {
 			f, err = c.fs.Open(name, false)
 			if err != nil {
 				c.fs.Remove(name)
@@ -284,15 +288,6 @@ func (c *Coordinator) segmentFileSize() int64 {
 	return max(align.Up64(c.cfg.SegmentSize, c.align), 2*int64(c.align))
 }
 
-// renameUnlessSame renames oldname to newname; a file kept from an earlier
-// process may already have the name a new segment wants.
-func (c *Coordinator) renameUnlessSame(oldname, newname string) error {
-	if oldname == newname {
-		return nil
-	}
-	return c.fs.Rename(oldname, newname)
-}
-
 // initHead writes zeros over the first n bytes of f at once (made durable by
 // the header's sync that follows) and returns n.
 func (c *Coordinator) initHead(f vfs.File, n int64) (int64, error) {
@@ -317,11 +312,11 @@ func (c *Coordinator) retire(id uint64) error {
 	recycled := ""
 	inited, warm := c.warm[id]
 	delete(c.warm, id)
-	if !warm {
-		inited, warm = c.writtenPrefix(id)
+	if !warm && initBlocks(c.fs) {
+		inited, warm = c.reusable(segment.Name(id))
 	}
 	if warm && !pageCache(c.fs) {
-		tmp := fmt.Sprintf("%s%d%s", segment.RecyclePrefix, id, segment.TmpSuffix)
+		tmp := segment.RecycleName(id)
 		if err := c.fs.Rename(segment.Name(id), tmp); err == nil {
 			recycled = tmp
 		} else if errors.Is(err, fs.ErrNotExist) {
@@ -340,27 +335,30 @@ func (c *Coordinator) retire(id uint64) error {
 	return nil
 }
 
-// writtenPrefix is, for a segment this process did not seal (an earlier
-// one wrote it), how much of it from the start the file system's extent
-// map shows written, when the backend can tell (vfs.WrittenPrefixer) and
-// that is worth recycling the file for.
-func (c *Coordinator) writtenPrefix(id uint64) (int64, bool) {
+// reusable reports whether segment file name, which this process did not
+// write to its end (an earlier one did, or it is a leftover), can become a
+// new segment, and how much of it from the start is initialised: it must
+// be full-sized and, where blocks are initialised before use, written
+// (the file system's extent map, vfs.WrittenPrefixer) for at least a new
+// segment's initialised head. Only speed depends on the answer: a reused
+// file's stale bytes never replay, and its frontier initialises the rest.
+func (c *Coordinator) reusable(name string) (int64, bool) {
+	size := c.segmentFileSize()
+	if !initBlocks(c.fs) {
+		f, err := c.fs.Open(name, true)
+		if err != nil {
+			return 0, false
+		}
+		sz, err := f.Size()
+		f.Close()
+		return sz, err == nil && sz >= size
+	}
 	w, ok := findIface[vfs.WrittenPrefixer](c.fs)
-	if !ok || !initBlocks(c.fs) {
+	if !ok {
 		return 0, false
 	}
-	name := segment.Name(id)
-	f, err := c.fs.Open(name, true)
-	if err != nil {
-		return 0, false
-	}
-	sz, err := f.Size()
-	f.Close()
-	if err != nil || sz < c.segmentFileSize() {
-		return 0, false // cut short (by Close, or recovery): not reusable
-	}
-	n, err := w.WrittenPrefix(name)
-	if err != nil || n < c.aheadChunk() {
+	n, sz, err := w.WrittenPrefix(name)
+	if err != nil || sz < size || n < min(c.aheadChunk(), sz) {
 		return 0, false
 	}
 	return n, true

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"strconv"
-	"strings"
 
 	"github.com/dwal-project/dwal/engine/align"
 	"github.com/dwal-project/dwal/engine/internal/segment"
@@ -249,49 +247,16 @@ func (c *Coordinator) pickReusable(l *segment.Listing, leftovers []string) retir
 	for _, e := range l.Other {
 		regular[e.Name()] = e.Type().IsRegular()
 	}
-	size := c.segmentFileSize()
 	for _, name := range leftovers {
-		id, ok := leftoverID(name)
+		id, ok := segment.ParseTempID(name)
 		if !ok || !regular[name] || l.Has(id) {
 			continue
 		}
-		f, err := c.fs.Open(name, true)
-		if err != nil {
-			continue
-		}
-		sz, err := f.Size()
-		f.Close()
-		if err != nil || sz < size {
-			continue
-		}
-		inited := sz // a backend that needs no initialisation
-		if initBlocks(c.fs) {
-			w, ok := findIface[vfs.WrittenPrefixer](c.fs)
-			if !ok {
-				continue
-			}
-			if inited, err = w.WrittenPrefix(name); err != nil || inited < min(c.aheadChunk(), sz) {
-				continue
-			}
-		}
-		if best.name == "" || inited > best.inited {
+		if inited, ok := c.reusable(name); ok && (best.name == "" || inited > best.inited) {
 			best = retiredFile{name: name, inited: inited}
 		}
 	}
 	return best
-}
-
-// leftoverID is N of prepared-N.tmp or recycle-N.tmp.
-func leftoverID(name string) (uint64, bool) {
-	for _, p := range []string{segment.PreparedPrefix, segment.RecyclePrefix} {
-		if rest, ok := strings.CutPrefix(name, p); ok {
-			if num, ok := strings.CutSuffix(rest, segment.TmpSuffix); ok {
-				id, err := strconv.ParseUint(num, 10, 64)
-				return id, err == nil
-			}
-		}
-	}
-	return 0, false
 }
 
 func (c *Coordinator) repaired(format string, args ...any) {

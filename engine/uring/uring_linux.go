@@ -476,10 +476,10 @@ func (f *FS) InitBlocks() bool { return f.initBlocks }
 
 // WrittenPrefix implements vfs.WrittenPrefixer from the file system's
 // extent map (FS_IOC_FIEMAP).
-func (f *FS) WrittenPrefix(name string) (int64, error) {
+func (f *FS) WrittenPrefix(name string) (written, size int64, err error) {
 	h, err := f.d.OpenDirect(name, true) // a segment's fds are all O_DIRECT
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer h.Close()
 	return osdir.WrittenPrefix(h)

@@ -215,7 +215,8 @@ type BlockIniter interface {
 
 // WrittenPrefixer is implemented by backends that can read, from the file
 // system's own extent map, how many bytes of a file from its start have
-// been written (no hole, no fallocated-but-unwritten extent). The engine
+// been written (no hole, no fallocated-but-unwritten extent), and the
+// file's size. The engine
 // asks it before recycling a segment that an earlier process wrote, so the
 // file's initialised part is reused after a restart too. Only speed
 // depends on the answer (a recycled file's stale bytes never replay, and
@@ -224,5 +225,5 @@ type BlockIniter interface {
 // reused. Wrappers (errorfs) expose the backend they wrap with an Unwrap()
 // FS method instead.
 type WrittenPrefixer interface {
-	WrittenPrefix(name string) (int64, error)
+	WrittenPrefix(name string) (written, size int64, err error)
 }

@@ -36,6 +36,17 @@ func PreparedName(n uint64) string { return fmt.Sprintf("%s%d%s", PreparedPrefix
 // RecycleName is the temporary name of a retired segment kept for reuse.
 func RecycleName(id uint64) string { return fmt.Sprintf("%s%d%s", RecyclePrefix, id, TmpSuffix) }
 
+// ParseTempID is N of a prepared or retired segment file's temporary name
+// (PreparedName, RecycleName).
+func ParseTempID(name string) (uint64, bool) {
+	for _, p := range []string{PreparedPrefix, RecyclePrefix} {
+		if rest, ok := strings.CutPrefix(name, p); ok {
+			return ParseID(rest, TmpSuffix)
+		}
+	}
+	return 0, false
+}
+
 // ParseID parses the digits of name before suffix ("000012.log" → 12); any
 // number of digits.
 func ParseID(name, suffix string) (uint64, bool) {

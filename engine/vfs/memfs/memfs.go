@@ -142,22 +142,22 @@ func WithCapacity(n int64) Option { return func(f *FS) { f.capacity = n } }
 func WithExtents() Option { return func(f *FS) { f.extents = true } }
 
 // WrittenPrefix implements vfs.WrittenPrefixer: the bytes of name before
-// its first unwritten block (all of them without WithExtents).
-func (f *FS) WrittenPrefix(name string) (int64, error) {
+// its first unwritten block (all of them without WithExtents), and its size.
+func (f *FS) WrittenPrefix(name string) (written, size int64, err error) {
 	if err := checkName("fiemap", name); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ino, ok := f.names[name]
 	if !ok {
-		return 0, notExist("fiemap", name)
+		return 0, 0, notExist("fiemap", name)
 	}
-	size := int64(len(ino.data))
+	size = int64(len(ino.data))
 	if i := slices.Index(ino.unwritten, true); i >= 0 {
-		return min(int64(i)*int64(f.align), size), nil
+		return min(int64(i)*int64(f.align), size), size, nil
 	}
-	return size, nil
+	return size, size, nil
 }
 
 // ColdWrite is a synced write of data into blocks that were never written.

@@ -42,17 +42,24 @@ func init() {
 }
 
 // WrittenPrefix returns how many bytes of f, from its start, the file
-// system's extent map shows as written: allocated, not a hole, not an
-// unwritten (fallocated, never written) extent, not delayed. It is the
+// system's extent map shows as written (allocated, not a hole, not an
+// unwritten (fallocated, never written) extent, not delayed), and f's size. It is the
 // file system's own record, so it needs no bookkeeping of ours and cannot
 // be stale; it errors (wrapping errors.ErrUnsupported) where FIEMAP is not
 // supported (tmpfs, some FUSE mounts).
-func WrittenPrefix(f *os.File) (int64, error) {
+func WrittenPrefix(f *os.File) (written, size int64, err error) {
 	st, err := f.Stat()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	size := st.Size()
+	size = st.Size()
+	written, err = writtenPrefix(f, size)
+	return min(written, size), size, err
+}
+
+// writtenPrefix walks f's extents from 0 until a gap or an extent not
+// written, up to size.
+func writtenPrefix(f *os.File, size int64) (int64, error) {
 	var req fiemapReq
 	pos := int64(0)
 	for pos < size {
@@ -65,15 +72,15 @@ func WrittenPrefix(f *os.File) (int64, error) {
 		}
 		for _, e := range req.extents[:req.mapped] {
 			if int64(e.logical) > pos || e.flags&(fiemapExtentUnwrit|fiemapExtentDelay|fiemapExtentUnknown) != 0 {
-				return min(pos, size), nil // a hole, or blocks never written
+				return pos, nil // a hole, or blocks never written
 			}
 			pos = max(pos, int64(e.logical+e.length))
 			if e.flags&fiemapExtentLast != 0 {
-				return min(pos, size), nil
+				return pos, nil
 			}
 		}
 	}
-	return min(pos, size), nil
+	return pos, nil
 }
 
 func ioctlFiemap(f *os.File, req *fiemapReq) error {

@@ -24,15 +24,15 @@ func TestWrittenPrefix(t *testing.T) {
 	}
 	prefix := func(want int64, what string) {
 		t.Helper()
-		n, err := osdir.WrittenPrefix(f)
+		n, sz, err := osdir.WrittenPrefix(f)
 		if errors.Is(err, errors.ErrUnsupported) {
 			t.Skipf("no FIEMAP on this file system: %v", err)
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != want {
-			t.Fatalf("%s: WrittenPrefix = %d, want %d", what, n, want)
+		if n != want || sz != size {
+			t.Fatalf("%s: WrittenPrefix = %d of %d bytes, want %d of %d", what, n, sz, want, size)
 		}
 	}
 	prefix(0, "fallocated, never written")
@@ -64,7 +64,7 @@ func TestWrittenPrefix(t *testing.T) {
 	if err := sparse.Truncate(size); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := osdir.WrittenPrefix(sparse); err != nil || n != 0 {
-		t.Fatalf("sparse file: WrittenPrefix = %d, %v; want 0", n, err)
+	if n, sz, err := osdir.WrittenPrefix(sparse); err != nil || n != 0 || sz != size {
+		t.Fatalf("sparse file: WrittenPrefix = %d of %d bytes, %v; want 0 of %d", n, sz, err, size)
 	}
 }
