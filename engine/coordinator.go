@@ -80,7 +80,7 @@ type active struct {
 	settled  int64 // end of the last batch that settled successfully: what Replay reads
 	unsynced bool  // an unsynced batch settled here: sync before sealing or closing
 	sealed   bool  // encrypted: entries are sealed with Config.Cipher
-	meta     SegmentMetadata
+	meta     segment.Meta
 	init     *frontier // initialises blocks ahead of off (nil: none needed)
 }
 
@@ -306,7 +306,7 @@ func (c *Coordinator) seal() {
 		}
 		c.warm[a.id] = inited
 	}
-	if a.meta.EntryCount == 0 {
+	if a.meta.Entries == 0 {
 		if err := c.fs.Remove(segment.Name(a.id)); err == nil {
 			c.dirDirty = true
 		}
@@ -316,15 +316,15 @@ func (c *Coordinator) seal() {
 		c.log.Error("dwal: cannot write segment metadata; recovery will rebuild it", "segment", a.id, "err", err)
 	}
 	c.stats.rotations.Add(1)
-	c.log.Debug("dwal: segment sealed", "segment", a.id, "entries", a.meta.EntryCount)
+	c.log.Debug("dwal: segment sealed", "segment", a.id, "entries", a.meta.Entries)
 	c.retain()
 }
 
 // writeMeta writes id's .meta atomically: temp file, fsync, rename. The
 // rename is made durable by the next syncDir (a .meta lost in a crash is
 // rebuilt by recovery).
-func (c *Coordinator) writeMeta(id uint64, m SegmentMetadata) error {
-	b := m.format().Encode()
+func (c *Coordinator) writeMeta(id uint64, m segment.Meta) error {
+	b := m.Encode()
 	tmp := segment.MetaName(id) + segment.TmpSuffix
 	if err := c.fs.WriteFile(tmp, b[:]); err != nil {
 		c.fs.Remove(tmp)
@@ -518,7 +518,7 @@ func (c *Coordinator) Close() error {
 			}
 			// Seal it: with its .meta the next Open trusts where its log
 			// ends instead of reading the segment through to find it.
-			if err == nil && a.meta.EntryCount > 0 {
+			if err == nil && a.meta.Entries > 0 {
 				err = c.writeMeta(a.id, a.meta)
 			}
 		}

@@ -51,6 +51,19 @@ type batchRef struct {
 	loose    bool // min..max was narrowed by a deletion: the live range may be tighter
 }
 
+// clip narrows r's range to what st leaves live and reports whether
+// anything may be; a narrowed range is marked loose.
+func (r *batchRef) clip(st *segment.State) bool {
+	lo, hi, ok := st.Clip(r.seg, uint64(r.min), uint64(r.max))
+	if !ok {
+		return false
+	}
+	if LSN(lo) != r.min || LSN(hi) != r.max {
+		r.min, r.max, r.loose = LSN(lo), LSN(hi), true
+	}
+	return true
+}
+
 // lsnIndex is the Coordinator's index; its own lock, never held during
 // I/O. Lock order: Coordinator.mu, then lsnIndex.mu, then readers.mu.
 type lsnIndex struct {
@@ -58,7 +71,7 @@ type lsnIndex struct {
 	built   bool
 	refs    []batchRef
 	ordered bool
-	st      logState // the durable deletions, as last written
+	st      segment.State // the durable deletions, as last written
 }
 
 // maxReadHandles bounds the read-only handles kept open for reads.
@@ -156,9 +169,9 @@ func (c *Coordinator) readIn(ref batchRef, lsn LSN, dst []byte) ([]byte, bool, e
 		return dst, false, err
 	}
 	c.idx.mu.RLock()
-	live := c.idx.st.live(ref.seg, lsn)
+	dead := c.idx.st.Dead(ref.seg, uint64(lsn))
 	c.idx.mu.RUnlock()
-	if !live {
+	if dead {
 		return dst[:len(dst)-len(data)], false, nil
 	}
 	return dst, true, nil
@@ -324,7 +337,7 @@ func (c *Coordinator) ensureIndexLocked() error {
 	st := ix.st
 	var refs []batchRef
 	for _, id := range ids {
-		if st.segmentDead(id, nil) {
+		if st.Covers(id, segment.Meta{}, false) == segment.DeletesAll {
 			continue
 		}
 		if refs, err = c.indexSegment(id, refs, &st); err != nil {
@@ -339,7 +352,7 @@ func (c *Coordinator) ensureIndexLocked() error {
 }
 
 // indexSegment appends the refs of segment id's live batches to refs.
-func (c *Coordinator) indexSegment(id uint64, refs []batchRef, st *logState) ([]batchRef, error) {
+func (c *Coordinator) indexSegment(id uint64, refs []batchRef, st *segment.State) ([]batchRef, error) {
 	name := segment.Name(id)
 	f, err := c.fs.Open(name, true)
 	if err != nil {
@@ -359,7 +372,7 @@ func (c *Coordinator) indexSegment(id uint64, refs []batchRef, st *logState) ([]
 	}
 	res, err := segment.ScanBatches(f, c.align, limit, func(off int64, h *segment.BatchHeader) error {
 		ref := batchRef{seg: id, off: off, min: LSN(h.MinLSN), max: LSN(h.MaxLSN), span: uint32(h.Span(sa))}
-		if st.narrow(&ref) {
+		if ref.clip(st) {
 			refs = append(refs, ref)
 		}
 		return nil
@@ -395,7 +408,7 @@ func (c *Coordinator) indexBatch(f *flight) {
 		return
 	}
 	ref := batchRef{seg: f.a.id, off: f.off, min: f.minLSN, max: f.maxLSN, span: uint32(f.span)}
-	if !ix.st.narrow(&ref) {
+	if !ref.clip(&ix.st) {
 		return
 	}
 	if n := len(ix.refs); n > 0 && ref.min <= ix.refs[n-1].max {
@@ -470,7 +483,7 @@ func (c *Coordinator) tightenBounds() error {
 		err := c.withBatch(ref, func(body []byte) {
 			segment.EachEntry(body, func(l uint64, _ []byte) {
 				lsn := LSN(l)
-				if lsn < ref.min || lsn > ref.max || !st.live(ref.seg, lsn) {
+				if lsn < ref.min || lsn > ref.max || st.Dead(ref.seg, l) {
 					return
 				}
 				if !any || lsn < lo {

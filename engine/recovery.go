@@ -21,7 +21,7 @@ type RecoveryReport struct {
 type segFile struct {
 	id      uint64
 	hdr     segment.Header
-	meta    SegmentMetadata
+	meta    segment.Meta
 	hasMeta bool
 	badHdr  error // the header block is unreadable
 	fence   int64 // from NNNNNN.log.end: the log ends here whatever follows (0: none)
@@ -118,7 +118,7 @@ func (c *Coordinator) readSegments(l *segment.Listing, segs []*segFile) error {
 		if err != nil {
 			return err
 		}
-		s.meta, s.hasMeta = metadataOf(m), ok
+		s.meta, s.hasMeta = m, ok
 		if l.Fences[s.id] {
 			if s.fence, err = segment.ReadFence(c.fs, s.id); err != nil {
 				return err
@@ -299,10 +299,10 @@ func (c *Coordinator) reseal(s *segFile, open bool) (bool, error) {
 		c.repaired("removed %s: it holds no batch", name)
 		return false, nil
 	}
-	if err := c.writeMeta(s.id, metadataOf(sc.Meta)); err != nil {
+	if err := c.writeMeta(s.id, sc.Meta); err != nil {
 		return false, fmt.Errorf("write %s: %w", segment.MetaName(s.id), err)
 	}
-	s.meta, s.hasMeta = metadataOf(sc.Meta), true
+	s.meta, s.hasMeta = sc.Meta, true
 	verb := "rebuilt the .meta of"
 	if open {
 		verb = "sealed"

@@ -35,11 +35,11 @@ func (c *Coordinator) Replay(from LSN, fn func(LSN, []byte) error) error {
 	}
 	for _, id := range ids {
 		meta, hasMeta := c.ReadSegmentMetadata(id)
-		if hasMeta && meta.MaxLSN < from || st.segmentDead(id, nil) {
+		if hasMeta && meta.MaxLSN < from || st.Covers(id, meta.format(), hasMeta) == segment.DeletesAll {
 			continue
 		}
 		live := func(lsn LSN, b []byte) error {
-			if !st.live(id, lsn) {
+			if st.Dead(id, uint64(lsn)) {
 				return nil
 			}
 			return fn(lsn, b)

@@ -9,117 +9,6 @@ import (
 	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
-// logState is what the durable log-state record (segment.State, the file
-// log.state) says is deleted, in memory.
-type logState struct {
-	first LSN    // entries with a smaller LSN are deleted (0: none)
-	base  uint64 // segments with a smaller ID are deleted whole
-	cuts  []cut  // by ascending below
-	floor uint64 // the next segment's ID is at least this
-	user  []byte // the caller's record (SetUserRecord)
-}
-
-// cut: entries with LSN > after in segments with ID < below are deleted.
-type cut struct {
-	after LSN
-	below uint64
-}
-
-// ceiling is the largest LSN that may be live in segment seg (ok false:
-// no cut applies to it).
-func (s *logState) ceiling(seg uint64) (LSN, bool) {
-	var c LSN
-	ok := false
-	for _, k := range s.cuts {
-		if seg < k.below && (!ok || k.after < c) {
-			c, ok = k.after, true
-		}
-	}
-	return c, ok
-}
-
-// live reports whether entry lsn of segment seg is not deleted.
-func (s *logState) live(seg uint64, lsn LSN) bool {
-	if seg < s.base || lsn < s.first {
-		return false
-	}
-	c, ok := s.ceiling(seg)
-	return !ok || lsn <= c
-}
-
-// narrow clips r's range to what may be live and reports whether anything
-// may be; a clipped range is marked loose.
-func (s *logState) narrow(r *batchRef) bool {
-	if r.seg < s.base {
-		return false
-	}
-	lo, hi := max(r.min, s.first), r.max
-	if c, ok := s.ceiling(r.seg); ok {
-		hi = min(hi, c)
-	}
-	if lo > hi {
-		return false
-	}
-	if lo != r.min || hi != r.max {
-		r.min, r.max, r.loose = lo, hi, true
-	}
-	return true
-}
-
-// segmentDead reports whether segment id holds no live entry: it lies
-// below the base, or its LSN range m (when known) lies wholly below the
-// first LSN or above its ceiling.
-func (s *logState) segmentDead(id uint64, m *SegmentMetadata) bool {
-	if id < s.base {
-		return true
-	}
-	if m == nil || m.EntryCount == 0 {
-		return false
-	}
-	if m.MaxLSN < s.first {
-		return true
-	}
-	c, ok := s.ceiling(id)
-	return ok && m.MinLSN > c
-}
-
-func (s *logState) format() segment.State {
-	f := segment.State{First: uint64(s.first), Base: s.base, Floor: s.floor, User: s.user}
-	for _, k := range s.cuts {
-		f.Cuts = append(f.Cuts, segment.Cut{After: uint64(k.after), Below: k.below})
-	}
-	return f
-}
-
-func stateOf(f segment.State) logState {
-	s := logState{first: LSN(f.First), base: f.Base, floor: f.Floor, user: f.User}
-	for _, k := range f.Cuts {
-		s.cuts = append(s.cuts, cut{after: LSN(k.After), below: k.Below})
-	}
-	return s
-}
-
-// clone returns a copy of s that shares no slice with it.
-func (s logState) clone() logState {
-	s.cuts = slices.Clone(s.cuts)
-	s.user = slices.Clone(s.user)
-	return s
-}
-
-// prune drops the cuts no segment at or above lowest (the smallest ID
-// present) is below, and the cuts a later one covers (a later cut reaches
-// every segment an earlier one does: its below is higher).
-func (s *logState) prune(lowest uint64) {
-	s.cuts = slices.DeleteFunc(s.cuts, func(k cut) bool { return k.below <= lowest || k.below <= s.base })
-	for i := len(s.cuts) - 1; i > 0; i-- {
-		// keep after increasing with below: an earlier cut with an after
-		// at or above a later one's deletes nothing the later one keeps
-		if s.cuts[i-1].after >= s.cuts[i].after {
-			s.cuts = slices.Delete(s.cuts, i-1, i)
-		}
-	}
-}
-
 // The deletions. Invariants:
 //
 //   - a deletion is durable before it is visible or returns: the log-state
@@ -143,8 +32,8 @@ func (c *Coordinator) loadState() (uint64, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
-	c.idx.st = stateOf(f)
-	return c.idx.st.floor, nil
+	c.idx.st = f
+	return f.Floor, nil
 }
 
 // removeDead removes, at recovery, the sealed segments whose entries are
@@ -155,7 +44,7 @@ func (c *Coordinator) removeDead(segs []*segFile) ([]*segFile, error) {
 	kept := segs[:0]
 	removed := false
 	for _, s := range segs {
-		if s.hasMeta && st.segmentDead(s.id, &s.meta) {
+		if st.Covers(s.id, s.meta, s.hasMeta) == segment.DeletesAll {
 			if err := c.retire(s.id); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("remove %s: %w", segment.Name(s.id), err)
 			}
@@ -180,9 +69,8 @@ var errStateUnknown = errors.New("dwal: log state: directory sync failed after t
 // writeState replaces the log-state record with st, durably. An error
 // wrapping errStateUnknown means the new record may or may not survive a
 // crash; any other error means the old record stands.
-func (c *Coordinator) writeState(st *logState) error {
-	f := st.format()
-	b, err := f.Encode()
+func (c *Coordinator) writeState(st *segment.State) error {
+	b, err := st.Encode()
 	if err != nil {
 		return fmt.Errorf("dwal: log state: %w", err)
 	}
@@ -202,14 +90,14 @@ func (c *Coordinator) writeState(st *logState) error {
 
 // applyState makes st the state the index, Read and Replay honour, and
 // drops the refs it deletes whole (under mu).
-func (c *Coordinator) applyState(st logState) {
+func (c *Coordinator) applyState(st segment.State) {
 	ix := &c.idx
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.st = st
-	ix.refs = slices.DeleteFunc(ix.refs, func(r batchRef) bool { return !ix.st.narrow(&r) })
+	ix.refs = slices.DeleteFunc(ix.refs, func(r batchRef) bool { return !r.clip(&ix.st) })
 	for i := range ix.refs {
-		ix.st.narrow(&ix.refs[i])
+		ix.refs[i].clip(&ix.st)
 	}
 	ix.reorder()
 }
@@ -230,7 +118,7 @@ func (c *Coordinator) removeDeadLocked() {
 			continue
 		}
 		m, ok := c.ReadSegmentMetadata(id)
-		if !ok || !st.segmentDead(id, &m) {
+		if !ok || st.Covers(id, m.format(), true) != segment.DeletesAll {
 			continue
 		}
 		if err := c.retire(id); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -270,14 +158,14 @@ func (c *Coordinator) DeleteBefore(lsn LSN) error {
 		c.mu.Unlock()
 		return err
 	}
-	st := c.idx.st.clone()
-	if lsn <= st.first {
+	st := c.idx.st.Clone()
+	if uint64(lsn) <= st.First {
 		c.mu.Unlock()
 		return nil
 	}
-	st.first = lsn
-	st.floor = max(st.floor, c.curID.Load()+1)
-	st.prune(c.lowestSegment())
+	st.First = uint64(lsn)
+	st.Floor = max(st.Floor, c.curID.Load()+1)
+	st.Prune(c.lowestSegment())
 	c.mu.Unlock()
 	// NB: the record is written outside mu: writers go on meanwhile (a
 	// prefix deletion does not touch where they write). Their batches are
@@ -315,9 +203,9 @@ func (c *Coordinator) SetUserRecord(b []byte) error {
 		c.mu.Unlock()
 		return err
 	}
-	st := c.idx.st.clone()
-	st.user = slices.Clone(b)
-	st.floor = max(st.floor, c.curID.Load()+1)
+	st := c.idx.st.Clone()
+	st.User = slices.Clone(b)
+	st.Floor = max(st.Floor, c.curID.Load()+1)
 	c.mu.Unlock()
 	if err := c.writeState(&st); err != nil {
 		return err
@@ -332,5 +220,5 @@ func (c *Coordinator) SetUserRecord(b []byte) error {
 func (c *Coordinator) UserRecord() []byte {
 	c.idx.mu.RLock()
 	defer c.idx.mu.RUnlock()
-	return slices.Clone(c.idx.st.user)
+	return slices.Clone(c.idx.st.User)
 }

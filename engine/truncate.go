@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+
+	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
 // TruncateAfter deletes every entry with LSN > lsn, exact to the entry,
@@ -49,14 +51,14 @@ func (c *Coordinator) TruncateAfter(lsn LSN) error {
 		}
 	}
 	r := c.curID.Load() + 1 // the next segment: what is written after the cut
-	st := c.idx.st.clone()
+	st := c.idx.st.Clone()
 	if below {
-		st.cuts = append(st.cuts, cut{after: lsn, below: r})
-		st.prune(c.lowestSegment())
+		st.Cuts = append(st.Cuts, segment.Cut{After: uint64(lsn), Below: r})
+		st.Prune(c.lowestSegment())
 	} else {
-		st = logState{base: r, user: st.user}
+		st = segment.State{Base: r, User: st.User}
 	}
-	st.floor = max(st.floor, r)
+	st.Floor = max(st.Floor, r)
 	if err := c.writeState(&st); err != nil {
 		if errors.Is(err, errStateUnknown) {
 			c.roErr = fmt.Errorf("%w: truncate after LSN %d: %w", ErrReadOnly, lsn, err)

@@ -302,13 +302,7 @@ func (c *Coordinator) settle(f *flight, st *FlushStats) error {
 	if f.mode == vfs.NoSync {
 		a.unsynced = true
 	}
-	if a.meta.EntryCount == 0 || f.minLSN < a.meta.MinLSN {
-		a.meta.MinLSN = f.minLSN
-	}
-	if a.meta.EntryCount == 0 || f.maxLSN > a.meta.MaxLSN {
-		a.meta.MaxLSN = f.maxLSN
-	}
-	a.meta.EntryCount += uint64(f.n)
+	a.meta.Add(uint64(f.minLSN), uint64(f.maxLSN), uint64(f.n))
 	c.curSize.Store(uint64(a.settled))
 	c.entries.Add(uint64(f.n))
 	c.bytes.Add(uint64(f.bytes))

@@ -477,26 +477,14 @@ func examine(dir string, fsys vfs.FS) (*Report, error) {
 // deletedOf says what st deletes of segment s ("all", "some", ""), from
 // its LSN range.
 func deletedOf(st *segment.State, s *Segment) string {
-	ceil := ceilingOf(st, s.ID)
-	lo, hi := uint64(s.MinLSN), uint64(s.MaxLSN)
-	switch {
-	case s.ID < st.Base || s.Entries > 0 && (hi < st.First || lo > ceil):
+	m := segment.Meta{MinLSN: uint64(s.MinLSN), MaxLSN: uint64(s.MaxLSN), Entries: s.Entries}
+	switch st.Covers(s.ID, m, true) {
+	case segment.DeletesAll:
 		return "all"
-	case s.Entries > 0 && (lo < st.First || hi > ceil):
+	case segment.DeletesSome:
 		return "some"
 	}
 	return ""
-}
-
-// ceilingOf is the largest LSN a cut leaves in segment id.
-func ceilingOf(st *segment.State, id uint64) uint64 {
-	c := ^uint64(0)
-	for _, k := range st.Cuts {
-		if id < k.Below {
-			c = min(c, k.After)
-		}
-	}
-	return c
 }
 
 // otherFiles describes the listing's files that are not segments or their

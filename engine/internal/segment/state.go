@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"slices"
 
 	"github.com/dwal-project/dwal/engine/vfs"
 )
@@ -40,7 +41,7 @@ const (
 // State is the log-state record.
 type State struct {
 	First, Base, Floor uint64
-	Cuts               []Cut
+	Cuts               []Cut // by ascending Below (each cut reaches the segments written before it)
 	User               []byte
 }
 
@@ -120,15 +121,92 @@ func ReadState(fsys vfs.FS) (s State, ok bool, err error) {
 	return s, err == nil, err
 }
 
+// The deletion rule: the one place that decides what a record deletes.
+// Every reader of the log (the engine's Read, Replay, Bounds and
+// recovery; the inspection tools) asks these methods, never the fields.
+
 // Dead reports whether the record deletes entry lsn of segment seg.
 func (s *State) Dead(seg, lsn uint64) bool {
 	if seg < s.Base || lsn < s.First {
 		return true
 	}
+	c, ok := s.Ceiling(seg)
+	return ok && lsn > c
+}
+
+// Ceiling is the largest LSN a cut leaves live in segment seg; ok is
+// false when no cut reaches it.
+func (s *State) Ceiling(seg uint64) (c uint64, ok bool) {
 	for _, k := range s.Cuts {
-		if seg < k.Below && lsn > k.After {
-			return true
+		if seg < k.Below && (!ok || k.After < c) {
+			c, ok = k.After, true
 		}
 	}
-	return false
+	return c, ok
+}
+
+// Clip narrows [lo, hi], the LSN range of entries of segment seg, to the
+// part that may be live; ok is false when none may be. What it returns
+// bounds the live entries, not more: an entry inside it may be missing.
+func (s *State) Clip(seg, lo, hi uint64) (uint64, uint64, bool) {
+	if seg < s.Base {
+		return 0, 0, false
+	}
+	lo = max(lo, s.First)
+	if c, ok := s.Ceiling(seg); ok {
+		hi = min(hi, c)
+	}
+	return lo, hi, lo <= hi
+}
+
+// Coverage is how much of a segment a record deletes.
+type Coverage int
+
+const (
+	DeletesNone Coverage = iota
+	DeletesSome          // some entries may be deleted, some live
+	DeletesAll           // every entry is deleted: the segment may go
+)
+
+// Covers says how much of segment seg, whose .meta is m (ok false: not
+// known), the record deletes. Without a .meta only a segment below the
+// base is known to be deleted whole; a segment with no entries is not
+// deleted (it is kept or removed for other reasons).
+func (s *State) Covers(seg uint64, m Meta, ok bool) Coverage {
+	if seg < s.Base {
+		return DeletesAll
+	}
+	if !ok || m.Entries == 0 {
+		return DeletesNone
+	}
+	lo, hi, live := s.Clip(seg, m.MinLSN, m.MaxLSN)
+	switch {
+	case !live:
+		return DeletesAll
+	case lo != m.MinLSN || hi != m.MaxLSN:
+		return DeletesSome
+	}
+	return DeletesNone
+}
+
+// Prune drops the cuts that no segment at or above lowest (the smallest ID
+// present) is below, and the cuts a later one makes redundant (a later cut
+// reaches every segment an earlier one does, its Below being higher, so
+// an earlier cut whose After is at or above a later one's deletes nothing
+// the later one keeps). What Dead says of every segment at or above
+// lowest is unchanged.
+func (s *State) Prune(lowest uint64) {
+	s.Cuts = slices.DeleteFunc(s.Cuts, func(k Cut) bool { return k.Below <= lowest || k.Below <= s.Base })
+	for i := len(s.Cuts) - 1; i > 0; i-- {
+		if s.Cuts[i-1].After >= s.Cuts[i].After {
+			s.Cuts = slices.Delete(s.Cuts, i-1, i)
+		}
+	}
+}
+
+// Clone returns a copy of s that shares no slice with it.
+func (s State) Clone() State {
+	s.Cuts = slices.Clone(s.Cuts)
+	s.User = slices.Clone(s.User)
+	return s
 }
