@@ -227,12 +227,12 @@ func TestAppendSteadyStateAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector (make test runs this test again without it)")
 	}
-	for _, sealed := range []bool{false, true} {
-		t.Run(fmt.Sprintf("cipher=%t", sealed), func(t *testing.T) {
+	for _, encrypted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cipher=%t", encrypted), func(t *testing.T) {
 			cfg := DefaultConfig(t.TempDir())
 			cfg.Backend = BackendFallback
 			cfg.SyncOnFlush = false // allocations, not the disk, are measured here
-			if sealed {
+			if encrypted {
 				ciph, err := NewAESGCM(make([]byte, 32))
 				if err != nil {
 					t.Fatal(err)

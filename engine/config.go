@@ -114,7 +114,7 @@ type Config struct {
 	// of the directory when created (default 0700).
 	FilePerm fs.FileMode
 	DirPerm  fs.FileMode
-	// Cipher, when set, seals the entries of every new segment (flagged
+	// Cipher, when set, encrypts the entries of every new segment (flagged
 	// encrypted in its header). Segments written without it stay readable
 	// in their own mode; encrypted ones need it to be replayed.
 	Cipher Cipher

@@ -70,18 +70,18 @@ type Coordinator struct {
 
 // active is the segment being written.
 type active struct {
-	id       uint64
-	f        vfs.File
-	salt     uint64
-	size     int64 // preallocated file size
-	off      int64 // where the next batch goes (reserved, maybe not yet written)
-	seq      uint64
-	full     bool  // a reserved batch takes it to SegmentSize: no more batches go here
-	settled  int64 // end of the last batch that settled successfully: what Replay reads
-	unsynced bool  // an unsynced batch settled here: sync before sealing or closing
-	sealed   bool  // encrypted: entries are sealed with Config.Cipher
-	meta     segment.Meta
-	init     *frontier // initialises blocks ahead of off (nil: none needed)
+	id        uint64
+	f         vfs.File
+	salt      uint64
+	size      int64 // preallocated file size
+	off       int64 // where the next batch goes (reserved, maybe not yet written)
+	seq       uint64
+	full      bool  // a reserved batch takes it to SegmentSize: no more batches go here
+	settled   int64 // end of the last batch that settled successfully: what Replay reads
+	unsynced  bool  // an unsynced batch settled here: sync before sealing or closing
+	encrypted bool  // entries are encrypted with Config.Cipher
+	meta      segment.Meta
+	init      *frontier // initialises blocks ahead of off (nil: none needed)
 }
 
 // stopInit stops a's initialiser, if any, and waits for its write in
@@ -266,7 +266,7 @@ func (c *Coordinator) startSegment() error {
 		return fmt.Errorf("dwal: activate segment %d: sync dir: %w", id, err)
 	}
 	hdrLen := int64(c.align)
-	c.act = &active{id: id, f: s.f, salt: s.salt, size: s.size, off: hdrLen, settled: hdrLen, seq: 1, sealed: s.sealed}
+	c.act = &active{id: id, f: s.f, salt: s.salt, size: s.size, off: hdrLen, settled: hdrLen, seq: 1, encrypted: s.encrypted}
 	c.startFrontier(c.act, s.inited)
 	c.curID.Store(id)
 	c.curSize.Store(uint64(hdrLen))

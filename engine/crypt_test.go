@@ -92,7 +92,7 @@ func TestEncryptedWrongOrMissingKey(t *testing.T) {
 	}
 }
 
-// A sealed batch copied elsewhere, with its CRC, salt and sequence number
+// An encrypted batch copied elsewhere, with its CRC, salt and sequence number
 // fixed up as an attacker would, fails to open: the tag covers the segment
 // and the batch's place. A flipped ciphertext bit likewise.
 func TestEncryptedBatchMovedOrAltered(t *testing.T) {

@@ -53,7 +53,7 @@
 //	| 8 B    | u16     | u16   | u32   | u64    | u64    | i64 ns  | u32    |     |
 //	+--------+---------+-------+-------+--------+--------+---------+--------+-----+
 //	magic "DWALSEG\x00"; CRC32C (Castagnoli) of the 40 bytes before it;
-//	flags bit 0: entries are sealed by Config.Cipher.
+//	flags bit 0: entries are encrypted by Config.Cipher.
 //
 //	then batches, each at a multiple of A, padded with zeros to the next one:
 //	+-------+-------+--------+-------+-----+---------+---------+------+---------+-----+

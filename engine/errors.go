@@ -26,7 +26,7 @@ var (
 	// segment nothing was written and the call can be retried once space
 	// returns.
 	ErrNoSpace = vfs.ErrNoSpace
-	// ErrDecrypt: a sealed entry could not be opened (wrong or missing key, or
+	// ErrDecrypt: an encrypted entry could not be decrypted (wrong or missing key, or
 	// the bytes were altered or moved).
 	ErrDecrypt = segment.ErrDecrypt
 	// ErrCorrupt: a segment holds bytes that no crash can explain (a bad

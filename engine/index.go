@@ -211,7 +211,7 @@ func (c *Coordinator) withBatch(ref batchRef, fn func(body []byte)) error {
 	if scratch != nil {
 		dst = (*scratch)[:0]
 	}
-	plain, bh, why, err := segment.OpenBatch(b, &h.hdr, ref.off, c.cfg.Cipher, dst)
+	plain, bh, why, err := segment.PlainBatch(b, &h.hdr, ref.off, c.cfg.Cipher, dst)
 	if err != nil {
 		return fmt.Errorf("dwal: read %s: %w", segment.Name(ref.seg), err)
 	}

@@ -39,13 +39,13 @@ var initPrepared = true
 
 // prepared is a segment file ready to become the active segment.
 type prepared struct {
-	id     uint64
-	name   string // its temporary name
-	f      vfs.File
-	salt   uint64
-	size   int64
-	sealed bool  // encrypted segment
-	inited int64 // [0, inited) of the file is initialised (0: none, or init is off)
+	id        uint64
+	name      string // its temporary name
+	f         vfs.File
+	salt      uint64
+	size      int64
+	encrypted bool  // entries are encrypted with Config.Cipher
+	inited    int64 // [0, inited) of the file is initialised (0: none, or init is off)
 }
 
 type preparer struct {
@@ -280,7 +280,7 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	if err := f.WriteAt(b, 0, vfs.Fdatasync); err != nil {
 		return fail(err)
 	}
-	return &prepared{id: id, name: name, f: f, salt: h.Salt, size: size, sealed: h.Encrypted(), inited: inited}, nil
+	return &prepared{id: id, name: name, f: f, salt: h.Salt, size: size, encrypted: h.Encrypted(), inited: inited}, nil
 }
 
 // segmentFileSize is the size of a new segment file.

@@ -374,10 +374,10 @@ func (c *Coordinator) saveBroken(f vfs.File, id uint64, from, to int64) error {
 	return nil
 }
 
-// errKeyOK stops the key check's scan after the first entry opened.
+// errKeyOK stops the key check's scan after the first entry decrypted.
 var errKeyOK = errors.New("key ok")
 
-// checkKey opens the first batch of the newest encrypted segment, so a
+// checkKey decrypts the first batch of the newest encrypted segment, so a
 // wrong or missing Config.Cipher fails Open with ErrDecrypt rather than a
 // later Replay.
 func (c *Coordinator) checkKey(segs []*segFile) error {

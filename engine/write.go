@@ -49,7 +49,7 @@ type flight struct {
 	dur    time.Duration // of its I/O
 	err    error         // of its I/O
 	next   *flight
-	ad     [segment.ADLen]byte // associated data of a sealed batch (here, not on the stack: it would escape into the Cipher call)
+	ad     [segment.ADLen]byte // associated data of an encrypted batch (here, not on the stack: it would escape into the Cipher call)
 }
 
 // writeBatch writes n entries (got through at) as one batch and waits for
@@ -188,7 +188,7 @@ func (c *Coordinator) reserve(n int, sz batchSize, sync bool, st *FlushStats) (*
 }
 
 // encode writes the reserved batch f into a pooled buffer, outside mu:
-// header, entries (sealed in an encrypted segment), zeros to its span.
+// header, entries (encrypted in an encrypted segment), zeros to its span.
 func (c *Coordinator) encode(f *flight, at func(int) (LSN, []byte), sz batchSize) {
 	a := f.a
 	f.buf = c.pool.Get(sz.span)
@@ -196,8 +196,8 @@ func (c *Coordinator) encode(f *flight, at func(int) (LSN, []byte), sz batchSize
 	h := segment.BatchHeader{Length: uint32(sz.payload), Count: uint32(f.n), Seq: f.seq, Salt: a.salt}
 	var plainBuf *[]byte
 	p := segment.BatchHeaderLen
-	if a.sealed {
-		// Encode the entries into a scratch buffer, then seal them into
+	if a.encrypted {
+		// Encode the entries into a scratch buffer, then encrypt them into
 		// place after the header.
 		plainBuf = c.pool.Get(sz.plain)
 		buf, p = *plainBuf, 0
@@ -208,22 +208,22 @@ func (c *Coordinator) encode(f *flight, at func(int) (LSN, []byte), sz batchSize
 		return uint64(lsn), d
 	})
 	p += used
-	if a.sealed {
+	if a.encrypted {
 		c.cacheBatch(f, buf[:p])
 	} else {
 		c.cacheBatch(f, buf[segment.BatchHeaderLen:p])
 	}
-	if a.sealed {
-		out, err := c.cfg.Cipher.Seal((*f.buf)[segment.BatchHeaderLen:segment.BatchHeaderLen], buf[:p], segment.BatchAD(f.ad[:], a.id, a.salt, &h))
+	if a.encrypted {
+		out, err := c.cfg.Cipher.Encrypt((*f.buf)[segment.BatchHeaderLen:segment.BatchHeaderLen], buf[:p], segment.BatchAD(f.ad[:], a.id, a.salt, &h))
 		c.pool.Put(plainBuf)
 		buf = *f.buf
 		if err == nil && len(out) != sz.payload-sz.plain+p {
-			err = fmt.Errorf("cipher %s sealed %d bytes into %d, want %d", c.cfg.Cipher.Name(), p, len(out), sz.payload)
+			err = fmt.Errorf("cipher %s encrypted %d bytes into %d, want %d", c.cfg.Cipher.Name(), p, len(out), sz.payload)
 		}
 		if err != nil {
 			// Nothing was written: fail the batch through the normal path,
 			// which cuts nothing (no byte reached the file at f.off).
-			f.err = fmt.Errorf("dwal: seal batch: %w", err)
+			f.err = fmt.Errorf("dwal: encrypt batch: %w", err)
 		}
 		p = segment.BatchHeaderLen + sz.payload
 	}

@@ -330,7 +330,7 @@ func dumpSegment(fsys vfs.FS, id uint64, fence int64, ciph engine.Cipher, fn fun
 		return fmt.Errorf("dwal: dump %s: %w", name, err)
 	}
 	cur := &batchCursor{f: f, a: a, sa: int64(h.Align), salt: h.Salt, next: int64(h.Align), sealed: h.Encrypted()}
-	var open segment.Opener
+	var open segment.Decrypter
 	if ciph != nil {
 		open = ciph
 	}

@@ -24,7 +24,7 @@ type BatchHeader struct {
 	MinLSN uint64
 	MaxLSN uint64
 	Salt   uint64
-	Sealed bool // not encoded: the segment is encrypted, the entries are sealed
+	Encrypted bool // not encoded: the segment is encrypted, and so are the entries
 }
 
 // Span is the aligned size a batch with this header occupies.
@@ -134,8 +134,8 @@ func CheckBatch(b []byte, h *BatchHeader) Problem {
 	if crc32.Update(SeedCRC(h.Salt), Castagnoli, b[8:BatchHeaderLen+int(h.Length)]) != h.CRC {
 		return BadCRC
 	}
-	if h.Sealed {
-		return OK // the entries are walked once opened
+	if h.Encrypted {
+		return OK // the entries are walked once decrypted
 	}
 	// The CRC matched, so the entries are what the writer put there; still,
 	// never trust lengths blindly (a hostile file can carry a valid CRC).
@@ -174,10 +174,10 @@ func WalkBatch(b []byte, h *BatchHeader, fn func(lsn uint64, data []byte) error)
 	return OK, nil
 }
 
-// ADLen is the size of a sealed batch's associated data.
+// ADLen is the size of an encrypted batch's associated data.
 const ADLen = 8 + 8 + 8 + 4 + 8 + 8
 
-// BatchAD writes the associated data of a sealed batch into b (ADLen
+// BatchAD writes the associated data of an encrypted batch into b (ADLen
 // bytes): the segment's ID and salt, the batch's sequence number, entry
 // count and LSN range, so a batch moved or altered fails to open.
 func BatchAD(b []byte, segID, salt uint64, h *BatchHeader) []byte {

@@ -22,7 +22,7 @@ var (
 	ErrCorrupt = errors.New("dwal: corrupt segment")
 	// ErrUnsupportedFormat: a segment written by a newer dwal.
 	ErrUnsupportedFormat = errors.New("dwal: unsupported segment format")
-	// ErrDecrypt: a sealed batch could not be opened (wrong or missing key,
+	// ErrDecrypt: an encrypted batch could not be decrypted (wrong or missing key,
 	// or bytes altered or moved).
 	ErrDecrypt = errors.New("dwal: cannot decrypt")
 	// ErrBadHeader marks a header block that is not a dwal segment header

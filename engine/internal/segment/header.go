@@ -16,7 +16,7 @@ const (
 	Magic         = "DWALSEG\x00" // first 8 bytes of every segment
 	Version       = 1             // the newest segment format this build reads and writes
 	HeaderLen     = 44            // encoded header, CRC included
-	FlagEncrypted = 1 << 0        // header flag: entry bytes are sealed by a cipher
+	FlagEncrypted = 1 << 0        // header flag: entry bytes are encrypted by a cipher
 )
 
 // Castagnoli is the CRC32C table of every checksum in the format.
@@ -32,7 +32,7 @@ type Header struct {
 	Created int64  // unix nanoseconds, informational
 }
 
-// Encrypted reports whether the segment's entries are sealed.
+// Encrypted reports whether the segment's entries are encrypted.
 func (h *Header) Encrypted() bool { return h.Flags&FlagEncrypted != 0 }
 
 // Encode writes h into b[:HeaderLen] (zeroing it first).

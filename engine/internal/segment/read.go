@@ -5,17 +5,17 @@ import (
 	"fmt"
 )
 
-// OpenBatch checks one batch read whole from its aligned offset (b holds
+// PlainBatch checks one batch read whole from its aligned offset (b holds
 // at least its header and entries) against its segment's header h, and
 // returns the batch in plain form: b itself for a plain segment, or, for
-// an encrypted one, the header followed by the opened entries, appended to
+// an encrypted one, the header followed by the decrypted entries, appended to
 // dst[:0]. The returned header's Length is the plain entries' length. A
 // batch that does not continue the log at off gives a Problem (the segment
 // no longer holds it: removed, recycled, cut); one whose CRC holds but
-// whose entries do not open or fill it gives an error wrapping ErrDecrypt
+// whose entries do not decrypt or do not fill it gives an error wrapping ErrDecrypt
 // or ErrCorrupt. The random reads of the engine's index use it; the
 // sequential scan checks batches the same way.
-func OpenBatch(b []byte, h *Header, off int64, open Opener, dst []byte) ([]byte, BatchHeader, Problem, error) {
+func PlainBatch(b []byte, h *Header, off int64, open Decrypter, dst []byte) ([]byte, BatchHeader, Problem, error) {
 	if len(b) < BatchHeaderLen {
 		return nil, BatchHeader{}, BadLength, nil
 	}
@@ -26,11 +26,11 @@ func OpenBatch(b []byte, h *Header, off int64, open Opener, dst []byte) ([]byte,
 	if BatchHeaderLen+int(bh.Length) > len(b) {
 		return nil, bh, BadLength, nil
 	}
-	bh.Sealed = h.Encrypted()
+	bh.Encrypted = h.Encrypted()
 	if why := CheckBatch(b, &bh); why != OK {
 		return nil, bh, why, nil
 	}
-	if !bh.Sealed {
+	if !bh.Encrypted {
 		return b[:BatchHeaderLen+int(bh.Length)], bh, OK, nil
 	}
 	if open == nil {
@@ -38,12 +38,12 @@ func OpenBatch(b []byte, h *Header, off int64, open Opener, dst []byte) ([]byte,
 	}
 	var ad [ADLen]byte
 	plain := append(dst[:0], b[:BatchHeaderLen]...)
-	plain, err := open.Open(plain, b[BatchHeaderLen:BatchHeaderLen+int(bh.Length)], BatchAD(ad[:], h.ID, h.Salt, &bh))
+	plain, err := open.Decrypt(plain, b[BatchHeaderLen:BatchHeaderLen+int(bh.Length)], BatchAD(ad[:], h.ID, h.Salt, &bh))
 	if err != nil {
 		return nil, bh, OK, fmt.Errorf("%w: segment %d batch %d at offset %d: %w", ErrDecrypt, h.ID, bh.Seq, off, err)
 	}
 	ph := bh
-	ph.Length, ph.Sealed = uint32(len(plain)-BatchHeaderLen), false
+	ph.Length, ph.Encrypted = uint32(len(plain)-BatchHeaderLen), false
 	if why, _ := WalkBatch(plain, &ph, nil); why != OK {
 		return nil, bh, OK, fmt.Errorf("%w: segment %d batch %d at offset %d: %s after decryption", ErrCorrupt, h.ID, bh.Seq, off, why)
 	}

@@ -19,10 +19,10 @@ type Result struct {
 	Torn    int64   // end of the bytes past End that look like batches of this segment (0: none)
 }
 
-// Opener opens the sealed entries of an encrypted segment's batch
+// Decrypter decrypts the entries of an encrypted segment's batch
 // (engine.Cipher is one).
-type Opener interface {
-	Open(dst, sealed, ad []byte) ([]byte, error)
+type Decrypter interface {
+	Decrypt(dst, ciphertext, ad []byte) ([]byte, error)
 }
 
 // Scan reads the batches of segment file f (read at alignment a) from its
@@ -30,11 +30,11 @@ type Opener interface {
 // nil, is called for every entry of every valid batch in write order; a
 // batch is checked whole before any of its entries is handed out, so it is
 // replayed entirely or not at all. fn's data is valid only during the call.
-// open opens an encrypted segment's batches (needed only when fn is not
-// nil). With findTorn Scan also looks past the end for bytes that belong to
+// open decrypts an encrypted segment's batches (needed only when fn is
+// not nil). With findTorn Scan also looks past the end for bytes that belong to
 // this segment (a torn or cut-off tail), for recovery to keep a copy of
 // them before cutting them off.
-func Scan(f vfs.File, a int, limit int64, findTorn bool, open Opener, fn func(lsn uint64, data []byte) error) (Result, error) {
+func Scan(f vfs.File, a int, limit int64, findTorn bool, open Decrypter, fn func(lsn uint64, data []byte) error) (Result, error) {
 	return scan(f, a, limit, findTorn, open, fn, nil)
 }
 
@@ -46,7 +46,7 @@ func ScanBatches(f vfs.File, a int, limit int64, fn func(off int64, h *BatchHead
 	return scan(f, a, limit, false, nil, nil, fn)
 }
 
-func scan(f vfs.File, a int, limit int64, findTorn bool, open Opener, fn func(lsn uint64, data []byte) error, onBatch func(int64, *BatchHeader) error) (Result, error) {
+func scan(f vfs.File, a int, limit int64, findTorn bool, open Decrypter, fn func(lsn uint64, data []byte) error, onBatch func(int64, *BatchHeader) error) (Result, error) {
 	var res Result
 	h, err := ReadHeader(f, a)
 	if err != nil {
@@ -99,8 +99,8 @@ type scanner struct {
 	h     Header
 	sa    int // the segment's alignment
 	limit int64
-	open  Opener
-	plain []byte // an opened batch (encrypted segments), reused
+	open  Decrypter
+	plain []byte // a decrypted batch (encrypted segments), reused
 	ad    []byte
 }
 
@@ -122,7 +122,7 @@ func (s *scanner) batch(off int64, seq uint64) (b []byte, bh BatchHeader, why Pr
 	if why != OK {
 		return nil, bh, why, nil
 	}
-	bh.Sealed = s.h.Encrypted()
+	bh.Encrypted = s.h.Encrypted()
 	if off+bh.Span(s.sa) > s.limit {
 		return nil, bh, BadLength, nil
 	}
@@ -136,12 +136,12 @@ func (s *scanner) batch(off int64, seq uint64) (b []byte, bh BatchHeader, why Pr
 	return b, bh, CheckBatch(b, &bh), nil
 }
 
-// emit hands out the entries of the checked batch b at off. A sealed batch
-// is opened and its entries checked before any is handed out: the CRC held,
+// emit hands out the entries of the checked batch b at off. An encrypted
+// batch is decrypted and its entries checked before any is handed out: the CRC held,
 // so a failure here is a wrong key or bytes altered on purpose, never a
 // torn write: an error, not an end of the log.
 func (s *scanner) emit(b []byte, bh *BatchHeader, off int64, fn func(uint64, []byte) error) error {
-	if !bh.Sealed {
+	if !bh.Encrypted {
 		_, err := WalkBatch(b, bh, fn)
 		return err
 	}
@@ -150,12 +150,12 @@ func (s *scanner) emit(b []byte, bh *BatchHeader, off int64, fn func(uint64, []b
 	}
 	var err error
 	s.plain = append(s.plain[:0], b[:BatchHeaderLen]...)
-	s.plain, err = s.open.Open(s.plain, b[BatchHeaderLen:BatchHeaderLen+int(bh.Length)], BatchAD(s.ad, s.h.ID, s.h.Salt, bh))
+	s.plain, err = s.open.Decrypt(s.plain, b[BatchHeaderLen:BatchHeaderLen+int(bh.Length)], BatchAD(s.ad, s.h.ID, s.h.Salt, bh))
 	if err != nil {
 		return fmt.Errorf("%w: segment %d batch %d at offset %d: %w", ErrDecrypt, s.h.ID, bh.Seq, off, err)
 	}
 	ph := *bh
-	ph.Length, ph.Sealed = uint32(len(s.plain)-BatchHeaderLen), false
+	ph.Length, ph.Encrypted = uint32(len(s.plain)-BatchHeaderLen), false
 	if why, _ := WalkBatch(s.plain, &ph, nil); why != OK {
 		return fmt.Errorf("%w: segment %d batch %d at offset %d: %s after decryption", ErrCorrupt, s.h.ID, bh.Seq, off, why)
 	}
