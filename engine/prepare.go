@@ -268,7 +268,7 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	if _, err := rand.Read(saltb[:]); err != nil {
 		return fail(err)
 	}
-	h := segment.Header{Version: segment.Version, Align: uint32(c.align), ID: id,
+	h := segment.Header{Version: segment.Version1, Align: uint32(c.align), ID: id,
 		Salt: binary.LittleEndian.Uint64(saltb[:]), Created: time.Now().UnixNano()}
 	if c.cfg.Cipher != nil {
 		h.Flags |= segment.FlagEncrypted
