@@ -79,7 +79,7 @@ type active struct {
 	full      bool  // a reserved batch takes it to SegmentSize: no more batches go here
 	settled   int64 // end of the last batch that settled successfully: what Replay reads
 	unsynced  bool  // an unsynced batch settled here: sync before sealing or closing
-	encrypted bool  // entries are encrypted with Config.Cipher
+	encrypter SegmentCipher
 	meta      segment.Meta
 	init      *frontier // initialises blocks ahead of off (nil: none needed)
 }
@@ -266,7 +266,7 @@ func (c *Coordinator) startSegment() error {
 		return fmt.Errorf("dwal: activate segment %d: sync dir: %w", id, err)
 	}
 	hdrLen := int64(c.align)
-	c.act = &active{id: id, f: s.f, salt: s.salt, size: s.size, off: hdrLen, settled: hdrLen, seq: 1, encrypted: s.encrypted}
+	c.act = &active{id: id, f: s.f, salt: s.salt, size: s.size, off: hdrLen, settled: hdrLen, seq: 1, encrypter: s.encrypter}
 	c.startFrontier(c.act, s.inited)
 	c.curID.Store(id)
 	c.curSize.Store(uint64(hdrLen))

@@ -91,6 +91,7 @@ type readHandle struct {
 	mu  sync.RWMutex // readers hold it shared during ReadAt; Close takes it
 	f   vfs.File
 	hdr segment.Header
+	dec segment.Decrypter // the segment's cipher (nil: it is plain)
 }
 
 // ErrNotFound is returned by Read for an LSN the log does not hold (never
@@ -211,7 +212,7 @@ func (c *Coordinator) withBatch(ref batchRef, fn func(body []byte)) error {
 	if scratch != nil {
 		dst = (*scratch)[:0]
 	}
-	plain, bh, why, err := segment.PlainBatch(b, &h.hdr, ref.off, c.cfg.Cipher, dst)
+	plain, bh, why, err := segment.PlainBatch(b, &h.hdr, ref.off, h.dec, dst)
 	if err != nil {
 		return fmt.Errorf("dwal: read %s: %w", segment.Name(ref.seg), err)
 	}
@@ -255,6 +256,11 @@ func (r *readers) get(c *Coordinator, id uint64) (*readHandle, error) {
 		f.Close()
 		return nil, fmt.Errorf("dwal: read %s: %w", segment.Name(id), err)
 	}
+	dec, err := c.segmentCipher(&hdr)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("dwal: read %s: %w", segment.Name(id), err)
+	}
 	if r.m == nil {
 		r.m = map[uint64]*readHandle{}
 	}
@@ -265,7 +271,7 @@ func (r *readers) get(c *Coordinator, id uint64) (*readHandle, error) {
 		delete(r.m, old)
 		oh.close()
 	}
-	h := &readHandle{f: f, hdr: hdr}
+	h := &readHandle{f: f, hdr: hdr, dec: dec}
 	r.m[id] = h
 	h.mu.RLock()
 	return h, nil

@@ -44,7 +44,7 @@ type prepared struct {
 	f         vfs.File
 	salt      uint64
 	size      int64
-	encrypted bool  // entries are encrypted with Config.Cipher
+	encrypter SegmentCipher
 	inited    int64 // [0, inited) of the file is initialised (0: none, or init is off)
 }
 
@@ -270,8 +270,12 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	}
 	h := segment.Header{Version: segment.Version1, Align: uint32(c.align), ID: id,
 		Salt: binary.LittleEndian.Uint64(saltb[:]), Created: time.Now().UnixNano()}
-	if c.cfg.Cipher != nil {
-		h.Flags |= segment.FlagEncrypted
+	if err := c.newKeyHeader(&h); err != nil {
+		return fail(err)
+	}
+	enc, err := c.segmentCipher(&h)
+	if err != nil {
+		return fail(err)
 	}
 	b := align.Alloc(c.align, c.align)
 	h.Encode(b)
@@ -280,7 +284,7 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	if err := f.WriteAt(b, 0, vfs.Fdatasync); err != nil {
 		return fail(err)
 	}
-	return &prepared{id: id, name: name, f: f, salt: h.Salt, size: size, encrypted: h.Encrypted(), inited: inited}, nil
+	return &prepared{id: id, name: name, f: f, salt: h.Salt, size: size, encrypter: enc, inited: inited}, nil
 }
 
 // segmentFileSize is the size of a new segment file.
