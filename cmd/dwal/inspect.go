@@ -21,7 +21,8 @@ Lists the segments of the WAL directory DIR, one row per segment:
   TORN       bytes past USED that carry this segment's salt (a torn tail)
   BATCHES, ENTRIES, LSN   what the log holds
   META       the .meta file: ok, missing, mismatch, malformed, ignored
-  VER, ALIGN, ENC, SALT, CREATED   the segment header
+  VER, ALIGN, ENC, SALT, CREATED   the segment header (ENC: "no", or
+             "key N", the ID of the master key the segment is encrypted under)
 then the problems found (as "dwal verify" prints them) and the other files.
 Every batch is read and its CRC checked. Nothing is locked or modified.
 
@@ -73,7 +74,7 @@ func printInspect(w io.Writer, r *inspect.Report) {
 				ver, al, salt = fmt.Sprint(h.Version), fmt.Sprint(h.Alignment), fmt.Sprintf("%016x", h.Salt)
 				enc = "no"
 				if h.Encrypted {
-					enc = "yes"
+					enc = fmt.Sprintf("key %d", h.KeyID)
 				}
 				created = h.Created.Format(time.DateTime)
 			}
