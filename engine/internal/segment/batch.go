@@ -17,13 +17,13 @@ const (
 
 // BatchHeader starts every batch, at an aligned offset of its segment.
 type BatchHeader struct {
-	CRC    uint32
-	Length uint32 // bytes of entries after the header
-	Count  uint32
-	Seq    uint64 // 1 for the first batch of a segment, then +1
-	MinLSN uint64
-	MaxLSN uint64
-	Salt   uint64
+	CRC       uint32
+	Length    uint32 // bytes of entries after the header
+	Count     uint32
+	Seq       uint64 // 1 for the first batch of a segment, then +1
+	MinLSN    uint64
+	MaxLSN    uint64
+	Salt      uint64
 	Encrypted bool // not encoded: the segment is encrypted, and so are the entries
 }
 
