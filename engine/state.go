@@ -178,33 +178,20 @@ func (c *Coordinator) DeleteBefore(lsn LSN) error {
 	if err := c.ensureIndex(); err != nil {
 		return err
 	}
-	c.state.write.Lock()
-	defer c.state.write.Unlock()
-	p := &c.pipe
-	p.mu.Lock()
-	if err := p.writable(); err != nil {
-		p.mu.Unlock()
-		return err
-	}
-	st := c.state.load().Clone()
-	if uint64(lsn) <= st.First {
-		p.mu.Unlock()
-		return nil
-	}
-	st.First = uint64(lsn)
-	st.Floor = max(st.Floor, p.curID.Load()+1)
-	st.Prune(c.lowestSegment())
-	p.mu.Unlock()
-	// NB: the record is written outside mu: writers go on meanwhile (a
-	// prefix deletion does not touch where they write). Their batches are
-	// indexed under the old state and narrowed by applyState below.
-	if err := c.writeState(&st); err != nil {
+	changed, err := c.editState(func(st *segment.State) bool {
+		if uint64(lsn) <= st.First {
+			return false
+		}
+		st.First = uint64(lsn)
+		st.Prune(c.lowestSegment())
+		return true
+	}, c.removeDeadLocked)
+	if err != nil {
 		return fmt.Errorf("dwal: delete before LSN %d: %w", lsn, err)
 	}
-	p.mu.Lock()
-	c.applyState(&st)
-	c.removeDeadLocked()
-	p.mu.Unlock()
+	if !changed {
+		return nil
+	}
 	return c.tightenBounds()
 }
 
@@ -216,25 +203,46 @@ func (c *Coordinator) SetUserRecord(b []byte) error {
 	if len(b) > segment.MaxStateUser {
 		return fmt.Errorf("%w: user record of %d bytes, limit %d", ErrEntryTooLarge, len(b), segment.MaxStateUser)
 	}
+	_, err := c.editState(func(st *segment.State) bool {
+		st.User = slices.Clone(b)
+		return true
+	}, nil)
+	return err
+}
+
+// editState replaces the log-state record with edit's change of it, for a
+// writer that does not touch where batches go (DeleteBefore,
+// SetUserRecord): edit runs under mu on a clone and reports whether it
+// changed anything; the record is then written outside mu, so writers go
+// on meanwhile (their batches are indexed under the old record and
+// narrowed when the new one is applied), and applied under mu, followed by
+// after (if not nil). It reports whether the record changed.
+func (c *Coordinator) editState(edit func(st *segment.State) bool, after func()) (bool, error) {
 	c.state.write.Lock()
 	defer c.state.write.Unlock()
 	p := &c.pipe
 	p.mu.Lock()
 	if err := p.writable(); err != nil {
 		p.mu.Unlock()
-		return err
+		return false, err
 	}
 	st := c.state.load().Clone()
-	st.User = slices.Clone(b)
+	if !edit(&st) {
+		p.mu.Unlock()
+		return false, nil
+	}
 	st.Floor = max(st.Floor, p.curID.Load()+1)
 	p.mu.Unlock()
 	if err := c.writeState(&st); err != nil {
-		return err
+		return false, err
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	c.applyState(&st)
-	p.mu.Unlock()
-	return nil
+	if after != nil {
+		after()
+	}
+	return true, nil
 }
 
 // UserRecord returns a copy of the caller's record (nil when none was set).
