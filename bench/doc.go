@@ -35,7 +35,7 @@
 // The peers are built (go build in bench/peers) into a binary that is this
 // package's harness with the peers as its systems; the program runs it once
 // per workload with the same settings and merges the JSON it prints. So
-// every system is measured by the same code (run.go), and dwal's go.mod
+// every system is measured by the same code (run.go, load.go), and dwal's go.mod
 // carries none of the peers' dependencies.
 //
 // # Measurement

@@ -7,7 +7,7 @@ import (
 )
 
 // System is one log implementation under test. The harness measures every
-// System with the same code (run.go), whether it runs in this process or in
+// System with the same code (run.go, load.go), whether it runs in this process or in
 // the peers' process (bench/peers), so the figures compare like with like.
 type System interface {
 	// Name is the system's name in tables, JSON and plots ("dwal-uring").

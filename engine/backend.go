@@ -49,3 +49,34 @@ func openBackend(cfg Config) (vfs.FS, BackendInfo, bool, error) {
 	}
 	return f, BackendInfo{Name: "fallback", Reason: "auto: " + uerr.Error()}, true, nil
 }
+
+// pageCache reports whether f (or a backend it wraps, as errorfs does) may
+// write through the page cache: true unless it declares direct I/O
+// (vfs.DirectIO). An FS that does not say is treated as buffered.
+func pageCache(f vfs.FS) bool {
+	d, ok := findIface[vfs.DirectIO](f)
+	return !ok || !d.DirectIO()
+}
+
+// initBlocks reports whether f (or a backend it wraps) wants the blocks of
+// prepared segments written once (vfs.BlockIniter).
+func initBlocks(f vfs.FS) bool {
+	p, ok := findIface[vfs.BlockIniter](f)
+	return ok && p.InitBlocks()
+}
+
+// findIface finds an optional interface on f or on the backends it wraps.
+func findIface[T any](f vfs.FS) (T, bool) {
+	for f != nil {
+		if t, ok := f.(T); ok {
+			return t, true
+		}
+		u, ok := f.(interface{ Unwrap() vfs.FS })
+		if !ok {
+			break
+		}
+		f = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}

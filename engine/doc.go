@@ -39,79 +39,26 @@
 // (as in Card 1): right after a rotation CurrentSegmentID still names the sealed
 // segment and CurrentSegmentSize is 0.
 //
-// # Segment format
+// # Format
 //
-// The codec and its constants (marked "never change") are in
-// internal/segment; this is their layout.
+// The on-disk format (segment header, batches, entries, the .meta and
+// end-of-log records, the log-state record) is drawn and specified in one
+// place, beside its codec: the package doc of engine/internal/segment
+// (go doc ./engine/internal/segment). In brief: every batch starts at an
+// aligned offset, its header carries a CRC32C seeded with the segment's
+// random salt and a sequence number, and the end of a segment's log is the
+// first aligned offset whose batch fails magic, salt, sequence, length or
+// CRC; nothing past it is replayed, and acknowledged bytes are never
+// overwritten.
 //
-// All integers little endian. A is the segment's alignment (the directory's
-// Direct I/O alignment, at least 4096), recorded in its header.
-//
-//	offset 0, one block of A bytes:
-//	+--------+---------+-------+-------+--------+--------+---------+--------+
-//	| magic  | version | flags | align | seg ID | salt   | created | CRC32C |
-//	| 8 B    | u16     | u16   | u32   | u64    | u64    | i64 ns  | u32    |
-//	+--------+---------+-------+-------+--------+--------+---------+--------+
-//	then, in format (version) 2 only, from byte 44:
-//	+--------+----------+--------+
-//	| key ID | key salt | CRC32C |
-//	| u32    | 16 B     | u32    |
-//	+--------+----------+--------+
-//	then zeros to A. magic "DWALSEG\x00"; each CRC32C (Castagnoli) is of
-//	every byte before it; flags bit 0: entries are encrypted by
-//	Config.Cipher. Plain segments are written in format 1, encrypted ones
-//	in format 2, each under a key of its own derived from master key "key
-//	ID" and the segment's ID, salt and key salt (random). An encrypted
-//	segment of format 1 (written before key IDs) was encrypted under master
-//	key 0 itself. Every format keeps the first 44 bytes, so an older dwal
-//	tells a newer format from a damaged header.
-//
-//	then batches, each at a multiple of A, padded with zeros to the next one:
-//	+-------+-------+--------+-------+-----+---------+---------+------+---------+-----+
-//	| magic | CRC   | length | count | seq | min LSN | max LSN | salt | entries | 0.. |
-//	| u32   | u32   | u32    | u32   | u64 | u64     | u64     | u64  | length  |     |
-//	+-------+-------+--------+-------+-----+---------+---------+------+---------+-----+
-//	magic "DWB1"; CRC32C over the bytes from length to the end of the
-//	entries, seeded with the segment's salt; seq is 1 for the first batch of
-//	a segment and grows by one.
-//
-//	each entry: | length u32 | LSN u64 | bytes |
-//
-//	in an encrypted segment the entries are replaced by
-//	| nonce 12 B | AES-256-GCM ciphertext of the entries | tag 16 B |
-//	authenticating the segment's ID and salt and the batch's seq, count
-//	and LSN range; the nonce is the number of batches the segment's writer
-//	encrypted before this one (u32 big endian) and 8 random bytes (format
-//	1: 12 random bytes). length counts all of it.
-//
-// The end of a segment's log is the first aligned offset whose batch fails
-// magic, salt, sequence, length or CRC: preallocated zeros, stale bytes of
-// another segment (other salt, so the CRC fails too) and a torn batch all end
-// it there, and nothing past it is replayed. A batch is replayed whole or not
-// at all. Acknowledged bytes are never overwritten: each batch takes fresh
-// aligned blocks (padding, never a rewrite of a partial tail block).
-//
-// The .meta file is 24 bytes: min LSN, max LSN, entry count.
-//
-// The log-state record, log.state (absent until something is deleted):
-//
-//	+----------+---------+-------+------+-------+------+-------+----------+---------------------+------+--------+
-//	| magic    | version | flags | cuts | first | base | floor | user len | cuts × after, below | user | CRC32C |
-//	| 8 B      | u16     | u16   | u32  | u64   | u64  | u64   | u32      | u64, u64 each       |      | u32    |
-//	+----------+---------+-------+------+-------+------+-------+----------+---------------------+------+--------+
-//	magic "DWALSTAT"; CRC32C of every byte before it.
-//
-// An entry with LSN l in segment s is deleted when l < first, or s < base,
-// or a cut has s < below and l > after; Replay, Read, Bounds, recovery and
-// the inspect tools skip it, and a segment all of whose entries are deleted
-// is removed. No segment byte is rewritten to delete: DeleteBefore raises
-// first; TruncateAfter(x) seals the active segment, adds the cut (x, R)
-// with R the next segment's ID, and the writes after it go to R on; a
-// TruncateAfter that leaves nothing sets base to R instead and clears first
-// and the cuts. New segments get IDs of at least floor. The record is
-// replaced atomically (temp file, fsync, rename, directory fsync) before
-// the deletion returns, so a crash leaves the old record or the new one,
-// whole.
+// Deleting never rewrites a segment byte: DeleteBefore raises the log
+// state's first LSN; TruncateAfter(x) seals the active segment, adds the
+// cut (x, R) with R the next segment's ID, and the writes after it go to R
+// on; a TruncateAfter that leaves nothing sets the base to R instead. The
+// record is replaced atomically (temp file, fsync, rename, directory
+// fsync) before the deletion returns. Replay, Read, Bounds, recovery and
+// the inspect tools skip what it deletes (one rule, segment.State), and a
+// segment all of whose entries are deleted is removed.
 //
 // Reading by LSN (Read, Bounds) goes through an in-memory index of batches
 // (segment, offset, span, LSN range: 40 bytes each), built by one scan at
@@ -146,15 +93,18 @@
 //
 // # Recovery
 //
-// Open takes the lock, removes leftovers of interrupted work (keeping one
-// prepared or retired segment file for reuse), reads every
-// segment header before changing anything (a segment of a newer format fails
-// Open with ErrUnsupportedFormat and the directory untouched), syncs the last
-// segment (a crashed process may have left writes in the page cache), finds
-// the end of its log, copies any torn tail to NNNNNN.log.broken and cuts it
-// off, seals it, and rebuilds missing .meta files of sealed segments. What it
-// did is in Recovery(). Sealed segments with a .meta are trusted at Open and
-// checked when replayed (a mismatch gives ErrCorrupt).
+// Open takes the lock and reads every segment header, .meta and
+// end-of-log record and the log-state record before changing anything;
+// then each segment gets the action of recovery's decision table
+// (recoveryTable in recovery.go: a segment its writer sealed is trusted, one
+// left open is synced, cut at the end of its log with any torn tail copied
+// to NNNNNN.log.broken, and sealed; a sealed one that lost its .meta gets
+// it rebuilt; a last segment with no valid header is set aside; anything no
+// crash explains, or a segment of a newer format, fails Open with the
+// directory untouched). Leftovers of interrupted work go, but for one
+// prepared or retired segment file kept for reuse. What it did is in
+// Recovery(). Sealed segments with a .meta are trusted at Open and checked
+// when replayed (a mismatch gives ErrCorrupt).
 //
 // # Fault model
 //
@@ -174,23 +124,31 @@
 //     the OS calls both real backends share; uring and fallback the
 //     backends; vfs/memfs (crashable), vfs/errorfs (fault injection) and
 //     vfs/vfstest (the conformance suite) the test doubles.
-//   - internal/segment: the on-disk format (names, header, batch codec,
-//     .meta, end-of-log and log-state records, the directory listing, the
-//     scanner).
+//   - internal/segment: the on-disk format, drawn in its package doc
+//     (names, header, batch codec, .meta, end-of-log and log-state records,
+//     the deletion rule, the directory listing, the scanner).
 //   - config.go, errors.go, metadata.go: Config and its defaults, the
 //     sentinel errors, SegmentMetadata.
-//   - coordinator.go: Open, Close, Flush, the Card 1 accessors, sealing and
-//     retention; backend.go and probe.go: which backend runs and why.
-//   - write.go: one batch from reservation to settlement, the rollback of a
-//     failed one; group.go: Append's group commit over it.
-//   - prepare.go: segments prepared (and recycled) off the hot path;
-//     frontier.go: the active segment's blocks initialised ahead of the
-//     write cursor.
-//   - recovery.go: what Open repairs; replay.go: Replay.
-//   - index.go: Read and Bounds through the LSN index; cache.go: the cache
-//     of recent batches (Config.ReadCacheBytes); state.go: the log-state
-//     record, DeleteBefore, SetUserRecord; truncate.go: TruncateAfter.
+//   - coordinator.go: the Coordinator and its parts, Open, Close, Flush,
+//     the Card 1 accessors; backend.go and probe.go: which backend runs and
+//     why.
+//   - pipeline.go: the write pipeline, and the lock order, the conditions
+//     and the invariants of the whole Coordinator; write.go: one batch's
+//     encoding; group.go: Append's group commit over the pipeline;
+//     invariants*.go: the checks compiled in under the race detector.
+//   - segments.go: a segment's life (started, sealed, retired), directory
+//     syncs, retention, TruncateToLSN.
+//   - prepare.go: segments prepared off the hot path; recycle.go: every
+//     decision about reusing a segment file; frontier.go: the active
+//     segment's blocks initialised ahead of the write cursor.
+//   - recovery.go: what Open repairs, as a decision table; replay.go:
+//     Replay.
+//   - index.go: the LSN index and Bounds; readers.go: Read, reading a
+//     batch from its segment; cache.go: the cache of recent batches
+//     (Config.ReadCacheBytes).
+//   - state.go: the log-state record, DeleteBefore, SetUserRecord;
+//     truncate.go: TruncateAfter.
 //   - entry.go, signal.go: PendingEntry, Completion, FlushSignal,
-//     FlushThread; crypt.go: Cipher; stats.go: Stats.
+//     FlushThread; crypt.go: Cipher; stats.go: Stats and the counters.
 //   - inspect: the operator's read-only tools, outside the log's API.
 package engine

@@ -21,13 +21,9 @@ import (
 // later fdatasync into them commits no extent conversion), its header
 // durable; once it is the active segment its frontier (frontier.go)
 // initialises the rest ahead of the writes, or lets large batches claim
-// their blocks, so bulk writes are not doubled. A segment retired by
-// retention or truncation is recycled instead of removed when possible: its
-// blocks are initialised as far as this process saw them written or zeroed
-// (all of them, or up to where a bulk writer's last batch ended), its
-// frontier takes it from there, and the new header's salt makes its stale
-// batches end the log. Rotation then costs a rename and a directory sync,
-// not an allocation.
+// their blocks, so bulk writes are not doubled. Where the recycler
+// (recycle.go) has a spare file, the new segment is made from it instead of
+// a new allocation: rotation then costs a rename and a directory sync.
 //
 // Measured on the machine of the README (4 KiB O_DIRECT write + fdatasync):
 // ~200 µs into initialised blocks, ~300 µs into fallocated ones; on
@@ -49,15 +45,14 @@ type prepared struct {
 }
 
 type preparer struct {
-	c       *Coordinator
-	mu      sync.Mutex
-	cond    *sync.Cond
-	want    uint64 // the ID asked for (0: none)
-	busy    uint64 // the ID being prepared (0: none)
-	ready   *prepared
-	recycle []retiredFile // retired segment files kept for reuse (at most one)
-	closed  bool
-	done    chan struct{}
+	c      *Coordinator
+	mu     sync.Mutex
+	cond   *sync.Cond
+	want   uint64 // the ID asked for (0: none)
+	busy   uint64 // the ID being prepared (0: none)
+	ready  *prepared
+	closed bool
+	done   chan struct{}
 }
 
 func newPreparer(c *Coordinator) *preparer {
@@ -100,15 +95,15 @@ func (p *preparer) run() {
 		p.mu.Lock()
 		p.busy = 0
 		if err != nil {
-			p.c.stats.prepErrors.Add(1)
+			p.c.ctr.prepErrors.Add(1)
 			// The writer will prepare it inline and report the error then.
 			p.c.log.Warn("dwal: background segment preparation failed", "segment", id, "err", err)
 			if p.want == id {
 				p.want = 0
 			}
 		} else {
-			p.c.stats.prepared.Add(1)
-			p.c.stats.prepLat.observe(time.Since(t0))
+			p.c.ctr.prepared.Add(1)
+			p.c.ctr.prepLat.observe(time.Since(t0))
 			p.ready = s
 			p.c.log.Debug("dwal: segment prepared", "segment", id, "duration", time.Since(t0))
 		}
@@ -134,46 +129,15 @@ func (p *preparer) take(id uint64) *prepared {
 	return nil
 }
 
-// retiredFile is a retired segment file kept for reuse.
-type retiredFile struct {
-	name   string // recycle-N.tmp
-	inited int64  // [0, inited) of it is initialised
-}
-
-// takeRecycled returns a retired segment file to reuse, or one with no
-// name.
-func (p *preparer) takeRecycled() retiredFile {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.recycle) == 0 {
-		return retiredFile{}
-	}
-	n := p.recycle[len(p.recycle)-1]
-	p.recycle = p.recycle[:len(p.recycle)-1]
-	return n
-}
-
-// keep offers a retired segment (already renamed to r.name) for reuse; it
-// reports false when none is wanted (the caller removes it).
-func (p *preparer) keep(r retiredFile) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed || len(p.recycle) > 0 {
-		return false
-	}
-	p.recycle = append(p.recycle, r)
-	return true
-}
-
 func (p *preparer) discardLocked(s *prepared) {
 	s.f.Close()
 	p.c.fs.Remove(s.name)
 }
 
-// close stops the goroutine. What it prepared or kept stays on disk under
-// its temporary name where files are recycled (no page cache): the next
-// Open reuses one such file for its first segment (see pickReusable) and
-// removes the others. Elsewhere it is removed.
+// close stops the goroutine. What it prepared stays on disk under its
+// temporary name where files are reused (the recycler's rule): the next
+// Open may reuse it for its first segment (recycler.adoptLeftover).
+// Elsewhere it is removed.
 func (p *preparer) close() {
 	p.mu.Lock()
 	p.closed = true
@@ -182,21 +146,14 @@ func (p *preparer) close() {
 	<-p.done
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	keep := !pageCache(p.c.fs)
 	if p.ready != nil {
-		if keep {
+		if p.c.rec.reuses() {
 			p.ready.f.Close()
 		} else {
 			p.discardLocked(p.ready)
 		}
 		p.ready = nil
 	}
-	if !keep {
-		for _, r := range p.recycle {
-			p.c.fs.Remove(r.name)
-		}
-	}
-	p.recycle = nil
 }
 
 // How much of a new segment makeSegment initialises.
@@ -207,56 +164,20 @@ const (
 	initHead                 // its first chunk (aheadChunk): the first commits into it
 )
 
-// makeSegment makes segment id ready under a temporary name: a recycled
-// file (initialised as far as its previous life wrote it), or a new
-// preallocated one with its blocks initialised as mode says (where the
-// backend wants that, vfs.BlockIniter); then its header, synced.
+// makeSegment makes segment id ready under a temporary name: a spare file
+// from the recycler (initialised as far as its previous life wrote it), or
+// a new preallocated one with its blocks initialised as mode says (where
+// the backend wants that, vfs.BlockIniter); then its header, synced.
 func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	size := c.segmentFileSize()
 	name := segment.PreparedName(id)
-	var f vfs.File
-	var inited int64
-	if old := c.prep.takeRecycled(); old.name != "" {
+	f, inited, ok := c.rec.take(name, size)
+	if ok {
+		c.ctr.recycled.Add(1)
+	} else {
 		var err error
-		if old.name != name { // a file kept from an earlier process may have it already
-			err = c.fs.Rename(old.name, name)
-		}
-		if err == nil {
-			f, err = c.fs.Open(name, false)
-			if err != nil {
-				c.fs.Remove(name)
-				f = nil
-			} else if sz, err := f.Size(); err != nil || sz < size {
-				f.Close()
-				c.fs.Remove(name)
-				f = nil
-			} else {
-				c.stats.recycled.Add(1)
-				inited = min(old.inited, size)
-			}
-		} else {
-			c.fs.Remove(old.name)
-		}
-	}
-	if f == nil {
-		var err error
-		f, err = c.fs.Create(name, size)
-		if errors.Is(err, fs.ErrExist) {
-			// A prepared file a Close left under this name (a Flush racing
-			// that Close, say): it holds nothing acknowledged.
-			c.fs.Remove(name)
-			f, err = c.fs.Create(name, size)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("dwal: prepare segment %d (%d bytes): %w", id, size, err)
-		}
-		if mode == initHead && initPrepared && initBlocks(c.fs) {
-			var err error
-			if inited, err = c.initHead(f, min(c.aheadChunk(), size)); err != nil {
-				f.Close()
-				c.fs.Remove(name)
-				return nil, fmt.Errorf("dwal: prepare segment %d: initialise blocks: %w", id, err)
-			}
+		if f, inited, err = c.createSegment(id, name, size, mode); err != nil {
+			return nil, err
 		}
 	}
 	fail := func(err error) (*prepared, error) {
@@ -287,9 +208,34 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	return &prepared{id: id, name: name, f: f, salt: h.Salt, size: size, encrypter: enc, inited: inited}, nil
 }
 
+// createSegment creates and preallocates a new segment file under name,
+// its blocks initialised as mode says, and returns how far they are.
+func (c *Coordinator) createSegment(id uint64, name string, size int64, mode initMode) (vfs.File, int64, error) {
+	f, err := c.fs.Create(name, size)
+	if errors.Is(err, fs.ErrExist) {
+		// A prepared file a Close left under this name (a Flush racing
+		// that Close, say): it holds nothing acknowledged.
+		c.fs.Remove(name)
+		f, err = c.fs.Create(name, size)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("dwal: prepare segment %d (%d bytes): %w", id, size, err)
+	}
+	if mode != initHead || !initPrepared || !initBlocks(c.fs) {
+		return f, 0, nil
+	}
+	inited, err := c.initHead(f, min(c.aheadChunk(), size))
+	if err != nil {
+		f.Close()
+		c.fs.Remove(name)
+		return nil, 0, fmt.Errorf("dwal: prepare segment %d: initialise blocks: %w", id, err)
+	}
+	return f, inited, nil
+}
+
 // segmentFileSize is the size of a new segment file.
-func (c *Coordinator) segmentFileSize() int64 {
-	return max(align.Up64(c.cfg.SegmentSize, c.align), 2*int64(c.align))
+func (e *env) segmentFileSize() int64 {
+	return max(align.Up64(e.cfg.SegmentSize, e.align), 2*int64(e.align))
 }
 
 // initHead writes zeros over the first n bytes of f at once (made durable by
@@ -302,81 +248,6 @@ func (c *Coordinator) initHead(f vfs.File, n int64) (int64, error) {
 		}
 	}
 	return n, nil
-}
-
-// retire removes segment id and its .meta (under mu). With a backend that
-// bypasses the page cache, when id is known to be initialised from its
-// start (c.warm, or for a segment an earlier process wrote, the file
-// system's extent map), the file is renamed to recycle-N.tmp instead and kept in
-// c.retired: the next syncDir makes the rename durable and only then
-// offers the file for reuse. NB: reusing it before would write a new header
-// into a file that a crash could bring back under its old name.
-func (c *Coordinator) retire(id uint64) error {
-	c.unindexSegment(id)
-	recycled := ""
-	inited, warm := c.warm[id]
-	delete(c.warm, id)
-	if !warm && initBlocks(c.fs) {
-		inited, warm = c.reusable(segment.Name(id))
-	}
-	if warm && !pageCache(c.fs) {
-		tmp := segment.RecycleName(id)
-		if err := c.fs.Rename(segment.Name(id), tmp); err == nil {
-			recycled = tmp
-		} else if errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	if recycled == "" {
-		if err := c.fs.Remove(segment.Name(id)); err != nil {
-			return err
-		}
-	} else {
-		c.retired = append(c.retired, retiredFile{name: recycled, inited: inited})
-	}
-	c.fs.Remove(segment.MetaName(id))
-	c.dirDirty = true
-	return nil
-}
-
-// reusable reports whether segment file name, which this process did not
-// write to its end (an earlier one did, or it is a leftover), can become a
-// new segment, and how much of it from the start is initialised: it must
-// be full-sized and, where blocks are initialised before use, written
-// (the file system's extent map, vfs.WrittenPrefixer) for at least a new
-// segment's initialised head. Only speed depends on the answer: a reused
-// file's stale bytes never replay, and its frontier initialises the rest.
-func (c *Coordinator) reusable(name string) (int64, bool) {
-	size := c.segmentFileSize()
-	if !initBlocks(c.fs) {
-		f, err := c.fs.Open(name, true)
-		if err != nil {
-			return 0, false
-		}
-		sz, err := f.Size()
-		f.Close()
-		return sz, err == nil && sz >= size
-	}
-	w, ok := findIface[vfs.WrittenPrefixer](c.fs)
-	if !ok {
-		return 0, false
-	}
-	n, sz, err := w.WrittenPrefix(name)
-	if err != nil || sz < size || n < min(c.aheadChunk(), sz) {
-		return 0, false
-	}
-	return n, true
-}
-
-// offerRecycled hands retired files to the preparer once their renames are
-// durable (synced), and removes those it does not want or all of them when
-// the directory sync failed.
-func (c *Coordinator) offerRecycled(files []retiredFile, synced bool) {
-	for _, r := range files {
-		if !synced || c.prep == nil || !c.prep.keep(r) { // no preparer yet during recovery
-			c.fs.Remove(r.name)
-		}
-	}
 }
 
 // WaitPrepared blocks until no segment preparation is pending (the next
@@ -407,7 +278,7 @@ func (c *Coordinator) WaitPrepared(ctx context.Context) error {
 // not Open's: the background preparer tries again, and the first write
 // reports what still fails (ErrNoSpace, say).
 func (c *Coordinator) prepareFirst() {
-	id := c.curID.Load() + 1
+	id := c.pipe.curID.Load() + 1
 	t0 := time.Now()
 	s, err := c.makeSegment(id, initHead)
 	if err != nil {
@@ -415,8 +286,8 @@ func (c *Coordinator) prepareFirst() {
 		c.prep.request(id)
 		return
 	}
-	c.stats.prepared.Add(1)
-	c.stats.prepLat.observe(time.Since(t0))
+	c.ctr.prepared.Add(1)
+	c.ctr.prepLat.observe(time.Since(t0))
 	c.prep.offer(s)
 }
 

@@ -20,44 +20,107 @@ type RecoveryReport struct {
 // segFile is one segment found in the directory.
 type segFile struct {
 	id      uint64
+	last    bool // the highest segment ID present
 	hdr     segment.Header
+	hdrErr  error // why its header block is not this segment's header (nil: it is)
+	state   headerState
 	meta    segment.Meta
-	hasMeta bool
-	badHdr  error // the header block is unreadable
+	hasMeta bool  // a whole .meta
 	fence   int64 // from NNNNNN.log.end: the log ends here whatever follows (0: none)
 }
 
-// recover brings the directory to a state the writer can continue from:
-//
-//   - leftovers of interrupted work (prepared-*.tmp, *.meta.tmp) are removed,
-//     but for one prepared or retired segment file that is kept for reuse
-//     (pickReusable);
-//   - every segment header is read first, before anything is changed, so a
-//     segment of a newer format (or a corrupt sealed one) fails Open with the
-//     directory untouched;
-//   - the last segment, unless sealed, is synced (a crashed process may have
-//     left writes in the page cache), scanned to the end of its log, its torn
-//     tail copied to NNNNNN.log.broken and cut off, and it is sealed; a last
-//     segment without any batch is removed; one with an unreadable header is
-//     renamed to .broken;
-//   - sealed segments missing a (whole) .meta get it rebuilt by a scan.
-//
-// The next flush starts a new segment after the highest ID.
+// What recovery finds of a segment's header.
+type headerState int
+
+const (
+	headerOK      headerState = iota
+	headerBad                 // not a dwal segment header (torn, zeroed, garbage)
+	headerNewer               // a valid header of a newer format
+	headerWrongID             // a valid header of another segment
+	notRegular                // the name is not a regular file
+)
+
+// What recovery does with a segment.
+type recoveryAction int
+
+const (
+	// keepSealed trusts the segment's .meta: its writer sealed it.
+	keepSealed recoveryAction = iota
+	// rebuildMeta scans a segment that was sealed but lost its .meta (read
+	// only) and writes it again; one that holds no batch is removed.
+	rebuildMeta
+	// sealOpen seals a segment its writer left open: syncs it (a crashed
+	// process may have left writes in the page cache), scans it to the end
+	// of its log (or its fence), copies a torn tail to NNNNNN.log.broken,
+	// cuts the file there and writes the .meta; one that holds no batch is
+	// removed.
+	sealOpen
+	// setAside renames the segment to NNNNNN.log.broken.
+	setAside
+	// refuse fails Open with the directory untouched.
+	refuse
+)
+
+// tri matches a yes/no fact of a segment, or either.
+type tri int8
+
+const (
+	either tri = iota
+	yes
+	no
+)
+
+func (t tri) matches(b bool) bool { return t == either || (t == yes) == b }
+
+// recoveryCase is one row of recovery's decision table.
+type recoveryCase struct {
+	header            headerState
+	last, meta, fence tri
+	action            recoveryAction
+	why               string
+}
+
+// recoveryTable is what recovery does with each segment, by what it finds:
+// the first row that matches decides. (TestRecoveryTable builds every row's
+// case and checks its action's effect.)
+var recoveryTable = []recoveryCase{
+	{notRegular, either, either, either, refuse, "not a regular file: dwal makes none, and no crash does"},
+	{headerNewer, either, either, either, refuse, "written by a newer dwal"},
+	{headerWrongID, either, either, either, refuse, "holds another segment's header: no crash explains it"},
+	{headerBad, no, either, either, refuse, "a segment's header is durable before its name: only the last can lack one"},
+	{headerBad, yes, either, either, setAside, "the last segment's header never became durable (a crash while it was created)"},
+	{headerOK, either, either, yes, sealOpen, "a failed write could not be rolled back: its log ends where the fence says"},
+	{headerOK, either, yes, no, keepSealed, "sealed: its .meta says what it holds"},
+	{headerOK, yes, no, no, sealOpen, "left open by its writer (a crash)"},
+	{headerOK, no, no, no, rebuildMeta, "sealed, but its .meta was lost (a crash before the directory sync)"},
+}
+
+// decide returns the row of recoveryTable for segment s.
+func decide(s *segFile) recoveryCase {
+	for _, r := range recoveryTable {
+		if r.header == s.state && r.last.matches(s.last) && r.meta.matches(s.hasMeta) && r.fence.matches(s.fence > 0) {
+			return r
+		}
+	}
+	panic(fmt.Sprintf("dwal: recovery table has no row for %+v", *s))
+}
+
+// recover brings the directory to a state the writer can continue from.
+// It reads every segment's header, .meta and fence and the log-state
+// record before changing anything, so a directory it refuses stays as it
+// was; then each segment gets its recoveryTable action, leftovers of
+// interrupted work (prepared-*.tmp, *.meta.tmp, orphan .meta files) go but
+// for one spare segment file the recycler adopts, honoured fences go, and
+// segments whose entries are all deleted are removed. The next flush starts
+// a new segment after the highest ID (or the log state's floor).
 func (c *Coordinator) recover() error {
 	l, err := segment.List(c.fs)
 	if err != nil {
 		return err
 	}
-	if len(l.NotRegular) > 0 {
-		for _, id := range l.IDs {
-			if t, ok := l.NotRegular[id]; ok {
-				return fmt.Errorf("%w: %s is not a regular file (%v)", ErrCorrupt, segment.Name(id), t)
-			}
-		}
-	}
 	segs := make([]*segFile, len(l.IDs))
 	for i, id := range l.IDs {
-		segs[i] = &segFile{id: id}
+		segs[i] = &segFile{id: id, last: i == len(l.IDs)-1}
 	}
 	if err := c.readSegments(l, segs); err != nil {
 		return err
@@ -90,29 +153,22 @@ func (c *Coordinator) recover() error {
 		// segment written after it
 		maxID = max(maxID, floor-1)
 	}
-	c.curID.Store(maxID)
+	c.pipe.curID.Store(maxID)
 	for _, r := range c.rep.Repairs {
 		c.log.Warn("dwal: recovery", "action", r)
 	}
 	return nil
 }
 
-// readSegments is recovery's read-only pass: every header, .meta and fence.
-// It changes nothing, so a directory it refuses stays as it was.
+// readSegments is recovery's read-only pass: every header, .meta and fence,
+// and each segment's action; a segment to refuse fails it here. It changes
+// nothing, so a directory it refuses stays as it was.
 func (c *Coordinator) readSegments(l *segment.Listing, segs []*segFile) error {
-	for i, s := range segs {
-		last := i == len(segs)-1
-		if err := c.readHeader(s); err != nil {
-			if !errors.Is(err, segment.ErrBadHeader) { // ErrUnsupportedFormat too
-				return fmt.Errorf("%s: %w", segment.Name(s.id), err)
-			}
-			if !last {
-				return fmt.Errorf("%w: %s: %w", ErrCorrupt, segment.Name(s.id), err)
-			}
-			s.badHdr = err
-		}
-		if s.badHdr == nil && s.hdr.ID != s.id {
-			return fmt.Errorf("%w: %s holds segment %d", ErrCorrupt, segment.Name(s.id), s.hdr.ID)
+	for _, s := range segs {
+		if _, ok := l.NotRegular[s.id]; ok {
+			s.state = notRegular
+		} else if err := c.readHeader(s); err != nil {
+			return fmt.Errorf("%s: %w", segment.Name(s.id), err)
 		}
 		m, ok, err := segment.ReadMeta(c.fs, s.id)
 		if err != nil {
@@ -123,78 +179,122 @@ func (c *Coordinator) readSegments(l *segment.Listing, segs []*segFile) error {
 			if s.fence, err = segment.ReadFence(c.fs, s.id); err != nil {
 				return err
 			}
-			s.hasMeta = false // a fenced segment is resealed from its fenced scan
+		}
+		if r := decide(s); r.action == refuse {
+			return refusal(l, s, r)
 		}
 	}
 	return nil
 }
 
-// repair removes leftovers, sets aside a last segment whose header is
-// unreadable, reseals the segments without a (whole) .meta, honours and
-// then removes the fences, and syncs the directory. It returns the segments
-// kept.
+// readHeader reads s's header and classifies it; only an I/O error is
+// returned.
+func (c *Coordinator) readHeader(s *segFile) error {
+	f, err := c.fs.Open(segment.Name(s.id), true)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	s.hdr, s.hdrErr = segment.ReadHeader(f, c.align)
+	switch {
+	case errors.Is(s.hdrErr, segment.ErrUnsupportedFormat):
+		s.state = headerNewer
+	case errors.Is(s.hdrErr, segment.ErrBadHeader):
+		s.state = headerBad
+	case s.hdrErr != nil:
+		return s.hdrErr
+	case s.hdr.ID != s.id:
+		s.state = headerWrongID
+	}
+	return nil
+}
+
+// refusal is the error Open fails with for segment s.
+func refusal(l *segment.Listing, s *segFile, r recoveryCase) error {
+	name := segment.Name(s.id)
+	switch s.state {
+	case headerNewer:
+		return fmt.Errorf("%s: %w", name, s.hdrErr)
+	case notRegular:
+		return fmt.Errorf("%w: %s is not a regular file (%v)", ErrCorrupt, name, l.NotRegular[s.id])
+	case headerWrongID:
+		return fmt.Errorf("%w: %s holds segment %d", ErrCorrupt, name, s.hdr.ID)
+	}
+	return fmt.Errorf("%w: %s: %w (%s)", ErrCorrupt, name, s.hdrErr, r.why)
+}
+
+// repair removes leftovers, applies each segment's action, honours and
+// then removes the fences, and syncs the directory. It returns the
+// segments kept.
 func (c *Coordinator) repair(l *segment.Listing, segs []*segFile) ([]*segFile, error) {
-	dirty := false
-	// A .meta whose segment is gone: a crash between retiring a segment and
-	// removing its .meta.
-	leftovers := l.Leftovers
-	for _, id := range l.OrphanMetas() {
-		leftovers = append(leftovers, segment.MetaName(id))
-	}
-	c.leftover = c.pickReusable(l, leftovers)
-	if c.leftover.name != "" {
-		// NB: its name must be durable before a new header goes into it:
-		// a crash could otherwise bring back the segment it was retired
-		// from holding another segment's header.
-		dirty = true
-	}
-	for _, name := range leftovers {
-		if name == c.leftover.name {
-			continue
-		}
-		if err := c.fs.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("remove leftover %s: %w", name, err)
-		}
-		c.repaired("removed leftover %s", name)
-		dirty = true
+	dirty, err := c.removeLeftovers(l)
+	if err != nil {
+		return nil, err
 	}
 	var kept []*segFile
-	for i, s := range segs {
-		last := i == len(segs)-1
-		switch {
-		case s.badHdr != nil:
-			if err := c.fs.Rename(segment.Name(s.id), segment.BrokenName(s.id)); err != nil {
-				return nil, fmt.Errorf("set aside %s: %w", segment.Name(s.id), err)
-			}
-			c.fs.Remove(segment.MetaName(s.id))
-			c.repaired("%s has no valid header (%v); renamed to %s", segment.Name(s.id), s.badHdr, segment.BrokenName(s.id))
-			dirty = true
-			continue
-		case !s.hasMeta:
-			// The last segment (or one whose end a fence records) was left
-			// open by its writer: its tail is cut. An earlier one was sealed
-			// and only lost its .meta.
-			keep, err := c.reseal(s, last || s.fence > 0)
-			if err != nil {
-				return nil, err
-			}
-			dirty = true
-			if !keep {
-				continue
-			}
+	for _, s := range segs {
+		action := decide(s).action
+		keep, err := c.apply(s, action)
+		if err != nil {
+			return nil, err
 		}
-		kept = append(kept, s)
+		if keep {
+			kept = append(kept, s)
+		}
+		dirty = dirty || action != keepSealed
 	}
 	if err := c.dropFences(l, dirty); err != nil {
 		return nil, err
 	}
 	if dirty || len(l.Fences) > 0 {
-		c.dirDirty = true
+		c.pipe.dirDirty = true
 	}
 	if err := c.syncDir(); err != nil { // also covers the .meta files reseal wrote
 		return nil, fmt.Errorf("sync dir: %w", err)
 	}
 	return kept, nil
+}
+
+// apply carries out action on segment s and reports whether it is kept.
+func (c *Coordinator) apply(s *segFile, action recoveryAction) (bool, error) {
+	switch action {
+	case keepSealed:
+		return true, nil
+	case rebuildMeta, sealOpen:
+		return c.reseal(s, action == sealOpen)
+	case setAside:
+		if err := c.fs.Rename(segment.Name(s.id), segment.BrokenName(s.id)); err != nil {
+			return false, fmt.Errorf("set aside %s: %w", segment.Name(s.id), err)
+		}
+		c.fs.Remove(segment.MetaName(s.id))
+		c.repaired("%s has no valid header (%v); renamed to %s", segment.Name(s.id), s.hdrErr, segment.BrokenName(s.id))
+		return false, nil
+	}
+	return false, fmt.Errorf("dwal: recovery: no action %d for %s", action, segment.Name(s.id))
+}
+
+// removeLeftovers removes the temporary files of interrupted work and the
+// .meta files whose segment is gone (a crash between retiring a segment and
+// removing its .meta), but for the one segment file the recycler adopts.
+// It reports whether it changed the directory.
+func (c *Coordinator) removeLeftovers(l *segment.Listing) (bool, error) {
+	leftovers := l.Leftovers
+	for _, id := range l.OrphanMetas() {
+		leftovers = append(leftovers, segment.MetaName(id))
+	}
+	adopted := c.rec.adoptLeftover(l, leftovers)
+	dirty := adopted != "" // its name must be durable before it is reused
+	for _, name := range leftovers {
+		if name == adopted {
+			continue
+		}
+		if err := c.fs.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("remove leftover %s: %w", name, err)
+		}
+		c.repaired("removed leftover %s", name)
+		dirty = true
+	}
+	return dirty, nil
 }
 
 // dropFences removes the end-of-log records once what honoured them is
@@ -208,7 +308,7 @@ func (c *Coordinator) dropFences(l *segment.Listing, dirty bool) error {
 		// when it held nothing) must be durable before the fence goes: a
 		// directory that does not order its operations could otherwise
 		// bring back a removed segment, with its failed batch, and no fence.
-		c.dirDirty = true
+		c.pipe.dirDirty = true
 		if err := c.syncDir(); err != nil {
 			return fmt.Errorf("sync dir: %w", err)
 		}
@@ -223,54 +323,8 @@ func (c *Coordinator) dropFences(l *segment.Listing, dirty bool) error {
 	return nil
 }
 
-// pickReusable returns, among leftover files, the prepared or retired
-// segment file (prepared-N.tmp, recycle-N.tmp: one a Close left, or a
-// crash) that is best reused as the next segment: full-sized, with the
-// longest prefix the file system's extent map shows written. Its stale
-// bytes are harmless (the next header's salt ends the log before them),
-// and how far it is written only decides where its frontier starts, so no
-// record of ours is trusted. None with a backend that may cache pages
-// (nothing is recycled there), or when the extent map cannot be read.
-//
-// NB: only a regular file is the directory's own (a symlink would have
-// the next segment written into whatever it points to), and only one
-// whose segment ID has no .log of its own: a crash in the middle of the
-// rename that made it (NNNNNN.log to recycle-N.tmp, prepared-N.tmp to
-// NNNNNN.log) can leave both names on one file where the directory is not
-// journaled, and a new header must not go into a live segment.
-func (c *Coordinator) pickReusable(l *segment.Listing, leftovers []string) retiredFile {
-	var best retiredFile
-	if pageCache(c.fs) {
-		return best
-	}
-	regular := map[string]bool{}
-	for _, e := range l.Other {
-		regular[e.Name()] = e.Type().IsRegular()
-	}
-	for _, name := range leftovers {
-		id, ok := segment.ParseTempID(name)
-		if !ok || !regular[name] || l.Has(id) {
-			continue
-		}
-		if inited, ok := c.reusable(name); ok && (best.name == "" || inited > best.inited) {
-			best = retiredFile{name: name, inited: inited}
-		}
-	}
-	return best
-}
-
 func (c *Coordinator) repaired(format string, args ...any) {
 	c.rep.Repairs = append(c.rep.Repairs, fmt.Sprintf(format, args...))
-}
-
-func (c *Coordinator) readHeader(s *segFile) error {
-	f, err := c.fs.Open(segment.Name(s.id), true)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	s.hdr, err = segment.ReadHeader(f, c.align)
-	return err
 }
 
 // reseal scans segment s and writes its .meta, or removes it when it holds

@@ -43,10 +43,10 @@ func TestRecycledSegmentRenameDurableBeforeReuse(t *testing.T) {
 		s.f.Close()
 		c.fs.Remove(s.name)
 	}
-	c.mu.Lock()
+	c.pipe.mu.Lock()
 	// TruncateToLSN(2), up to its directory sync:
 	if err := c.retire(1); err != nil {
-		c.mu.Unlock()
+		c.pipe.mu.Unlock()
 		t.Fatalf("retire: %v", err)
 	}
 	// ... and the preparer runs now.
@@ -58,7 +58,7 @@ func TestRecycledSegmentRenameDurableBeforeReuse(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			c.mu.Unlock()
+			c.pipe.mu.Unlock()
 			t.Fatalf("segment 4 was not prepared; files %v", mem.Names())
 		}
 		time.Sleep(time.Millisecond)
@@ -66,7 +66,7 @@ func TestRecycledSegmentRenameDurableBeforeReuse(t *testing.T) {
 	recycled := !slices.Contains(mem.Names(), segment.RecyclePrefix+"1"+segment.TmpSuffix)
 	// The power is cut before the directory sync.
 	clone := mem.CrashClone(1, memfs.DropUnsynced())
-	c.mu.Unlock()
+	c.pipe.mu.Unlock()
 	if !recycled {
 		t.Logf("the preparer did not reuse the retired file (names %v)", mem.Names())
 	}
@@ -116,7 +116,7 @@ func TestOneDirectorySyncPerRotation(t *testing.T) {
 		t.Errorf("no retired segment was reused (stats %+v)", st)
 	}
 	// Close makes the last rotation's retirements durable too.
-	dirty := c.dirDirty
+	dirty := c.pipe.dirDirty
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestMakeSegmentReplacesLeftPreparedFile(t *testing.T) {
 	cfg := DefaultConfig("mem")
 	cfg.FS = memfs.New(4096)
 	c := openT(t, cfg)
-	id := c.curID.Load() + 50
+	id := c.pipe.curID.Load() + 50
 	first, err := c.makeSegment(id, initNone)
 	if err != nil {
 		t.Fatal(err)

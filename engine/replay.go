@@ -16,20 +16,19 @@ import (
 // when a sealed segment holds fewer or more entries than its .meta says. The
 // bytes given to fn are only valid during the call.
 func (c *Coordinator) Replay(from LSN, fn func(LSN, []byte) error) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	p := &c.pipe
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
 		return ErrClosed
 	}
 	ids, err := c.segmentIDs()
-	c.idx.mu.RLock()
-	st := c.idx.st // what is deleted (DeleteBefore, TruncateAfter) is not replayed
-	c.idx.mu.RUnlock()
+	st := c.state.load() // what is deleted (DeleteBefore, TruncateAfter) is not replayed
 	actID, actOff := uint64(0), int64(0)
-	if c.act != nil {
-		actID, actOff = c.act.id, c.act.settled
+	if p.act != nil {
+		actID, actOff = p.act.id, p.act.settled
 	}
-	c.mu.Unlock()
+	p.mu.Unlock()
 	if err != nil {
 		return err
 	}

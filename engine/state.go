@@ -5,9 +5,40 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/dwal-project/dwal/engine/internal/segment"
 )
+
+// logState holds the log-state record (segment.State, the file log.state)
+// as last written: what is deleted, and the caller's record. Readers (the
+// index, Read, Replay, recovery) load it without a lock; a writer makes a
+// new record from a clone, writes it durably, then stores it (under
+// pipeline.mu, so no batch settles between the store and the index's
+// narrowing). A stored record is never changed in place.
+type logState struct {
+	write sync.Mutex                    // orders the record's writers; taken before pipeline.mu
+	cur   atomic.Pointer[segment.State] // never nil once init ran
+}
+
+func (s *logState) init() { s.cur.Store(&segment.State{}) }
+
+// load returns the record as last written; the caller must not change it.
+func (s *logState) load() *segment.State { return s.cur.Load() }
+
+// checkState asserts what every record the engine writes keeps: cuts by
+// strictly ascending Below, each deleting more than the ones after it
+// (Prune's result), none reaching a segment at or above the floor.
+func checkState(st *segment.State) {
+	for i, k := range st.Cuts {
+		assertf(k.Below <= st.Floor, "cut %+v reaches past the floor %d", k, st.Floor)
+		if i > 0 {
+			p := st.Cuts[i-1]
+			assertf(p.Below < k.Below && p.After < k.After, "cuts %+v then %+v", p, k)
+		}
+	}
+}
 
 // The deletions. Invariants:
 //
@@ -22,7 +53,7 @@ import (
 //     it is applied, so no batch lands in a segment the cut reaches;
 //   - segment IDs only grow across the record: recovery starts numbering
 //     at its floor or above, even when every segment was removed;
-//   - stateMu orders the record's writers (DeleteBefore, TruncateAfter,
+//   - logState.write orders the record's writers (DeleteBefore, TruncateAfter,
 //     SetUserRecord); each starts from the last record written.
 
 // loadState reads the log-state record at recovery (before any segment is
@@ -32,7 +63,7 @@ func (c *Coordinator) loadState() (uint64, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
-	c.idx.st = f
+	c.state.cur.Store(&f)
 	return f.Floor, nil
 }
 
@@ -40,7 +71,7 @@ func (c *Coordinator) loadState() (uint64, error) {
 // all deleted (a crash between a deletion's record and its removals
 // leaves them), and returns the segments kept.
 func (c *Coordinator) removeDead(segs []*segFile) ([]*segFile, error) {
-	st := &c.idx.st
+	st := c.state.load()
 	kept := segs[:0]
 	removed := false
 	for _, s := range segs {
@@ -88,18 +119,14 @@ func (c *Coordinator) writeState(st *segment.State) error {
 	return nil
 }
 
-// applyState makes st the state the index, Read and Replay honour, and
-// drops the refs it deletes whole (under mu).
-func (c *Coordinator) applyState(st segment.State) {
-	ix := &c.idx
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	ix.st = st
-	ix.refs = slices.DeleteFunc(ix.refs, func(r batchRef) bool { return !r.clip(&ix.st) })
-	for i := range ix.refs {
-		ix.refs[i].clip(&ix.st)
+// applyState makes st, just written, the record the index, Read and
+// Replay honour, and narrows the index by it (under mu).
+func (c *Coordinator) applyState(st *segment.State) {
+	if invariants {
+		checkState(st)
 	}
-	ix.reorder()
+	c.state.cur.Store(st)
+	c.idx.narrow(st)
 }
 
 // removeDeadLocked removes the sealed segments (never the active one)
@@ -112,9 +139,9 @@ func (c *Coordinator) removeDeadLocked() {
 		c.log.Error("dwal: list segments to remove deleted ones", "err", err)
 		return
 	}
-	st := &c.idx.st
+	st := c.state.load()
 	for _, id := range ids {
-		if a := c.act; a != nil && a.id == id {
+		if a := c.pipe.act; a != nil && a.id == id {
 			continue
 		}
 		m, ok := c.ReadSegmentMetadata(id)
@@ -135,7 +162,7 @@ func (c *Coordinator) removeDeadLocked() {
 func (c *Coordinator) lowestSegment() uint64 {
 	ids, err := c.segmentIDs()
 	if err != nil || len(ids) == 0 {
-		return c.curID.Load() + 1
+		return c.pipe.curID.Load() + 1
 	}
 	return ids[0]
 }
@@ -151,41 +178,21 @@ func (c *Coordinator) DeleteBefore(lsn LSN) error {
 	if err := c.ensureIndex(); err != nil {
 		return err
 	}
-	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
-	c.mu.Lock()
-	if err := c.writable(); err != nil {
-		c.mu.Unlock()
-		return err
-	}
-	st := c.idx.st.Clone()
-	if uint64(lsn) <= st.First {
-		c.mu.Unlock()
-		return nil
-	}
-	st.First = uint64(lsn)
-	st.Floor = max(st.Floor, c.curID.Load()+1)
-	st.Prune(c.lowestSegment())
-	c.mu.Unlock()
-	// NB: the record is written outside mu: writers go on meanwhile (a
-	// prefix deletion does not touch where they write). Their batches are
-	// indexed under the old state and narrowed by applyState below.
-	if err := c.writeState(&st); err != nil {
+	changed, err := c.editState(func(st *segment.State) bool {
+		if uint64(lsn) <= st.First {
+			return false
+		}
+		st.First = uint64(lsn)
+		st.Prune(c.lowestSegment())
+		return true
+	}, c.removeDeadLocked)
+	if err != nil {
 		return fmt.Errorf("dwal: delete before LSN %d: %w", lsn, err)
 	}
-	c.mu.Lock()
-	c.applyState(st)
-	c.removeDeadLocked()
-	c.mu.Unlock()
-	return c.tightenBounds()
-}
-
-// writable is nil when the log takes writes (under mu).
-func (c *Coordinator) writable() error {
-	if c.closed {
-		return ErrClosed
+	if !changed {
+		return nil
 	}
-	return c.roErr
+	return c.tightenBounds()
 }
 
 // SetUserRecord durably replaces the caller's record kept in the
@@ -196,29 +203,49 @@ func (c *Coordinator) SetUserRecord(b []byte) error {
 	if len(b) > segment.MaxStateUser {
 		return fmt.Errorf("%w: user record of %d bytes, limit %d", ErrEntryTooLarge, len(b), segment.MaxStateUser)
 	}
-	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
-	c.mu.Lock()
-	if err := c.writable(); err != nil {
-		c.mu.Unlock()
-		return err
+	_, err := c.editState(func(st *segment.State) bool {
+		st.User = slices.Clone(b)
+		return true
+	}, nil)
+	return err
+}
+
+// editState replaces the log-state record with edit's change of it, for a
+// writer that does not touch where batches go (DeleteBefore,
+// SetUserRecord): edit runs under mu on a clone and reports whether it
+// changed anything; the record is then written outside mu, so writers go
+// on meanwhile (their batches are indexed under the old record and
+// narrowed when the new one is applied), and applied under mu, followed by
+// after (if not nil). It reports whether the record changed.
+func (c *Coordinator) editState(edit func(st *segment.State) bool, after func()) (bool, error) {
+	c.state.write.Lock()
+	defer c.state.write.Unlock()
+	p := &c.pipe
+	p.mu.Lock()
+	if err := p.writable(); err != nil {
+		p.mu.Unlock()
+		return false, err
 	}
-	st := c.idx.st.Clone()
-	st.User = slices.Clone(b)
-	st.Floor = max(st.Floor, c.curID.Load()+1)
-	c.mu.Unlock()
+	st := c.state.load().Clone()
+	if !edit(&st) {
+		p.mu.Unlock()
+		return false, nil
+	}
+	st.Floor = max(st.Floor, p.curID.Load()+1)
+	p.mu.Unlock()
 	if err := c.writeState(&st); err != nil {
-		return err
+		return false, err
 	}
-	c.mu.Lock()
-	c.applyState(st)
-	c.mu.Unlock()
-	return nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c.applyState(&st)
+	if after != nil {
+		after()
+	}
+	return true, nil
 }
 
 // UserRecord returns a copy of the caller's record (nil when none was set).
 func (c *Coordinator) UserRecord() []byte {
-	c.idx.mu.RLock()
-	defer c.idx.mu.RUnlock()
-	return slices.Clone(c.idx.st.User)
+	return slices.Clone(c.state.load().User)
 }

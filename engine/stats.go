@@ -67,34 +67,45 @@ func (h *latencyHist) snapshot() HistogramSnapshot {
 	return s
 }
 
-// stats are the Coordinator's own counters beyond Card 1's.
-type stats struct {
+// counters are what a Coordinator counts: Card 1's totals, the events of
+// its parts, and latency histograms. Lock-free: every field is atomic.
+type counters struct {
+	entries, payload, disk, batches                       atomic.Uint64 // of settled batches (Card 1's totals)
 	rotations, syncErrors, prepared, recycled, prepErrors atomic.Uint64
 	batchLat, syncLat, prepLat                            latencyHist
 }
 
+// written counts settled batch f.
+func (k *counters) written(f *flight) {
+	k.entries.Add(uint64(f.n))
+	k.payload.Add(uint64(f.bytes))
+	k.disk.Add(uint64(f.span))
+	k.batches.Add(1)
+}
+
 // Stats returns a snapshot of the Coordinator's counters and histograms.
 func (c *Coordinator) Stats() Stats {
+	k := &c.ctr
 	s := Stats{
-		EntriesFlushed:      c.entries.Load(),
-		PayloadBytes:        c.bytes.Load(),
-		DiskBytes:           c.diskByte.Load(),
-		Batches:             c.flushes.Load(),
-		CurrentSegmentID:    c.curID.Load(),
-		CurrentSegmentBytes: c.curSize.Load(),
-		Rotations:           c.stats.rotations.Load(),
-		SyncErrors:          c.stats.syncErrors.Load(),
-		SegmentsPrepared:    c.stats.prepared.Load(),
-		SegmentsRecycled:    c.stats.recycled.Load(),
-		PrepareErrors:       c.stats.prepErrors.Load(),
-		BatchLatency:        c.stats.batchLat.snapshot(),
-		SyncLatency:         c.stats.syncLat.snapshot(),
-		PrepareLatency:      c.stats.prepLat.snapshot(),
+		EntriesFlushed:      k.entries.Load(),
+		PayloadBytes:        k.payload.Load(),
+		DiskBytes:           k.disk.Load(),
+		Batches:             k.batches.Load(),
+		CurrentSegmentID:    c.pipe.curID.Load(),
+		CurrentSegmentBytes: c.pipe.curSize.Load(),
+		Rotations:           k.rotations.Load(),
+		SyncErrors:          k.syncErrors.Load(),
+		SegmentsPrepared:    k.prepared.Load(),
+		SegmentsRecycled:    k.recycled.Load(),
+		PrepareErrors:       k.prepErrors.Load(),
+		BatchLatency:        k.batchLat.snapshot(),
+		SyncLatency:         k.syncLat.snapshot(),
+		PrepareLatency:      k.prepLat.snapshot(),
 	}
-	c.mu.Lock()
-	if c.roErr != nil {
-		s.ReadOnly, s.ReadOnlyCause = true, c.roErr.Error()
+	c.pipe.mu.Lock()
+	if err := c.pipe.roErr; err != nil {
+		s.ReadOnly, s.ReadOnlyCause = true, err.Error()
 	}
-	c.mu.Unlock()
+	c.pipe.mu.Unlock()
 	return s
 }

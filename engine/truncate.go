@@ -25,14 +25,13 @@ func (c *Coordinator) TruncateAfter(lsn LSN) error {
 	if err := c.tightenBounds(); err != nil {
 		return err
 	}
-	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for c.head != nil && c.writable() == nil {
-		c.cond.Wait()
-	}
-	if err := c.writable(); err != nil {
+	c.state.write.Lock()
+	defer c.state.write.Unlock()
+	p := &c.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drain()
+	if err := p.writable(); err != nil {
 		return err
 	}
 	// Exact bounds: every batch settled (nothing in flight) and the refs
@@ -44,14 +43,14 @@ func (c *Coordinator) TruncateAfter(lsn LSN) error {
 	if !above {
 		return nil
 	}
-	if c.act != nil {
-		c.seal()
-		if c.roErr != nil {
-			return c.roErr
+	if p.act != nil {
+		c.rotate()
+		if p.roErr != nil {
+			return p.roErr
 		}
 	}
-	r := c.curID.Load() + 1 // the next segment: what is written after the cut
-	st := c.idx.st.Clone()
+	r := p.curID.Load() + 1 // the next segment: what is written after the cut
+	st := c.state.load().Clone()
 	if below {
 		st.Cuts = append(st.Cuts, segment.Cut{After: uint64(lsn), Below: r})
 		st.Prune(c.lowestSegment())
@@ -61,12 +60,12 @@ func (c *Coordinator) TruncateAfter(lsn LSN) error {
 	st.Floor = max(st.Floor, r)
 	if err := c.writeState(&st); err != nil {
 		if errors.Is(err, errStateUnknown) {
-			c.roErr = fmt.Errorf("%w: truncate after LSN %d: %w", ErrReadOnly, lsn, err)
-			c.log.Error("dwal: turned read-only", "err", c.roErr)
+			p.roErr = fmt.Errorf("%w: truncate after LSN %d: %w", ErrReadOnly, lsn, err)
+			c.log.Error("dwal: turned read-only", "err", p.roErr)
 		}
 		return fmt.Errorf("dwal: truncate after LSN %d: %w", lsn, err)
 	}
-	c.applyState(st)
+	c.applyState(&st)
 	c.removeDeadLocked()
 	return nil
 }

@@ -12,19 +12,9 @@ import (
 )
 
 // The log-state record, file log.state: what the caller deleted, exact to
-// the entry, without rewriting a byte of any segment. It is replaced
-// atomically (log.state.tmp written and synced, renamed, the directory
-// synced), so a crash leaves the old record or the new one whole. NB:
-// never change the layout; a new one gets a new StateVersion.
-//
-//	| magic "DWALSTAT" | version u16 | flags u16 | cuts u32 |
-//	| first u64 | base u64 | floor u64 | user length u32 |
-//	| cuts × (after u64, below u64) | user bytes | CRC32C u32 of all before |
-//
-// An entry with LSN l in segment s is deleted when l < first, or s < base,
-// or a cut has s < below and l > after. The next segment started gets an
-// ID of at least floor, so a cut never reaches a segment written after it.
-// The user bytes are the caller's (engine.SetUserRecord).
+// the entry, without rewriting a byte of any segment. Its layout is drawn
+// in the package doc. NB: never change the layout; a new one gets a new
+// StateVersion.
 const (
 	StateName      = "log.state"
 	StateMagic     = "DWALSTAT"
