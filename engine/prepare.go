@@ -35,13 +35,12 @@ var initPrepared = true
 
 // prepared is a segment file ready to become the active segment.
 type prepared struct {
-	id        uint64
-	name      string // its temporary name
-	f         vfs.File
-	salt      uint64
-	size      int64
-	encrypted bool  // entries are encrypted with Config.Cipher
-	inited    int64 // [0, inited) of the file is initialised (0: none, or init is off)
+	id     uint64
+	name   string // its temporary name
+	f      vfs.File
+	hdr    segment.Header // as written into its first block
+	size   int64
+	inited int64 // [0, inited) of the file is initialised (0: none, or init is off)
 }
 
 type preparer struct {
@@ -201,7 +200,7 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	if err := f.WriteAt(b, 0, vfs.Fdatasync); err != nil {
 		return fail(err)
 	}
-	return &prepared{id: id, name: name, f: f, salt: h.Salt, size: size, encrypted: h.Encrypted(), inited: inited}, nil
+	return &prepared{id: id, name: name, f: f, hdr: h, size: size, inited: inited}, nil
 }
 
 // createSegment creates and preallocates a new segment file under name,
