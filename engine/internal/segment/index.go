@@ -26,7 +26,7 @@ import (
 // takes at least one aligned block, so the index holds at most one ref per
 // few KiB of segment: sparse by construction.
 //
-// Layout (little endian; drawn in the package doc too). NB: never change
+// Its layout is drawn in the package doc. NB: never change
 // it; a new layout gets a new IndexVersion.
 const (
 	IndexSuffix  = ".log.idx" // NNNNNN.log.idx: a sealed segment's index
