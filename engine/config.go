@@ -136,6 +136,13 @@ type Config struct {
 	// not kept. Entries of an encrypted segment are kept in plain form.
 	// Default 0: no cache.
 	ReadCacheBytes int
+	// IndexCacheBytes bounds the memory that sealed segments' indexes take
+	// once read (default 16 MiB: the indexes of about 40 segments of
+	// one-block batches, or of every segment of a log of larger batches).
+	// Each is read from its NNNNNN.log.idx file when a lookup first needs
+	// it; the least recently used go first. The active segment's index is
+	// always in memory.
+	IndexCacheBytes int
 
 	// fromDefault marks a Config made by DefaultConfig, whose SyncOnFlush is
 	// meant as written (see SyncOnFlush).
@@ -149,6 +156,7 @@ const (
 	DefaultFlushInterval    = 10 * time.Millisecond
 	DefaultMaxEntrySize     = 64 << 20
 	DefaultGroupCommitDepth = 4
+	DefaultIndexCacheBytes  = 16 << 20
 )
 
 // RetainAll, as Config.SegmentsToRetain, keeps every sealed segment:
@@ -193,6 +201,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReadCacheBytes < 0 {
 		return c, fmt.Errorf("%w: negative ReadCacheBytes %d", ErrBadConfig, c.ReadCacheBytes)
+	}
+	if c.IndexCacheBytes < 0 {
+		return c, fmt.Errorf("%w: negative IndexCacheBytes %d", ErrBadConfig, c.IndexCacheBytes)
+	}
+	if c.IndexCacheBytes == 0 {
+		c.IndexCacheBytes = DefaultIndexCacheBytes
 	}
 	if c.SlowSyncThreshold < 0 {
 		return c, fmt.Errorf("%w: negative SlowSyncThreshold %v", ErrBadConfig, c.SlowSyncThreshold)

@@ -83,6 +83,7 @@ func Open(cfg Config) (*Coordinator, error) {
 	c.pipe.init()
 	c.rec.init(&c.env)
 	c.state.init()
+	c.idx.cache.init(cfg.IndexCacheBytes)
 	c.cache = newBatchCache(cfg.ReadCacheBytes)
 	lock, err := fsys.Lock()
 	if err != nil {
@@ -210,6 +211,9 @@ func (c *Coordinator) closeActive() error {
 		err = a.f.Truncate(a.settled)
 		if err == nil {
 			err = a.f.Sync()
+		}
+		if x := c.idx.seal(a.id); err == nil && x != nil {
+			err = c.writeIndex(x)
 		}
 		if err == nil && a.meta.Entries > 0 {
 			err = c.writeMeta(a.id, a.meta)

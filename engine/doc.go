@@ -21,8 +21,8 @@
 // # Files
 //
 // A directory holds segments NNNNNN.log (IDs grow; any number of digits is
-// parsed), their NNNNNN.log.meta once sealed, and a LOCK file (flock: a
-// second opener gets ErrLocked). A segment being prepared lives under
+// parsed), their NNNNNN.log.meta and NNNNNN.log.idx (the segment's index)
+// once sealed, and a LOCK file (flock: a second opener gets ErrLocked). A segment being prepared lives under
 // prepared-N.tmp, and a retired one kept for reuse under recycle-N.tmp; each
 // is renamed when it becomes the active segment, so only real segments end
 // in .log. Close leaves them in place; the next Open reuses one for its
@@ -60,11 +60,19 @@
 // the inspect tools skip what it deletes (one rule, segment.State), and a
 // segment all of whose entries are deleted is removed.
 //
-// Reading by LSN (Read, Bounds) goes through an in-memory index of batches
-// (segment, offset, span, LSN range: 40 bytes each), built by one scan at
-// first use and kept while writing. Lookups are binary searches while LSNs
-// increase across batches (any order inside one), a scan of every batch
-// otherwise.
+// Reading by LSN (Read, Bounds) goes through a two-level index: every
+// segment's LSN range from its .meta (known at Open, which reads no segment
+// body), then the segment's batches from its index file (one 24-byte ref per
+// batch), read when a lookup first needs it and kept in a cache bounded by
+// Config.IndexCacheBytes; the active segment's refs are kept in memory as
+// its batches settle. The first Read of any LSN after Open costs one index
+// read and one batch read. An index file is trusted only as far as the
+// segment agrees with it: one missing, torn, stale or wrong costs one scan
+// of that segment, which writes it again. Lookups are binary searches while
+// LSNs increase across batches (any order inside one), a scan of the
+// segments and batches whose range holds the LSN otherwise. Sealed
+// segments are read through the page cache where the backend offers it
+// (vfs.CachedReader); the active one as it is written.
 //
 // # Durability contract
 //

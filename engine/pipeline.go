@@ -362,7 +362,7 @@ func (c *Coordinator) settle(f *flight, st *FlushStats) error {
 	}
 	c.observe(f)
 	a.settled = f.off + int64(f.span)
-	c.indexBatch(f)
+	c.idx.add(f, c.state.load())
 	if f.mode == vfs.NoSync {
 		a.unsynced = true
 	}

@@ -38,10 +38,10 @@ type prepared struct {
 	id        uint64
 	name      string // its temporary name
 	f         vfs.File
-	salt      uint64
+	hdr       segment.Header // as written into its first block
 	size      int64
-	encrypter SegmentCipher
-	inited    int64 // [0, inited) of the file is initialised (0: none, or init is off)
+	encrypter SegmentCipher // encrypts its entries (nil: they are plain)
+	inited    int64         // [0, inited) of the file is initialised (0: none, or init is off)
 }
 
 type preparer struct {
@@ -205,7 +205,7 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	if err := f.WriteAt(b, 0, vfs.Fdatasync); err != nil {
 		return fail(err)
 	}
-	return &prepared{id: id, name: name, f: f, salt: h.Salt, size: size, encrypter: enc, inited: inited}, nil
+	return &prepared{id: id, name: name, f: f, hdr: h, size: size, encrypter: enc, inited: inited}, nil
 }
 
 // createSegment creates and preallocates a new segment file under name,

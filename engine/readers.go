@@ -14,14 +14,20 @@ import (
 
 // Reading by LSN: Read finds the batch through the index (index.go),
 // reads it whole (the batch cache first, else through the backend into an
-// aligned pooled buffer, vfs.File.ReadAt: O_DIRECT on io_uring), checks it
-// as the scan does (salt, CRC, entries; decrypts it in an encrypted
-// segment) and copies the entry out. Invariants:
+// aligned pooled buffer: a sealed segment through the page cache where the
+// backend offers it, vfs.CachedReader; the active one as the backend
+// writes, O_DIRECT on io_uring), checks it as the scan does (salt, CRC,
+// entries; decrypts it in an encrypted segment) and copies the entry out.
+// Invariants:
 //
 //   - the bytes a read returns come from a batch that passed the same checks
 //     as Replay's, in the segment the ref names: a segment removed or
 //     recycled since the lookup fails them (its salt differs) and the read
 //     says ErrNotFound, never another batch's bytes;
+//   - a sealed segment's index is trusted only as far as its batches agree:
+//     a ref that leads to no batch of the segment, or to one with other
+//     LSNs, while the segment is still there, makes the index rebuilt by a
+//     scan and the read tried again once;
 //   - what is deleted (below the first LSN, cut off a suffix) is never
 //     returned: every entry found is checked against the log state.
 //
@@ -42,10 +48,10 @@ type readers struct {
 }
 
 type readHandle struct {
-	mu  sync.RWMutex // readers hold it shared during ReadAt; Close takes it
-	f   vfs.File
-	hdr segment.Header
-	dec segment.Decrypter // the segment's cipher (nil: it is plain)
+	mu     sync.RWMutex // readers hold it shared during ReadAt; Close takes it
+	f      vfs.File
+	cached bool              // opened through the page cache (a sealed segment)
+	dec    segment.Decrypter // the segment's cipher (nil: it is plain)
 }
 
 // ErrNotFound is returned by Read for an LSN the log does not hold (never
@@ -55,40 +61,80 @@ var ErrNotFound = errors.New("dwal: LSN not in the log")
 // Read appends the bytes of the entry with LSN lsn to dst and returns the
 // extended slice, or ErrNotFound (wrapped, with the LSN) when the log holds
 // no live entry with that LSN. It is safe concurrently with writes and
-// other reads, and sees every batch that has been acknowledged. The first
-// call that needs the index builds it (see Bounds).
+// other reads, and sees every batch that has been acknowledged. It reads
+// at most one segment index file (the first read in a sealed segment whose
+// index is not cached) and one batch from disk.
 //
-// LSN order: lookups are O(log batches) while LSNs increase across batches
-// (each batch's smallest LSN above the previous batch's largest, as when
-// one writer appends in LSN order; inside a batch any order). Where a
-// batch breaks that order, lookups scan every batch, newest first, until
-// a deletion removes the disorder; duplicate LSNs then read as the newest.
+// LSN order: lookups are binary searches while LSNs increase across
+// batches (each batch's smallest LSN above the previous batch's largest, as
+// when one writer appends in LSN order; inside a batch any order). Where a
+// batch breaks that order, lookups try every segment, and every batch of
+// a segment, whose range holds the LSN, newest first; duplicate LSNs then
+// read as the newest.
 func (c *Coordinator) Read(lsn LSN, dst []byte) ([]byte, error) {
 	if c.rd.shut.Load() {
 		return dst, ErrClosed
 	}
-	if err := c.ensureIndex(); err != nil {
-		return dst, err
+	var out []byte
+	err := c.trustingIndexes(func() (err error) {
+		out, err = c.read(lsn, dst)
+		return err
+	})
+	return out, err
+}
+
+// trustingIndexes runs lookup, and when a sealed segment's index led it
+// to a batch the index does not describe, rebuilds that index from the
+// segment and runs lookup once more.
+func (c *Coordinator) trustingIndexes(lookup func() error) error {
+	err := lookup()
+	var lie *indexLie
+	if !errors.As(err, &lie) {
+		return err
 	}
-	ix := &c.idx
-	ix.mu.RLock()
-	var one [1]batchRef
-	cands := ix.lookup(lsn, one[:0])
-	ix.mu.RUnlock()
-	for _, ref := range cands {
-		out, ok, err := c.readIn(ref, lsn, dst)
-		if err != nil || ok {
-			return out, err
+	c.idx.cache.drop(lie.v.id)
+	if _, err := c.idx.cache.get(lie.v.id, func() (*segment.Index, error) { return c.loadIndex(lie.v, lie.why) }); err != nil {
+		return err
+	}
+	return lookup()
+}
+
+// read is one lookup of Read.
+func (c *Coordinator) read(lsn LSN, dst []byte) ([]byte, error) {
+	var one [1]segView
+	var hits [4]int
+	for _, v := range c.idx.segmentsFor(lsn, one[:0]) {
+		refs, ordered, err := c.refsOf(v)
+		if err != nil {
+			return dst, err
+		}
+		for _, i := range refs.Find(uint64(lsn), ordered, hits[:0]) {
+			out, ok, err := c.readIn(v, refs.At(i), lsn, dst)
+			if err != nil || ok {
+				return out, err
+			}
 		}
 	}
 	return dst, fmt.Errorf("%w: %d", ErrNotFound, lsn)
 }
 
-// readIn looks for a live entry lsn in the batch ref names.
-func (c *Coordinator) readIn(ref batchRef, lsn LSN, dst []byte) ([]byte, bool, error) {
+// indexLie is the error of a read whose ref (from segment v's index file)
+// led to no batch of v's, or to one with other LSNs, while v is still in
+// the log.
+type indexLie struct {
+	v   segView
+	why string
+}
+
+func (e *indexLie) Error() string {
+	return fmt.Sprintf("dwal: the index of %s does not describe its batches: %s", segment.Name(e.v.id), e.why)
+}
+
+// readIn looks for a live entry lsn in the batch ref of segment v.
+func (c *Coordinator) readIn(v segView, ref segment.Ref, lsn LSN, dst []byte) ([]byte, bool, error) {
 	var data []byte
 	var found bool
-	err := c.withBatch(ref, func(body []byte) {
+	err := c.withBatch(v, ref, func(body []byte) {
 		data, found = segment.FindEntry(body, uint64(lsn))
 		if found {
 			dst = append(dst, data...)
@@ -97,91 +143,121 @@ func (c *Coordinator) readIn(ref batchRef, lsn LSN, dst []byte) ([]byte, bool, e
 	if err != nil || !found {
 		return dst, false, err
 	}
-	if c.state.load().Dead(ref.seg, uint64(lsn)) {
+	if c.state.load().Dead(v.id, uint64(lsn)) {
 		return dst[:len(dst)-len(data)], false, nil
 	}
 	return dst, true, nil
 }
 
-// withBatch calls fn with the plain entries of the batch ref names, from
-// the cache or read from its segment. A batch the segment no longer holds
-// (removed, recycled) calls nothing and returns nil.
-func (c *Coordinator) withBatch(ref batchRef, fn func(body []byte)) error {
-	if c.cache != nil && c.cache.find(ref.seg, ref.off, fn) {
+// withBatch calls fn with the plain entries of batch ref of segment v, from
+// the cache or read from the segment. A batch the segment no longer holds
+// (removed, recycled) calls nothing and returns nil; one a sealed
+// segment's index file names wrongly gives an *indexLie.
+func (c *Coordinator) withBatch(v segView, ref segment.Ref, fn func(body []byte)) error {
+	if c.cache != nil && c.cache.find(v.id, ref.Off, fn) {
 		return nil
 	}
-	h, err := c.rd.get(c, ref.seg)
-	if err != nil || h == nil {
+	b, dec, release, err := c.readBatch(v, ref)
+	if err != nil || b == nil {
 		return err
 	}
-	defer h.mu.RUnlock()
-	start := ref.off &^ int64(c.align-1)
-	n := int(ref.off-start) + int(ref.span)
-	bp := c.pool.Get(n)
-	defer c.pool.Put(bp)
-	buf := *bp
-	got, err := h.f.ReadAt(buf, start)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("dwal: read %s at offset %d: %w", segment.Name(ref.seg), ref.off, err)
-	}
-	if int64(got) < ref.off-start {
-		return nil
-	}
-	b := buf[ref.off-start : got]
+	defer release()
 	var scratch *[]byte
-	if h.hdr.Encrypted() {
-		scratch = c.pool.Get(int(ref.span))
-		defer c.pool.Put(scratch)
-	}
 	var dst []byte
-	if scratch != nil {
+	if v.hdr.Encrypted() {
+		scratch = c.pool.Get(int(ref.Span))
+		defer c.pool.Put(scratch)
 		dst = (*scratch)[:0]
 	}
-	plain, bh, why, err := segment.PlainBatch(b, &h.hdr, ref.off, h.dec, dst)
+	plain, bh, why, err := segment.PlainBatch(b, &v.hdr, ref.Off, dec, dst)
 	if err != nil {
-		return fmt.Errorf("dwal: read %s: %w", segment.Name(ref.seg), err)
+		return fmt.Errorf("dwal: read %s: %w", segment.Name(v.id), err)
 	}
-	if why != segment.OK || LSN(bh.MinLSN) > ref.min || LSN(bh.MaxLSN) < ref.max {
-		return nil // not the batch indexed there: the segment was replaced
+	if why != segment.OK || bh.MinLSN > ref.MinLSN || bh.MaxLSN < ref.MaxLSN {
+		// Not the batch indexed there: the segment was replaced, or (a
+		// sealed one still in the log) its index file is wrong.
+		if !v.active && c.idx.has(v.id, v.hdr.Salt) {
+			return &indexLie{v: v, why: fmt.Sprintf("offset %d: %s, LSN %d..%d, indexed as %d..%d",
+				ref.Off, why.Reason(), bh.MinLSN, bh.MaxLSN, ref.MinLSN, ref.MaxLSN)}
+		}
+		return nil
 	}
 	body := plain[segment.BatchHeaderLen:]
 	if c.cache != nil {
 		// The next reads are likely its neighbours (a follower catching up
 		// reads index after index): one device read per batch, not entry.
-		c.cache.put(ref.seg, ref.off, body)
+		c.cache.put(v.id, ref.Off, body)
 	}
 	fn(body)
 	return nil
 }
 
+// readBatch reads the aligned blocks of batch ref of segment v into a
+// pooled buffer and returns the batch's bytes (nil when the segment is
+// gone or ends before it), the segment's cipher (nil: it is plain) and the
+// function that releases them.
+func (c *Coordinator) readBatch(v segView, ref segment.Ref) ([]byte, segment.Decrypter, func(), error) {
+	h, err := c.rd.get(c, v.id, !v.active, &v.hdr)
+	if err != nil || h == nil {
+		return nil, nil, nil, err
+	}
+	start := ref.Off &^ int64(c.align-1)
+	bp := c.pool.Get(int(ref.Off-start) + int(ref.Span))
+	release := func() { c.pool.Put(bp); h.mu.RUnlock() }
+	got, err := h.f.ReadAt(*bp, start)
+	if err != nil && !errors.Is(err, io.EOF) {
+		release()
+		return nil, nil, nil, fmt.Errorf("dwal: read %s at offset %d: %w", segment.Name(v.id), ref.Off, err)
+	}
+	if int64(got) < ref.Off-start+segment.BatchHeaderLen {
+		b := (*bp)[:0]
+		if !v.active {
+			return b, h.dec, release, nil // too short: PlainBatch says so
+		}
+		release()
+		return nil, nil, nil, nil
+	}
+	return (*bp)[ref.Off-start : got], h.dec, release, nil
+}
+
 // get returns segment id's read handle, its lock held shared (the caller
-// releases it), or nil when the segment is gone.
-func (r *readers) get(c *Coordinator, id uint64) (*readHandle, error) {
+// releases it), or nil when the segment is gone. A sealed segment's handle
+// reads through the page cache where the backend can (vfs.CachedReader).
+// A new handle gets the segment's cipher, for the key hdr (its header)
+// names: derived once per handle, not per read.
+func (r *readers) get(c *Coordinator, id uint64, sealed bool, hdr *segment.Header) (*readHandle, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, ErrClosed
 	}
+	cr, cacheable := c.fs.(vfs.CachedReader)
+	cached := sealed && cacheable
 	if h := r.m[id]; h != nil {
-		h.mu.RLock()
-		return h, nil
+		if h.cached == cached {
+			h.mu.RLock()
+			return h, nil
+		}
+		delete(r.m, id) // the active segment's handle, now that it is sealed
+		h.close()
 	}
 	if r.gone[id] {
 		return nil, nil
 	}
-	f, err := c.fs.Open(segment.Name(id), true)
+	var f vfs.File
+	var err error
+	if cached {
+		f, err = cr.OpenCached(segment.Name(id))
+	} else {
+		f, err = c.fs.Open(segment.Name(id), true)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dwal: read %s: %w", segment.Name(id), err)
 	}
-	hdr, err := segment.ReadHeader(f, c.align)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("dwal: read %s: %w", segment.Name(id), err)
-	}
-	dec, err := c.segmentCipher(&hdr)
+	dec, err := c.segmentCipher(hdr)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("dwal: read %s: %w", segment.Name(id), err)
@@ -196,7 +272,7 @@ func (r *readers) get(c *Coordinator, id uint64) (*readHandle, error) {
 		delete(r.m, old)
 		oh.close()
 	}
-	h := &readHandle{f: f, hdr: hdr, dec: dec}
+	h := &readHandle{f: f, cached: cached, dec: dec}
 	r.m[id] = h
 	h.mu.RLock()
 	return h, nil

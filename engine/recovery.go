@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 
 	"github.com/dwal-project/dwal/engine/align"
 	"github.com/dwal-project/dwal/engine/internal/segment"
@@ -141,6 +142,7 @@ func (c *Coordinator) recover() error {
 	if kept, err = c.removeDead(kept); err != nil {
 		return err
 	}
+	c.idx.reset(kept, c.state.load())
 	c.rep.Segments = len(kept)
 	var maxID uint64
 	if len(segs) > 0 {
@@ -267,6 +269,7 @@ func (c *Coordinator) apply(s *segFile, action recoveryAction) (bool, error) {
 			return false, fmt.Errorf("set aside %s: %w", segment.Name(s.id), err)
 		}
 		c.fs.Remove(segment.MetaName(s.id))
+		c.fs.Remove(segment.IndexName(s.id))
 		c.repaired("%s has no valid header (%v); renamed to %s", segment.Name(s.id), s.hdrErr, segment.BrokenName(s.id))
 		return false, nil
 	}
@@ -274,14 +277,12 @@ func (c *Coordinator) apply(s *segFile, action recoveryAction) (bool, error) {
 }
 
 // removeLeftovers removes the temporary files of interrupted work and the
-// .meta files whose segment is gone (a crash between retiring a segment and
-// removing its .meta), but for the one segment file the recycler adopts.
+// .meta and index files whose segment is gone (a crash between retiring a
+// segment and removing them), but for the one segment file the recycler
+// adopts.
 // It reports whether it changed the directory.
 func (c *Coordinator) removeLeftovers(l *segment.Listing) (bool, error) {
-	leftovers := l.Leftovers
-	for _, id := range l.OrphanMetas() {
-		leftovers = append(leftovers, segment.MetaName(id))
-	}
+	leftovers := append(slices.Clone(l.Leftovers), l.Orphans()...)
 	adopted := c.rec.adoptLeftover(l, leftovers)
 	dirty := adopted != "" // its name must be durable before it is reused
 	for _, name := range leftovers {
@@ -339,7 +340,7 @@ func (c *Coordinator) reseal(s *segFile, open bool) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	sc, err := c.resealScan(f, s, open)
+	sc, x, err := c.resealScan(f, s, open)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -350,8 +351,12 @@ func (c *Coordinator) reseal(s *segFile, open bool) (bool, error) {
 		if err := c.fs.Remove(name); err != nil {
 			return false, fmt.Errorf("remove empty %s: %w", name, err)
 		}
+		c.fs.Remove(segment.IndexName(s.id))
 		c.repaired("removed %s: it holds no batch", name)
 		return false, nil
+	}
+	if err := c.writeIndex(x); err != nil {
+		return false, fmt.Errorf("write %s: %w", segment.IndexName(s.id), err)
 	}
 	if err := c.writeMeta(s.id, sc.Meta); err != nil {
 		return false, fmt.Errorf("write %s: %w", segment.MetaName(s.id), err)
@@ -365,17 +370,18 @@ func (c *Coordinator) reseal(s *segFile, open bool) (bool, error) {
 	return true, nil
 }
 
-// resealScan is reseal's work on the open file.
-func (c *Coordinator) resealScan(f vfs.File, s *segFile, open bool) (segment.Result, error) {
+// resealScan is reseal's work on the open file; it returns the scan and
+// the segment's index.
+func (c *Coordinator) resealScan(f vfs.File, s *segFile, open bool) (segment.Result, *segment.Index, error) {
 	name := segment.Name(s.id)
 	if open {
 		if err := f.Sync(); err != nil {
-			return segment.Result{}, fmt.Errorf("sync %s: %w", name, err)
+			return segment.Result{}, nil, fmt.Errorf("sync %s: %w", name, err)
 		}
 	}
 	size, err := f.Size()
 	if err != nil {
-		return segment.Result{}, err
+		return segment.Result{}, nil, err
 	}
 	limit := size
 	if open && s.fence > 0 && s.fence < size {
@@ -383,29 +389,29 @@ func (c *Coordinator) resealScan(f vfs.File, s *segFile, open bool) (segment.Res
 		c.repaired("%s: log ends at offset %d as %s records (a failed write could not be rolled back)",
 			name, s.fence, segment.FenceName(s.id))
 	}
-	sc, err := segment.Scan(f, c.align, limit, open, nil, nil)
+	sc, x, err := segment.ScanIndex(f, c.align, limit, open)
 	if err != nil {
-		return sc, fmt.Errorf("scan %s: %w", name, err)
+		return sc, nil, fmt.Errorf("scan %s: %w", name, err)
 	}
 	if !open {
-		return sc, nil
+		return sc, x, nil
 	}
 	if sc.Torn > sc.End {
 		if err := c.saveBroken(f, s.id, sc.End, sc.Torn); err != nil {
-			return sc, err
+			return sc, nil, err
 		}
 		c.repaired("%s: log ends at offset %d (%s); %d bytes after it copied to %s",
 			name, sc.End, sc.Why, sc.Torn-sc.End, segment.BrokenName(s.id))
 	}
 	if sc.Meta.Entries > 0 && sc.End < size {
 		if err := f.Truncate(sc.End); err != nil {
-			return sc, fmt.Errorf("truncate %s: %w", name, err)
+			return sc, nil, fmt.Errorf("truncate %s: %w", name, err)
 		}
 		if err := f.Sync(); err != nil {
-			return sc, fmt.Errorf("sync %s: %w", name, err)
+			return sc, nil, fmt.Errorf("sync %s: %w", name, err)
 		}
 	}
-	return sc, nil
+	return sc, x, nil
 }
 
 // saveBroken copies bytes [from, to) of segment id to NNNNNN.log.broken.

@@ -45,7 +45,7 @@ func writeLog(t *testing.T, cfg Config, batches, perBatch int) []replayed {
 	return all
 }
 
-// unseal removes segment id's .meta, which Close wrote: the directory is
+// unseal removes segment id's .meta and index, which Close wrote: the directory is
 // then as a writer that crashed after its last batch leaves it, and the
 // next Open reads the segment through to find the end of its log.
 func unseal(t *testing.T, cfg Config, id uint64) {
@@ -56,11 +56,13 @@ func unseal(t *testing.T, cfg Config, id uint64) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		os.Remove(filepath.Join(cfg.Dir, segment.IndexName(id)))
 		return
 	}
 	if err := fsys.Remove(segment.MetaName(id)); err != nil {
 		t.Fatal(err)
 	}
+	fsys.Remove(segment.IndexName(id))
 }
 
 // batchOffsets returns the offsets of the batches of a segment file.

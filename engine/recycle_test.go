@@ -147,7 +147,7 @@ func TestMakeSegmentReplacesLeftPreparedFile(t *testing.T) {
 		t.Fatalf("preparing segment %d over the file left under its name: %v", id, err)
 	}
 	second.f.Close()
-	if second.salt == first.salt {
+	if second.hdr.Salt == first.hdr.Salt {
 		t.Error("the second preparation kept the first one's header")
 	}
 }

@@ -45,7 +45,8 @@ func (c *Coordinator) startSegment() error {
 		return fmt.Errorf("dwal: activate segment %d: sync dir: %w", id, err)
 	}
 	hdrLen := int64(c.align)
-	p.act = &active{id: id, f: s.f, salt: s.salt, size: s.size, off: hdrLen, settled: hdrLen, seq: 1, encrypter: s.encrypter}
+	p.act = &active{id: id, f: s.f, salt: s.hdr.Salt, size: s.size, off: hdrLen, settled: hdrLen, seq: 1, encrypter: s.encrypter}
+	c.idx.start(s.hdr)
 	c.startFrontier(p.act, s.inited)
 	p.curID.Store(id)
 	p.curSize.Store(uint64(hdrLen))
@@ -85,17 +86,32 @@ func (c *Coordinator) seal() {
 	}
 	a.f.Close()
 	c.rec.sealed(a)
+	x := c.idx.seal(a.id)
 	if a.meta.Entries == 0 {
 		if err := c.fs.Remove(segment.Name(a.id)); err == nil {
 			p.dirDirty = true
 		}
 		return
 	}
+	c.writeSealed(a, x)
+	c.ctr.rotations.Add(1)
+	c.log.Debug("dwal: segment sealed", "segment", a.id, "entries", a.meta.Entries)
+}
+
+// writeSealed writes sealed segment a's index file and .meta (under mu).
+// Errors are logged, not returned: the batches are durable, recovery
+// rebuilds a missing .meta and the first lookup that needs it a missing
+// index.
+func (c *Coordinator) writeSealed(a *active, x *segment.Index) {
+	if x != nil {
+		if err := c.writeIndex(x); err != nil {
+			c.log.Error("dwal: cannot write the segment index; its first use will rebuild it", "segment", a.id, "err", err)
+		}
+		c.pipe.dirDirty = true
+	}
 	if err := c.writeMeta(a.id, a.meta); err != nil {
 		c.log.Error("dwal: cannot write segment metadata; recovery will rebuild it", "segment", a.id, "err", err)
 	}
-	c.ctr.rotations.Add(1)
-	c.log.Debug("dwal: segment sealed", "segment", a.id, "entries", a.meta.Entries)
 }
 
 // writeMeta writes id's .meta atomically: temp file, fsync, rename. The
@@ -161,7 +177,8 @@ func (c *Coordinator) writeFence(id uint64, off int64) error {
 // the readers, then the file goes to the recycler (kept for reuse or
 // removed) with its .meta. Durable after the next syncDir.
 func (c *Coordinator) retire(id uint64) error {
-	c.unindexSegment(id)
+	c.idx.drop(id)
+	c.rd.drop(id)
 	if err := c.rec.retire(id); err != nil {
 		return err
 	}

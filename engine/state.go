@@ -126,7 +126,7 @@ func (c *Coordinator) applyState(st *segment.State) {
 		checkState(st)
 	}
 	c.state.cur.Store(st)
-	c.idx.narrow(st)
+	c.idx.relive(st)
 }
 
 // removeDeadLocked removes the sealed segments (never the active one)
@@ -175,10 +175,7 @@ func (c *Coordinator) lowestSegment() uint64 {
 // TruncateAfter empties the log first. An lsn at or below the current
 // first LSN deletes nothing. It may run while other goroutines write.
 func (c *Coordinator) DeleteBefore(lsn LSN) error {
-	if err := c.ensureIndex(); err != nil {
-		return err
-	}
-	changed, err := c.editState(func(st *segment.State) bool {
+	_, err := c.editState(func(st *segment.State) bool {
 		if uint64(lsn) <= st.First {
 			return false
 		}
@@ -189,10 +186,7 @@ func (c *Coordinator) DeleteBefore(lsn LSN) error {
 	if err != nil {
 		return fmt.Errorf("dwal: delete before LSN %d: %w", lsn, err)
 	}
-	if !changed {
-		return nil
-	}
-	return c.tightenBounds()
+	return nil
 }
 
 // SetUserRecord durably replaces the caller's record kept in the

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/dwal-project/dwal/engine/internal/segment"
 	"github.com/dwal-project/dwal/engine/vfs/errorfs"
 	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
@@ -25,7 +26,10 @@ import (
 // disk, and what the log holds must be exactly the state before the step
 // in flight or the state after it: no acknowledged entry lost, no deleted
 // entry back, no gap between the first and the last LSN, every LSN with
-// the bytes of its live version, the user record old or new.
+// the bytes of its live version, the user record old or new. A "reindex"
+// step drops every segment index file (not a crash point) and reads the
+// log by LSN, so the scans that rebuild them and their writes are crash
+// points too.
 //
 //	go test ./engine -run TestDeletionCrash -deletion.seeds 50 -v
 
@@ -49,7 +53,7 @@ func (m dmodel) bounds() (LSN, LSN, bool) {
 
 // dstep is one step of the workload.
 type dstep struct {
-	kind   string // "write", "delete-before", "truncate-after", "user", "reopen"
+	kind   string // "write", "delete-before", "truncate-after", "user", "reopen", "reindex"
 	lo, hi LSN    // write: the LSNs; delete-before/truncate-after: lo
 	per    int    // write: entries a batch
 	ver    int
@@ -62,8 +66,8 @@ func (s dstep) String() string {
 		return fmt.Sprintf("write %d..%d v%d (%d a batch)", s.lo, s.hi, s.ver, s.per)
 	case "user":
 		return fmt.Sprintf("user %q", s.user)
-	case "reopen":
-		return "reopen"
+	case "reopen", "reindex":
+		return s.kind
 	}
 	return fmt.Sprintf("%s %d", s.kind, s.lo)
 }
@@ -116,10 +120,13 @@ func drawDeletionWorkload(rng *rand.Rand, n int) []dstep {
 			// now and then below the first entry: the log empties
 			s = dstep{kind: "truncate-after", lo: first - 1 + LSN(rng.IntN(int(last-first+1)))}
 		default:
-			if rng.IntN(2) == 0 {
+			switch rng.IntN(3) {
+			case 0:
 				s = dstep{kind: "user", user: fmt.Sprintf("u%d", v)}
-			} else {
+			case 1:
 				s = dstep{kind: "reopen"}
+			default:
+				s = dstep{kind: "reindex"}
 			}
 		}
 		steps = append(steps, s)
@@ -146,6 +153,7 @@ func (p *powerCut) MaybeError(op errorfs.Op) error {
 type deletionStats struct {
 	seeds, runs, states, entries, newState, oldState int
 	lost, resurrected, gaps, wrongBytes              int
+	reindexSteps, rebuilds                           int // reindex steps run; indexes rebuilt in crash states
 }
 
 func TestDeletionCrash(t *testing.T) {
@@ -169,8 +177,11 @@ func TestDeletionCrash(t *testing.T) {
 			return
 		}
 	}
-	t.Logf("deletion crashes: %d seeds, %d crash points, %d crash states reopened, %d entries checked; old state %d, new state %d; lost %d, resurrected %d, gaps %d, wrong bytes %d",
-		st.seeds, st.runs, st.states, st.entries, st.oldState, st.newState, st.lost, st.resurrected, st.gaps, st.wrongBytes)
+	t.Logf("deletion crashes: %d seeds, %d crash points, %d crash states reopened, %d entries checked; old state %d, new state %d; lost %d, resurrected %d, gaps %d, wrong bytes %d; %d reindex steps, %d indexes rebuilt in crash states",
+		st.seeds, st.runs, st.states, st.entries, st.oldState, st.newState, st.lost, st.resurrected, st.gaps, st.wrongBytes, st.reindexSteps, st.rebuilds)
+	if st.reindexSteps == 0 || st.rebuilds == 0 {
+		t.Error("no index was rebuilt: the index crash points went untested")
+	}
 	if st.lost+st.resurrected+st.gaps+st.wrongBytes > 0 {
 		t.Fatal("a crash lost, resurrected or misplaced entries")
 	}
@@ -191,6 +202,9 @@ func runDeletionCrash(t *testing.T, seed int, steps []dstep, k int64, st *deleti
 	for i := 0; !failed && i < len(steps); i++ {
 		s := steps[i]
 		fmt.Fprintf(&log, "  step %d: %v\n", i, s)
+		if s.kind == "reindex" {
+			st.reindexSteps++
+		}
 		var err error
 		pending, err = runDeletionStep(c, &cfg, s, &c, &m)
 		if err != nil {
@@ -256,8 +270,37 @@ func runDeletionStep(c *Coordinator, cfg *Config, s dstep, cp **Coordinator, m *
 		nc, err := Open(*cfg)
 		*cp = nc
 		return dstep{}, err
+	case "reindex":
+		return dstep{}, reindex(c, cfg.FS.(*errorfs.FS), *m)
 	}
 	return dstep{}, fmt.Errorf("unknown step %q", s.kind)
+}
+
+// reindex removes every segment index file behind the log's back, drops
+// what the log cached of them, and reads every live LSN of m: the sealed
+// segments are scanned and their indexes written again.
+func reindex(c *Coordinator, efs *errorfs.FS, m dmodel) error {
+	inner := efs.Unwrap()
+	ents, err := inner.List()
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if id, ok := segment.ParseID(e.Name(), segment.IndexSuffix); ok {
+			inner.Remove(e.Name())
+			c.idx.cache.drop(id)
+		}
+	}
+	for l, v := range m.ver {
+		b, err := c.Read(l, nil)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(b, versioned(v)(l)) {
+			return fmt.Errorf("reindex: Read(%d) gave other bytes", l)
+		}
+	}
+	return nil
 }
 
 // checkDeletionState opens a crash clone and compares what it holds with
@@ -336,5 +379,6 @@ func checkDeletionState(clone *memfs.FS, old, next dmodel, st *deletionStats) st
 			return fmt.Sprintf("Read(%d) = %v, not what Replay gave", l, err)
 		}
 	}
+	st.rebuilds += int(c.Stats().IndexRebuilds)
 	return ""
 }

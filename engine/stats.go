@@ -16,6 +16,7 @@ type Stats struct {
 	SegmentsPrepared                                 uint64 // segments made ready off the hot path
 	SegmentsRecycled                                 uint64 // of them, retired segment files reused
 	PrepareErrors                                    uint64
+	IndexRebuilds                                    uint64 // sealed segments' index files rebuilt by a scan (missing or bad)
 	ReadOnly                                         bool
 	ReadOnlyCause                                    string
 	BatchLatency                                     HistogramSnapshot // one batch's write (+ sync), as submitted
@@ -72,6 +73,7 @@ func (h *latencyHist) snapshot() HistogramSnapshot {
 type counters struct {
 	entries, payload, disk, batches                       atomic.Uint64 // of settled batches (Card 1's totals)
 	rotations, syncErrors, prepared, recycled, prepErrors atomic.Uint64
+	indexRebuilds                                         atomic.Uint64 // sealed segments' indexes rebuilt by a scan
 	batchLat, syncLat, prepLat                            latencyHist
 }
 
@@ -98,6 +100,7 @@ func (c *Coordinator) Stats() Stats {
 		SegmentsPrepared:    k.prepared.Load(),
 		SegmentsRecycled:    k.recycled.Load(),
 		PrepareErrors:       k.prepErrors.Load(),
+		IndexRebuilds:       k.indexRebuilds.Load(),
 		BatchLatency:        k.batchLat.snapshot(),
 		SyncLatency:         k.syncLat.snapshot(),
 		PrepareLatency:      k.prepLat.snapshot(),

@@ -19,12 +19,6 @@ import (
 // (ErrReadOnly): whether the cut survives a crash is unknown, and a write
 // into the fresh segment could otherwise sit beside an uncut suffix.
 func (c *Coordinator) TruncateAfter(lsn LSN) error {
-	if err := c.ensureIndex(); err != nil {
-		return err
-	}
-	if err := c.tightenBounds(); err != nil {
-		return err
-	}
 	c.state.write.Lock()
 	defer c.state.write.Unlock()
 	p := &c.pipe
@@ -34,15 +28,16 @@ func (c *Coordinator) TruncateAfter(lsn LSN) error {
 	if err := p.writable(); err != nil {
 		return err
 	}
-	// Exact bounds: every batch settled (nothing in flight) and the refs
-	// that bound the log tightened (tightenBounds needs no mu).
-	if err := c.tightenBounds(); err != nil {
+	// Exact bounds, with every batch settled (nothing in flight). NB:
+	// bounds takes no pipeline.mu (it may read index files and batches).
+	first, last, ok, err := c.bounds()
+	if err != nil {
 		return err
 	}
-	above, below := c.liveAround(lsn)
-	if !above {
+	if !ok || last <= lsn {
 		return nil
 	}
+	below := first <= lsn
 	if p.act != nil {
 		c.rotate()
 		if p.roErr != nil {
@@ -68,17 +63,4 @@ func (c *Coordinator) TruncateAfter(lsn LSN) error {
 	c.applyState(&st)
 	c.removeDeadLocked()
 	return nil
-}
-
-// liveAround reports whether live entries lie above lsn and at or below
-// it, from the index with its bounds tightened.
-func (c *Coordinator) liveAround(lsn LSN) (above, below bool) {
-	ix := &c.idx
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	for _, r := range ix.refs {
-		above = above || r.max > lsn
-		below = below || r.min <= lsn
-	}
-	return above, below
 }

@@ -216,14 +216,14 @@ func TestInspectCommand(t *testing.T) {
 	if !strings.Contains(out, "5 segments, 13 batches, 39 entries") {
 		t.Errorf("summary missing:\n%s", out)
 	}
-	rows := regexp.MustCompile(`(?m)^(\d{6})\s+(\w+)\s+\d+\s+\d+\s+0\s+(\d+)\s+(\d+)\s+(\S+)\s+(\w+)\s+1\s+\d+\s+no\s+[0-9a-f]{16}`).FindAllStringSubmatch(out, -1)
+	rows := regexp.MustCompile(`(?m)^(\d{6})\s+(\w+)\s+\d+\s+\d+\s+0\s+(\d+)\s+(\d+)\s+(\S+)\s+(\w+)\s+(\S+)\s+1\s+\d+\s+no\s+[0-9a-f]{16}`).FindAllStringSubmatch(out, -1)
 	if len(rows) != 5 {
 		t.Fatalf("%d segment rows, want 5:\n%s", len(rows), out)
 	}
 	for i, r := range rows {
-		want := []string{fmt.Sprintf("%06d", i+1), "sealed", "3", "9", fmt.Sprintf("%d..%d", 9*i+1, 9*i+9), "ok"}
+		want := []string{fmt.Sprintf("%06d", i+1), "sealed", "3", "9", fmt.Sprintf("%d..%d", 9*i+1, 9*i+9), "ok", "ok"}
 		if i == 4 {
-			want = []string{"000005", "active", "1", "3", "37..39", "missing"}
+			want = []string{"000005", "active", "1", "3", "37..39", "missing", "-"}
 		}
 		if fmt.Sprint(r[1:]) != fmt.Sprint(want) {
 			t.Errorf("row %d: %v, want %v", i, r[1:], want)

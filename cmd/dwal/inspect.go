@@ -21,6 +21,10 @@ Lists the segments of the WAL directory DIR, one row per segment:
   TORN       bytes past USED that carry this segment's salt (a torn tail)
   BATCHES, ENTRIES, LSN   what the log holds
   META       the .meta file: ok, missing, mismatch, malformed, ignored
+  INDEX      the segment's index file (NNNNNN.log.idx): ok (it lists the
+             segment's batches exactly), missing or bad (the first read
+             that needs it scans the segment and writes it again), - (the
+             active segment: written when it is sealed)
   VER, ALIGN, ENC, SALT, CREATED   the segment header (ENC: "no", or
              "key N", the ID of the master key the segment is encrypted under)
 then the problems found (as "dwal verify" prints them) and the other files.
@@ -63,7 +67,7 @@ func printInspect(w io.Writer, r *inspect.Report) {
 		r.Dir, len(r.Segments), batches, entries, r.Alignment)
 	if len(r.Segments) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "SEG\tSTATE\tSIZE\tUSED\tTORN\tBATCHES\tENTRIES\tLSN\tMETA\tVER\tALIGN\tENC\tSALT\tCREATED (UTC)")
+		fmt.Fprintln(tw, "SEG\tSTATE\tSIZE\tUSED\tTORN\tBATCHES\tENTRIES\tLSN\tMETA\tINDEX\tVER\tALIGN\tENC\tSALT\tCREATED (UTC)")
 		for _, s := range r.Segments {
 			lsn := "-"
 			if s.Entries > 0 {
@@ -78,8 +82,8 @@ func printInspect(w io.Writer, r *inspect.Report) {
 				}
 				created = h.Created.Format(time.DateTime)
 			}
-			fmt.Fprintf(tw, "%06d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-				s.ID, s.State, s.FileSize, s.Used, s.Torn, s.Batches, s.Entries, lsn, s.Meta, ver, al, enc, salt, created)
+			fmt.Fprintf(tw, "%06d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+				s.ID, s.State, s.FileSize, s.Used, s.Torn, s.Batches, s.Entries, lsn, s.Meta, s.Index, ver, al, enc, salt, created)
 		}
 		tw.Flush()
 	}

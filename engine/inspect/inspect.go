@@ -93,6 +93,18 @@ const (
 	MetaIgnored   MetaState = "ignored"   // an end-of-log record overrides it: Open reseals the segment
 )
 
+// IndexState says what a sealed segment's index file (NNNNNN.log.idx)
+// holds, against what the scan finds.
+type IndexState string
+
+const (
+	IndexOK       IndexState = "ok"       // present, whole, and it describes the segment's batches exactly
+	IndexMissing  IndexState = "missing"  // none: the first lookup in the segment scans it and writes it
+	IndexBad      IndexState = "bad"      // torn, corrupt, another segment's, or wrong: rebuilt the same way
+	IndexNotYet   IndexState = "-"        // the active segment: its index is written when it is sealed
+	IndexUnneeded IndexState = "unneeded" // the segment is broken or empty: no index applies
+)
+
 // Header is the decoded header block of a segment.
 type Header struct {
 	Version   uint16    `json:"version"`
@@ -127,6 +139,10 @@ type Segment struct {
 	State   SegmentState `json:"state"`
 	Header  *Header      `json:"header"` // nil when the header block is unreadable
 	Meta    MetaState    `json:"meta"`
+	// Index is the state of the segment's index file; IndexRefs the batches
+	// it lists when it is ok.
+	Index     IndexState `json:"index"`
+	IndexRefs int        `json:"index_refs,omitempty"`
 	// MetaFile is the content of the .meta file when it parses.
 	MetaFile *engine.SegmentMetadata `json:"meta_file,omitempty"`
 	// Fence is the offset an end-of-log record (NNNNNN.log.end) fixes as the
@@ -520,7 +536,10 @@ func otherNote(name string, l *segment.Listing) string {
 		return fmt.Sprintf("bytes that recovery cut off segment %d (a torn tail, or a segment whose header was unreadable), kept for the operator; dwal never reads it", id)
 	}
 	if id, ok := segment.ParseID(name, segment.MetaSuffix); ok {
-		return fmt.Sprintf("orphan .meta: segment %d is gone; ignored", id)
+		return fmt.Sprintf("orphan .meta: segment %d is gone; Open removes it", id)
+	}
+	if id, ok := segment.ParseID(name, segment.IndexSuffix); ok {
+		return fmt.Sprintf("orphan index: segment %d is gone; Open removes it", id)
 	}
 	if id, ok := segment.ParseID(name, segment.FenceSuffix); ok {
 		if l.Has(id) {
@@ -588,7 +607,7 @@ func (e *examination) run() {
 	if e.sr.Fence > 0 && e.sr.Fence < size {
 		limit = e.sr.Fence
 	}
-	r, err := segment.Scan(f, e.fsys.Alignment(), limit, true, nil, nil)
+	r, x, err := segment.ScanIndex(f, e.fsys.Alignment(), limit, true)
 	if err != nil {
 		e.add(SeverityError, name, -1, "read failed: %v", err)
 		e.sr.State = SegmentBroken
@@ -602,6 +621,62 @@ func (e *examination) run() {
 	}
 	e.judgeEnd(r)
 	e.judgeMeta(r)
+	e.judgeIndex(x)
+}
+
+// judgeIndex checks the segment's index file against the index the scan
+// built: a sealed segment's must describe its batches exactly. A missing
+// or bad one is a warning (nothing is lost: the first lookup that needs it
+// scans the segment and writes it again).
+func (e *examination) judgeIndex(scanned *segment.Index) {
+	e.sr.Index = IndexNotYet
+	if e.open {
+		return
+	}
+	e.sr.Index = IndexUnneeded
+	if e.sr.State == SegmentBroken || e.sr.Batches == 0 {
+		return
+	}
+	iname := segment.IndexName(e.id)
+	rebuilt := "the first Read, Bounds or deletion that needs it scans the segment and writes it again"
+	if !e.l.Indexes[e.id] {
+		e.sr.Index = IndexMissing
+		e.add(SeverityWarning, iname, -1, "missing (written by a dwal before indexes, or lost in a crash): %s", rebuilt)
+		return
+	}
+	x, _, err := segment.ReadIndex(e.fsys, e.id)
+	if err == nil {
+		h := segment.Header{ID: e.id, Salt: e.sr.Header.Salt, Align: e.sr.Header.Alignment}
+		err = x.Matches(&h, scanned.Meta(), true)
+	}
+	if err == nil {
+		err = sameRefs(x, scanned)
+	}
+	if err != nil {
+		e.sr.Index = IndexBad
+		e.add(SeverityWarning, iname, -1, "%v: %s", err, rebuilt)
+		return
+	}
+	e.sr.Index = IndexOK
+	if l, ok := x.Log(0); ok {
+		e.sr.IndexRefs = l.Refs.Len()
+	}
+}
+
+// sameRefs reports how index x differs from the scan's, ref by ref.
+func sameRefs(x, scanned *segment.Index) error {
+	want, _ := scanned.Log(0)
+	got, ok := x.Log(0)
+	if !ok || len(x.Logs) != 1 || got.Refs.Len() != want.Refs.Len() {
+		return fmt.Errorf("%w: it lists %d logs and other batches than the segment holds (%d)", segment.ErrCorrupt, len(x.Logs), want.Refs.Len())
+	}
+	for i := range got.Refs.Len() {
+		if g, w := got.Refs.At(i), want.Refs.At(i); g != w {
+			return fmt.Errorf("%w: batch %d is listed at offset %d (LSN %d..%d); the segment has it at %d (LSN %d..%d)",
+				segment.ErrCorrupt, i+1, g.Off, g.MinLSN, g.MaxLSN, w.Off, w.MinLSN, w.MaxLSN)
+		}
+	}
+	return nil
 }
 
 // records reads the segment's .meta and end-of-log record.

@@ -532,3 +532,71 @@ func TestDumpAndInspectEncryptedSegments(t *testing.T) {
 		}
 	}
 }
+
+// The index files of sealed segments are checked against the scan: a
+// good one is ok, a missing or bad one (corrupt, another segment's) is a
+// warning naming the file, and an orphan one is listed with a note.
+func TestInspectIndexFiles(t *testing.T) {
+	dir := inspectDir(t)
+	if err := os.Remove(filepath.Join(dir, segment.IndexName(2))); err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, filepath.Join(dir, segment.IndexName(3)), 60)
+	one, err := os.ReadFile(filepath.Join(dir, segment.IndexName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, segment.IndexName(4)), one, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, segment.IndexName(99)), one, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Dir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []IndexState{IndexOK, IndexMissing, IndexBad, IndexBad, IndexNotYet}
+	for i, s := range r.Segments {
+		if s.Index != want[i] {
+			t.Errorf("segment %d: index %q, want %q", s.ID, s.Index, want[i])
+		}
+	}
+	if r.Segments[0].IndexRefs != 3 {
+		t.Errorf("segment 1's index lists %d batches, want 3", r.Segments[0].IndexRefs)
+	}
+	if r.Errors() != 0 {
+		t.Errorf("index problems counted as errors: %v", r.Problems)
+	}
+	for _, id := range []uint64{2, 3, 4} {
+		name := segment.IndexName(id)
+		if !slices.ContainsFunc(r.Problems, func(p Problem) bool { return p.File == name && p.Severity == SeverityWarning }) {
+			t.Errorf("no warning for %s: %v", name, r.Problems)
+		}
+	}
+	if !slices.ContainsFunc(r.Other, func(o OtherFile) bool {
+		return o.Name == segment.IndexName(99) && strings.Contains(o.Note, "orphan index")
+	}) {
+		t.Errorf("the orphan index is not listed as one: %+v", r.Other)
+	}
+	// Open repairs nothing it need not, and the first reads rebuild the
+	// bad ones: then inspect finds every index ok.
+	c := openT(t, engine.DefaultConfig(dir))
+	for l := engine.LSN(1); l <= 39; l++ {
+		if _, err := c.Read(l, nil); err != nil {
+			t.Fatalf("Read(%d): %v", l, err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err = Dir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range r.Segments {
+		if s.Index != IndexOK {
+			t.Errorf("after the reads segment %d's index is %q", s.ID, s.Index)
+		}
+	}
+}

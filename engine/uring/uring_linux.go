@@ -24,6 +24,7 @@ import (
 
 var (
 	_ vfs.File            = (*file)(nil)
+	_ vfs.CachedReader    = (*FS)(nil)
 	_ vfs.DirectIO        = (*FS)(nil)
 	_ vfs.BlockIniter     = (*FS)(nil)
 	_ vfs.WrittenPrefixer = (*FS)(nil)
@@ -163,6 +164,17 @@ func (f *FS) Open(name string, readOnly bool) (vfs.File, error) {
 		return nil, err
 	}
 	return f.newFile(of), nil
+}
+
+// OpenCached implements vfs.CachedReader: a read-only handle through the
+// page cache (pread, no O_DIRECT, not through the ring), for files no
+// longer written.
+func (f *FS) OpenCached(name string) (vfs.File, error) {
+	cf, err := f.d.OpenCached(name, f.align)
+	if err != nil {
+		return nil, err // NB: not cf, a nil *CachedFile in a non-nil vfs.File
+	}
+	return cf, nil
 }
 
 // Remove implements vfs.FS.

@@ -227,3 +227,19 @@ type BlockIniter interface {
 type WrittenPrefixer interface {
 	WrittenPrefix(name string) (written, size int64, err error)
 }
+
+// CachedReader is implemented by backends that write with direct I/O but
+// can also open a file for reading through the page cache. The engine
+// reads sealed segments, which never change, through such a handle: a
+// random read the page cache holds costs a copy instead of a device read.
+// The file OpenCached returns is read-only (WriteAt and Truncate fail, as
+// on any read-only handle) and keeps the FS's alignment rules. The page
+// cache stays coherent with the backend's direct writes: the kernel
+// invalidates the cached pages a direct write covers, so a file written
+// again after its pages were cached (a reused segment file) reads back
+// what was written since. A missing file gives an error wrapping
+// fs.ErrNotExist. Wrappers (errorfs) implement it themselves, so that
+// their faults reach its reads.
+type CachedReader interface {
+	OpenCached(name string) (File, error)
+}

@@ -60,6 +60,24 @@
 //
 // The .meta file is 24 bytes: min LSN, max LSN, entry count.
 //
+// The segment index, NNNNNN.log.idx, written when the segment is sealed:
+//
+//	+-------+---------+-------+-------+--------+------+-----+---------+------+
+//	| magic | version | flags | align | seg ID | salt | end | batches | logs |
+//	| 8 B   | u16     | u16   | u32   | u64    | u64  | u64 | u64     | u32  |
+//	+-------+---------+-------+-------+--------+------+-----+---------+------+
+//	then logs × | log ID u64 | min LSN u64 | max LSN u64 | entries u64 | refs u32 | flags u32 |
+//	then a CRC32C (u32) of everything before it;
+//	then each log's refs, in the log table's order, each
+//	| min LSN u64 | max LSN u64 | first block u32 | blocks u32 |
+//	(the batch's aligned offset and span in units of align, and the log's
+//	LSN range in it), in write order; then a CRC32C (u32) of the refs.
+//	magic "DWALIDX\x00"; end is where the segment's log ends.
+//
+// A segment of one log lists its entries as log 0's. The index is trusted
+// only when it names the segment's ID, salt and alignment and agrees with
+// its .meta, and a batch read through it is checked as a scan checks it.
+//
 // The log-state record, log.state (absent until something is deleted):
 //
 //	+----------+---------+-------+------+-------+------+-------+----------+---------------------+------+--------+

@@ -15,9 +15,10 @@ type Listing struct {
 	IDs        []uint64               // segment IDs (NNNNNN.log), ascending
 	NotRegular map[uint64]fs.FileMode // segments that are not regular files: their type
 	Metas      map[uint64]bool        // .meta files present, orphans (segment gone) included
+	Indexes    map[uint64]bool        // .idx files present, orphans included
 	Fences     map[uint64]bool        // end-of-log records present
 	Leftovers  []string               // temporary files of interrupted work (IsLeftover)
-	// Other holds every entry that is not a segment nor the .meta of one,
+	// Other holds every entry that is not a segment nor the .meta or index of one,
 	// leftovers, fences and the LOCK included, in listing order.
 	Other []fs.DirEntry
 }
@@ -28,7 +29,7 @@ func List(fsys vfs.FS) (*Listing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
-	l := &Listing{NotRegular: map[uint64]fs.FileMode{}, Metas: map[uint64]bool{}, Fences: map[uint64]bool{}}
+	l := &Listing{NotRegular: map[uint64]fs.FileMode{}, Metas: map[uint64]bool{}, Indexes: map[uint64]bool{}, Fences: map[uint64]bool{}}
 	for _, e := range ents {
 		name := e.Name()
 		if id, ok := ParseID(name, Suffix); ok {
@@ -40,6 +41,8 @@ func List(fsys vfs.FS) (*Listing, error) {
 		}
 		if id, ok := ParseID(name, MetaSuffix); ok {
 			l.Metas[id] = true
+		} else if id, ok := ParseID(name, IndexSuffix); ok {
+			l.Indexes[id] = true
 		} else if id, ok := ParseID(name, FenceSuffix); ok {
 			l.Fences[id] = true
 		} else if IsLeftover(name) {
@@ -55,6 +58,9 @@ func List(fsys vfs.FS) (*Listing, error) {
 		if id, ok := ParseID(name, MetaSuffix); ok && l.Has(id) {
 			continue
 		}
+		if id, ok := ParseID(name, IndexSuffix); ok && l.Has(id) {
+			continue
+		}
 		l.Other = append(l.Other, e)
 	}
 	return l, nil
@@ -66,17 +72,22 @@ func (l *Listing) Has(id uint64) bool {
 	return ok
 }
 
-// OrphanMetas returns the .meta files whose segment is gone (a crash between
-// retiring a segment and removing its .meta), ascending.
-func (l *Listing) OrphanMetas() []uint64 {
-	var ids []uint64
+// Orphans returns the names of the .meta and index files whose segment is
+// gone (a crash between retiring a segment and removing them), sorted.
+func (l *Listing) Orphans() []string {
+	var names []string
 	for id := range l.Metas {
 		if !l.Has(id) {
-			ids = append(ids, id)
+			names = append(names, MetaName(id))
 		}
 	}
-	slices.Sort(ids)
-	return ids
+	for id := range l.Indexes {
+		if !l.Has(id) {
+			names = append(names, IndexName(id))
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // ReadMeta reads segment id's .meta. ok is false when it is missing or

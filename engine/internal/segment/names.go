@@ -64,8 +64,8 @@ func ParseID(name, suffix string) (uint64, bool) {
 }
 
 // IsLeftover reports whether name is a temporary file of interrupted work
-// (a prepared or recycled segment, a .meta, end-of-log or log-state record
-// being written): a live writer's, or one that recovery removes.
+// (a prepared or recycled segment, a .meta, index, end-of-log or log-state
+// record being written): a live writer's, or one that recovery removes.
 func IsLeftover(name string) bool {
 	return name == StateTmpName || strings.HasSuffix(name, TmpSuffix) &&
 		(strings.HasPrefix(name, PreparedPrefix) || strings.HasPrefix(name, RecyclePrefix) ||

@@ -50,6 +50,23 @@ func ScanBatches(f vfs.File, a int, limit int64, fn func(off int64, h *BatchHead
 	return scan(f, a, limit, false, nil, nil, fn)
 }
 
+// ScanIndex is ScanBatches building the segment's index as it goes (every
+// batch as log 0's: a segment of one log), up to limit; with findTorn it
+// looks past the end as Scan does.
+func ScanIndex(f vfs.File, a int, limit int64, findTorn bool) (Result, *Index, error) {
+	h, err := ReadHeader(f, a)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	x := NewIndex(&h)
+	res, err := scan(f, a, limit, findTorn, nil, nil, func(off int64, bh *BatchHeader) error {
+		x.Add(0, off, bh.Span(x.Align), bh.MinLSN, bh.MaxLSN, uint64(bh.Count))
+		x.AddBatch()
+		return nil
+	})
+	return res, x, err
+}
+
 func scan(f vfs.File, a int, limit int64, findTorn bool, keys Keys, fn func(lsn uint64, data []byte) error, onBatch func(int64, *BatchHeader) error) (Result, error) {
 	var res Result
 	h, err := ReadHeader(f, a)

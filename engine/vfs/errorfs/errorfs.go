@@ -167,6 +167,26 @@ func (f *FS) Open(name string, readOnly bool) (vfs.File, error) {
 	return &File{fs: f, inner: inner, name: name}, nil
 }
 
+// OpenCached implements vfs.CachedReader, injected as an OpOpen: the wrapped
+// backend's OpenCached, or its read-only Open where it has none. Its reads
+// are injected like any File's.
+func (f *FS) OpenCached(name string) (vfs.File, error) {
+	if e := f.maybe(Op{Kind: OpOpen, Name: name}); e != nil {
+		return nil, e
+	}
+	var inner vfs.File
+	var err error
+	if c, ok := f.inner.(vfs.CachedReader); ok {
+		inner, err = c.OpenCached(name)
+	} else {
+		inner, err = f.inner.Open(name, true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &File{fs: f, inner: inner, name: name}, nil
+}
+
 // Remove implements vfs.FS.
 func (f *FS) Remove(name string) error {
 	if e := f.maybe(Op{Kind: OpRemove, Name: name}); e != nil {

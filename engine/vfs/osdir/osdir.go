@@ -3,7 +3,8 @@
 // a file whose form differs between systems (Fdatasync, Preallocate,
 // OpenDirect).
 //
-// It imports only the standard library, golang.org/x/sys and package vfs.
+// It imports only the standard library, golang.org/x/sys and packages vfs
+// and align.
 // The backends (uring, fallback) import it and never each other.
 //
 // Dir has no optional vfs methods (vfs.DirectIO, vfs.BlockIniter): a
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/dwal-project/dwal/engine/align"
 	"github.com/dwal-project/dwal/engine/vfs"
 )
 
@@ -229,3 +231,54 @@ func NoSpace(err error) error {
 	}
 	return err
 }
+
+// CachedFile is a file opened for reading through the page cache (no
+// O_DIRECT), with the vfs.File contract of a read-only handle: the
+// backends that write with O_DIRECT open sealed files this way
+// (vfs.CachedReader).
+type CachedFile struct {
+	f     *os.File
+	align int
+}
+
+// OpenCached opens name read-only through the page cache; its reads keep
+// alignment a.
+func (d *Dir) OpenCached(name string, a int) (*CachedFile, error) {
+	f, err := d.Open(name, true)
+	if err != nil {
+		return nil, err
+	}
+	return &CachedFile{f: f, align: a}, nil
+}
+
+var errReadOnly = fmt.Errorf("dwal: file opened for reading only: %w", fs.ErrPermission)
+
+// WriteAt fails: the handle is read-only.
+func (f *CachedFile) WriteAt(p []byte, off int64, mode vfs.SyncMode) error { return errReadOnly }
+
+// ReadAt reads len(p) bytes at off (aligned as the FS's), fewer only at the
+// end of the file, with io.EOF.
+func (f *CachedFile) ReadAt(p []byte, off int64) (int, error) {
+	if err := align.Check(p, off, f.align); err != nil {
+		return 0, err
+	}
+	return f.f.ReadAt(p, off)
+}
+
+// Sync makes what was written to the file durable (fdatasync).
+func (f *CachedFile) Sync() error { return Fdatasync(f.f) }
+
+// Truncate fails: the handle is read-only.
+func (f *CachedFile) Truncate(size int64) error { return errReadOnly }
+
+// Size returns the file's size.
+func (f *CachedFile) Size() (int64, error) {
+	st, err := f.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+// Close closes the file.
+func (f *CachedFile) Close() error { return f.f.Close() }

@@ -52,6 +52,7 @@ var cases = []struct {
 	{"SyncModes", testSyncModes},
 	{"SharedFile", testSharedFile},
 	{"ReadOnly", testReadOnly},
+	{"CachedReader", testCachedReader},
 	{"ClosedFile", testClosedFile},
 	{"Rename", testRename},
 	{"Remove", testRemove},
@@ -466,6 +467,55 @@ func testReadOnly(t *testing.T, fsys vfs.FS) {
 		t.Error("Truncate on a read-only file succeeded")
 	}
 	equal(t, "read-only file after refused writes", contents(t, fsys, r), want)
+}
+
+// testCachedReader checks a backend's page-cache reads (vfs.CachedReader):
+// they return what was written, are read-only, and stay coherent with the
+// backend's writes to the same file after its pages were cached, also
+// once the file is renamed and written again (a reused segment file).
+func testCachedReader(t *testing.T, fsys vfs.FS) {
+	cr, ok := fsys.(vfs.CachedReader)
+	if !ok {
+		t.Skipf("%s reads through one path only (no vfs.CachedReader)", fsys.Name())
+	}
+	if _, err := cr.OpenCached("missing"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenCached of a missing file: %v", err)
+	}
+	a := fsys.Alignment()
+	f := create(t, fsys, "seg", int64(3*a))
+	want := pattern(buf(fsys, 3*a), 21)
+	write(t, f, want, 0, vfs.Fdatasync)
+	c, err := cr.OpenCached("seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "cached read", contents(t, fsys, c), want) // its pages are cached now
+	if err := c.WriteAt(pattern(buf(fsys, a), 1), 0, vfs.NoSync); err == nil {
+		t.Error("WriteAt on a cached reader succeeded")
+	}
+	if err := c.Truncate(0); err == nil {
+		t.Error("Truncate on a cached reader succeeded")
+	}
+	b := pattern(buf(fsys, a), 22)
+	write(t, f, b, int64(a), vfs.Fdatasync)
+	copy(want[a:], b)
+	equal(t, "cached read after a write over cached pages", contents(t, fsys, c), want)
+	closeFile(t, c)
+	closeFile(t, f)
+	if err := fsys.Rename("seg", "reused"); err != nil {
+		t.Fatal(err)
+	}
+	f = open(t, fsys, "reused", false)
+	b = pattern(buf(fsys, 2*a), 23)
+	write(t, f, b, 0, vfs.DSync)
+	copy(want, b)
+	closeFile(t, f)
+	c, err = cr.OpenCached("reused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "cached read of a renamed file written again", contents(t, fsys, c), want)
+	closeFile(t, c)
 }
 
 func testClosedFile(t *testing.T, fsys vfs.FS) {
