@@ -211,7 +211,7 @@ func (e *targetEval) allocations() {
 }
 
 // workloadOrder sorts results for the table.
-var workloadOrder = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlRotateNone, wlReplay, wlRestart, wlRaft}
+var workloadOrder = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlRotateNone, wlReplay, wlRestart, wlRaft, wlScale}
 
 var systemOrder = []string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "dwal-uring-d1", "dwal-uring-linked", "seed",
 	"floor-pwrite", "floor-pwritev2", "floor-group", "pebble", "etcd", "tidwall", "raftwal"}
@@ -308,6 +308,7 @@ func render(w io.Writer, rep *Report) {
 	renderHeader(w, rep)
 	failed, skipped := renderResults(w, rep)
 	renderOpenTimes(w, rep.Results)
+	renderScale(w, rep.Results)
 	renderProblems(w, failed, skipped)
 	renderBackends(w, rep.Results)
 	renderTargets(w, rep.Targets)
@@ -361,6 +362,12 @@ func renderResults(w io.Writer, rep *Report) (failed, skipped []Result) {
 		if r.Skipped != "" {
 			skipped = append(skipped, r)
 			continue
+		}
+		if r.Workload == wlScale {
+			if r.Error != "" {
+				failed = append(failed, r)
+			}
+			continue // renderScale's table
 		}
 		if last != "" && r.workloadLabel() != last {
 			fioRow(tw, rep.Fio, lastWorkload)
