@@ -27,10 +27,11 @@ import (
 
 // hashFSM chains a SHA-256 over every command applied.
 type hashFSM struct {
-	mu    sync.Mutex
-	sum   [32]byte
-	n     uint64
-	index uint64
+	mu       sync.Mutex
+	sum      [32]byte
+	n        uint64
+	index    uint64
+	restores int // snapshots restored into it
 }
 
 func (f *hashFSM) Apply(l *raft.Log) any {
@@ -71,7 +72,14 @@ func (f *hashFSM) Restore(r io.ReadCloser) error {
 	copy(f.sum[:], b[:32])
 	f.n = binary.LittleEndian.Uint64(b[32:])
 	f.index = binary.LittleEndian.Uint64(b[40:])
+	f.restores++
 	return nil
+}
+
+func (f *hashFSM) restored() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.restores
 }
 
 type hashSnap struct {
@@ -108,6 +116,9 @@ type node struct {
 type cluster struct {
 	t     *testing.T
 	nodes []*node
+	// wrap, when set, puts raft's log store around each node's Store (as
+	// raft.NewLogCache does).
+	wrap func(*Store) raft.LogStore
 }
 
 func clusterConfig(id raft.ServerID) *raft.Config {
@@ -143,7 +154,11 @@ func (c *cluster) start(n *node) {
 		}
 	}
 	n.fsm = &hashFSM{}
-	if n.r, err = raft.NewRaft(clusterConfig(n.id), n.fsm, n.store, n.store, n.snaps, n.trans); err != nil {
+	var logs raft.LogStore = n.store
+	if c.wrap != nil {
+		logs = c.wrap(n.store)
+	}
+	if n.r, err = raft.NewRaft(clusterConfig(n.id), n.fsm, logs, n.store, n.snaps, n.trans); err != nil {
 		c.t.Fatalf("%s: NewRaft: %v", n.id, err)
 	}
 }
@@ -243,22 +258,24 @@ func (c *cluster) converge(leader *node) {
 	}
 }
 
-func TestCluster(t *testing.T) {
-	c := &cluster{t: t}
+// newCluster starts three nodes on fresh directories, bootstraps them
+// and returns the cluster and its leader; the nodes stop with the test.
+func newCluster(t *testing.T, wrap func(*Store) raft.LogStore) (*cluster, *node) {
+	c := &cluster{t: t, wrap: wrap}
 	for i := range 3 {
 		c.nodes = append(c.nodes, &node{id: raft.ServerID(fmt.Sprintf("n%d", i)), addr: raft.ServerAddress(fmt.Sprintf("addr%d", i)), dir: t.TempDir()})
 	}
 	for _, n := range c.nodes {
 		c.start(n)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		for _, n := range c.nodes {
 			if n.trans != nil {
 				n.r.Shutdown()
 				n.store.Close()
 			}
 		}
-	}()
+	})
 	var servers []raft.Server
 	for _, n := range c.nodes {
 		servers = append(servers, raft.Server{ID: n.id, Address: n.addr})
@@ -266,7 +283,59 @@ func TestCluster(t *testing.T) {
 	if err := c.nodes[0].r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
 		t.Fatal(err)
 	}
-	leader := c.leader(nil)
+	return c, c.leader(nil)
+}
+
+// cut disconnects n from every other node, both ways.
+func (c *cluster) cut(n *node) {
+	for _, o := range c.nodes {
+		if o != n && o.trans != nil {
+			o.trans.Disconnect(n.addr)
+		}
+	}
+	n.trans.DisconnectAll()
+}
+
+// heal connects n to every other running node again.
+func (c *cluster) heal(n *node) {
+	for _, o := range c.nodes {
+		if o != n && o.trans != nil {
+			o.trans.Connect(n.addr, n.trans)
+			n.trans.Connect(o.addr, o.trans)
+		}
+	}
+}
+
+// others returns the nodes other than n.
+func (c *cluster) others(n *node) []*node {
+	var out []*node
+	for _, o := range c.nodes {
+		if o != n {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// logCache is raft.NewLogCache around the store, as Consul and Nomad run
+// their log stores.
+func logCache(s *Store) raft.LogStore {
+	lc, err := raft.NewLogCache(512, s)
+	if err != nil {
+		panic(err) // only for a capacity <= 0
+	}
+	return lc
+}
+
+// TestCluster runs the cluster on the stores as they are and behind
+// raft.NewLogCache (which forwards IsMonotonic and caches recent logs).
+func TestCluster(t *testing.T) {
+	t.Run("store", func(t *testing.T) { testCluster(t, nil) })
+	t.Run("logcache", func(t *testing.T) { testCluster(t, logCache) })
+}
+
+func testCluster(t *testing.T, wrap func(*Store) raft.LogStore) {
+	c, leader := newCluster(t, wrap)
 
 	// 20k commands from 64 clients; snapshots compact every log.
 	c.apply(leader, 0, 20000, 64)
@@ -286,14 +355,8 @@ func TestCluster(t *testing.T) {
 
 	// Cut the leader off; it appends entries nobody else will have.
 	old := leader
-	var others []*node
-	for _, n := range c.nodes {
-		if n != old {
-			others = append(others, n)
-			n.trans.Disconnect(old.addr)
-		}
-	}
-	old.trans.DisconnectAll()
+	others := c.others(old)
+	c.cut(old)
 	futures := make([]raft.ApplyFuture, 20)
 	for i := range futures {
 		futures[i] = old.r.Apply(fmt.Appendf(nil, "lost-%d", i), time.Second)
@@ -315,10 +378,7 @@ func TestCluster(t *testing.T) {
 	c.apply(leader, 20000, 500, 16)
 	// Rejoin: the old leader's entries past the new leader's log at its
 	// indexes conflict and must be deleted.
-	for _, n := range others {
-		n.trans.Connect(old.addr, old.trans)
-		old.trans.Connect(n.addr, n.trans)
-	}
+	c.heal(old)
 	c.apply(leader, 20500, 500, 16)
 	c.converge(leader)
 	var now raft.Log
@@ -344,13 +404,7 @@ func TestCluster(t *testing.T) {
 	c.converge(leader)
 
 	c.stop(leader)
-	var rest []*node
-	for _, n := range c.nodes {
-		if n != leader {
-			rest = append(rest, n)
-		}
-	}
-	next := c.leader(rest)
+	next := c.leader(c.others(leader))
 	c.apply(next, 22000, 500, 16)
 	c.start(leader)
 	c.apply(next, 22500, 500, 16)
