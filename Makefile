@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    := ./...
 RUNARGS ?=
 
-.PHONY: run test race vet lint cross bench bench-micro fuzz build
+.PHONY: run test race vet lint cross bench bench-micro fuzz build cluster jepsen
 
 build:
 	$(GO) build -o bin/dwal ./cmd/dwal
@@ -12,6 +12,12 @@ build:
 # replay and verify it, print the backend, throughput and commit latency.
 run: build
 	./bin/dwal demo $(RUNARGS)
+
+# Three raftkv nodes (examples/raftkv) on this machine: writes, a SIGKILL
+# of the leader, the failover, and every key read back (scripts/cluster.sh).
+cluster:
+	$(GO) build -o bin/raftkv ./examples/raftkv
+	bash scripts/cluster.sh bin/raftkv
 
 vet:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
