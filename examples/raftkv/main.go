@@ -78,6 +78,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.DurationVar(&cfg.snapInterval, "snapshot-interval", 10*time.Second, "how often raft checks --snapshot-threshold")
 	fs.Uint64Var(&cfg.trailingLogs, "trailing-logs", 10240, "log entries kept behind a snapshot")
 	fs.Int64Var(&cfg.segmentSize, "segment-size", 64<<20, "bytes of a dwal log segment")
+	fs.BoolVar(&cfg.staleReads, "stale-reads", false, "serve GET from this node's state, unconfirmed, on any node: NOT linearizable (a test of the tests)")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "raft's log level (trace, debug, info, warn, error)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

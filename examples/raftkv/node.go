@@ -30,6 +30,10 @@ type config struct {
 	trailingLogs  uint64 // entries kept behind a snapshot for followers a little behind
 	segmentSize   int64  // of the dwal log's segments
 	logLevel      string
+	// staleReads serves GET from this node's state machine on any node,
+	// unconfirmed: fast and not linearizable (the Jepsen test's check of
+	// itself: it must find the stale reads).
+	staleReads bool
 }
 
 // node is one running member: its log store, raft, and its state machine.
@@ -174,6 +178,9 @@ func (n *node) put(key string, val []byte, timeout time.Duration) error {
 // checked after VerifyLeader: a node that lost and won leadership again
 // in between must apply a barrier of its new term first.
 func (n *node) read(timeout time.Duration) error {
+	if n.cfg.staleReads {
+		return nil
+	}
 	term := n.r.CurrentTerm()
 	if n.r.State() != raft.Leader {
 		return errNotLeader
