@@ -28,13 +28,14 @@ func TestFollowerCatchUpBySnapshot(t *testing.T) {
 func testCatchUp(t *testing.T, wrap func(*Store) raft.LogStore) {
 	c, leader := newCluster(t, wrap)
 	c.apply(leader, 0, 1000, 16)
-	c.converge(leader)
+	leader = c.converge(leader)
 	f := c.others(leader)[0]
 	c.cut(f)
 	_, fLast := storeBounds(t, f)
 
 	// The leader goes on far past the follower and compacts its log.
 	c.apply(leader, 1000, 6000, 32)
+	leader = c.leader(c.others(f))
 	snapshot(t, leader)
 	if first, _ := storeBounds(t, leader); first <= fLast+1 {
 		t.Fatalf("the leader's log starts at %d, the cut-off follower's ends at %d: no snapshot install needed", first, fLast)
@@ -42,7 +43,7 @@ func testCatchUp(t *testing.T, wrap func(*Store) raft.LogStore) {
 	before := f.fsm.restored()
 	c.heal(f)
 	c.apply(leader, 7000, 500, 16)
-	c.converge(leader)
+	leader = c.converge(leader)
 	if f.fsm.restored() == before {
 		t.Fatal("the follower caught up without a snapshot install")
 	}
@@ -56,7 +57,7 @@ func testCatchUp(t *testing.T, wrap func(*Store) raft.LogStore) {
 	c.stop(f)
 	c.start(f)
 	c.apply(leader, 7500, 500, 16)
-	c.converge(leader)
+	leader = c.converge(leader)
 	if _, n := leader.fsm.state(); n != 8000 {
 		t.Fatalf("the FSMs applied %d commands, want 8000", n)
 	}
@@ -79,7 +80,7 @@ func TestWrapperHidingIsMonotonic(t *testing.T) {
 	}
 	c.start(f)
 	c.apply(leader, 0, 1500, 16) // past TrailingLogs (512), so the follower keeps some
-	c.converge(leader)
+	leader = c.converge(leader)
 	c.cut(f)
 	c.apply(leader, 1500, 6000, 32)
 	snapshot(t, leader)
@@ -133,12 +134,13 @@ func TestUserSnapshotRestore(t *testing.T) {
 func testRestore(t *testing.T, wrap func(*Store) raft.LogStore) {
 	c, leader := newCluster(t, wrap)
 	c.apply(leader, 0, 1000, 16)
-	c.converge(leader)
+	leader = c.converge(leader)
 	meta, snap, want := userSnapshot(t, 300)
 
 	f := c.others(leader)[0]
 	c.cut(f)
 	c.apply(leader, 1000, 500, 16)
+	leader = c.leader(c.others(f))
 	_, lastBefore := storeBounds(t, leader)
 	if err := leader.r.Restore(meta, bytes.NewReader(snap), 10*time.Second); err != nil {
 		t.Fatalf("Restore on the leader: %v", err)
@@ -152,7 +154,7 @@ func testRestore(t *testing.T, wrap func(*Store) raft.LogStore) {
 	c.apply(leader, 1500, 500, 16)
 	c.heal(f)
 	c.apply(leader, 2000, 500, 16)
-	c.converge(leader)
+	leader = c.converge(leader)
 	checkNoGap(t, f)
 	sum, n := leader.fsm.state()
 	if n != want.n+1000 {
@@ -167,7 +169,7 @@ func testRestore(t *testing.T, wrap func(*Store) raft.LogStore) {
 		c.start(n)
 	}
 	leader = c.leader(nil)
-	c.converge(leader)
+	leader = c.converge(leader)
 	if got, gotN := leader.fsm.state(); got != sum || gotN != n {
 		t.Fatalf("after restarting every node the FSMs hold %d commands (same hash: %v), want %d", gotN, got == sum, n)
 	}
