@@ -228,6 +228,15 @@ func TestCluster(t *testing.T) {
 			break
 		}
 	}
+	// A follower redirects once it has heard from the leader.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, id := f.r.LeaderWithID(); id == l.cfg.id {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not know the leader %s within 10s", f.cfg.id, l.cfg.id)
+		}
+	}
 	lurl, furl := "http://"+l.cfg.httpAddr, "http://"+f.cfg.httpAddr
 	if code, _, h := do(t, "PUT", furl+"/kv/x", "1"); code != http.StatusTemporaryRedirect || h.Get("Location") != lurl+"/kv/x" {
 		t.Fatalf("PUT on a follower: %d, Location %q; want 307 to %s", code, h.Get("Location"), lurl)
