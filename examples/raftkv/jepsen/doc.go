@@ -40,6 +40,8 @@
 //   - no node exited by itself (raft panics, for instance, on a gap in
 //     its log store).
 //
-// TestJepsenFindsStaleReads runs the same with reads served unconfirmed
-// by any node (raftkv --stale-reads) and requires the check to fail.
+// TestJepsenFindsStaleReads cuts a follower off while the leader
+// acknowledges a write, then reads from the follower: with reads served
+// unconfirmed by any node (raftkv --stale-reads) the check must fail, and
+// on raftkv as it is pass.
 package jepsen

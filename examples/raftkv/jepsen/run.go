@@ -21,9 +21,6 @@ type Options struct {
 	Nodes    int           // default 3
 	Clients  int           // default 6
 	Keys     int           // registers, default 3
-	// StaleReads starts the nodes with --stale-reads: reads that are not
-	// linearizable, which the check must find.
-	StaleReads bool
 	// CheckTimeout bounds the linearizability check (0: no bound).
 	CheckTimeout time.Duration
 	Logf         func(format string, args ...any) // progress (may be nil)
@@ -85,9 +82,6 @@ func Run(o Options) (Report, error) {
 	c, err := NewCluster(o.Bin, o.Dir, o.Nodes, rand.New(rand.NewPCG(o.Seed, 0x706f7274)))
 	if err != nil {
 		return rep, err
-	}
-	if o.StaleReads {
-		c.ExtraArgs("--stale-reads")
 	}
 	defer c.Close()
 	for i := range c.Nodes {
