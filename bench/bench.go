@@ -163,7 +163,8 @@ workloads:
   replay   write --replay-size, drop it from the page cache, reopen, read it back
   restart  commit --restart-entries, close, reopen, commit as many again (each phase)
   raft     (only when named) hashicorp/raft's log stores: dwal's raftstore, raft-wal,
-           raft-boltdb: StoreLogs latency, GetLog throughput, a 3-node cluster; and
+           raft-boltdb: StoreLogs latency, GetLog throughput, a 3-node cluster (in
+           memory and over TCP); and
            the floor of one 64x128 B write + fdatasync
 
 flags:

@@ -69,7 +69,36 @@ func evalTargets(rep *Report) []Target {
 		e.allocations()
 		ts = append(ts, e.ts...)
 	}
-	return ts
+	return append(ts, raftTargets(rep)...)
+}
+
+// raftTargets: each 3-node cluster cell of the Raft workload (in memory,
+// over TCP), commands/s on raftstore against the same cluster on raft-wal
+// (>= 2x) and on raft-boltdb (>= 3x).
+func raftTargets(rep *Report) []Target {
+	e := &targetEval{rep: rep, rs: rep.Results, sys: "raft-dwal"}
+	for _, r := range rep.Results {
+		if r.Workload != wlRaft || r.System != e.sys || !strings.HasPrefix(r.Phase, "3-node cluster") || r.Error != "" {
+			continue
+		}
+		for _, peer := range []struct {
+			name, goal string
+			x          float64
+		}{{"raft-wal", ">= 2x", 2}, {"raft-boltdb", ">= 3x", 3}} {
+			name := fmt.Sprintf("raft %s vs %s", r.Phase, peer.name)
+			i := slices.IndexFunc(rep.Results, func(p Result) bool {
+				return p.Workload == wlRaft && p.System == peer.name && p.Phase == r.Phase && p.Error == "" && p.EntriesPerS > 0
+			})
+			if i < 0 {
+				e.add(name, peer.goal, 0, false, false, peer.name+" did not run it")
+				continue
+			}
+			p := rep.Results[i]
+			x := r.EntriesPerS / p.EntriesPerS
+			e.add(name, peer.goal, x, x >= peer.x, true, fmt.Sprintf("%.0f vs %.0f commands/s", r.EntriesPerS, p.EntriesPerS))
+		}
+	}
+	return e.ts
 }
 
 // targetEval evaluates the targets of one dwal system.
