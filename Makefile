@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    := ./...
 RUNARGS ?=
 
-.PHONY: run test race vet lint cross bench bench-micro fuzz build
+.PHONY: run test race vet lint cross bench bench-micro fuzz build cluster jepsen
 
 build:
 	$(GO) build -o bin/dwal ./cmd/dwal
@@ -12,6 +12,24 @@ build:
 # replay and verify it, print the backend, throughput and commit latency.
 run: build
 	./bin/dwal demo $(RUNARGS)
+
+# Three raftkv nodes (examples/raftkv) on this machine: writes, a SIGKILL
+# of the leader, the failover, and every key read back (scripts/cluster.sh).
+cluster:
+	$(GO) build -o bin/raftkv ./examples/raftkv
+	bash scripts/cluster.sh bin/raftkv
+
+# The Jepsen-style test of examples/raftkv (examples/raftkv/jepsen): real
+# processes over TCP, kills and partitions, the history checked for
+# linearizability. make test runs one 15 s run; this runs RUNS runs of
+# DURATION each, seeds SEED, SEED+1, ... (JEPSEN_DIR keeps their data).
+SEED     ?= 1
+DURATION ?= 60s
+RUNS     ?= 1
+JEPSEN_DIR ?=
+jepsen:
+	$(GO) test -count=1 -timeout 0 -run '^TestJepsen$$' -v ./examples/raftkv/jepsen \
+	  -jepsen.seed $(SEED) -jepsen.duration $(DURATION) -jepsen.runs $(RUNS) $(if $(JEPSEN_DIR),-jepsen.dir $(JEPSEN_DIR))
 
 vet:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -163,7 +163,8 @@ workloads:
   replay   write --replay-size, drop it from the page cache, reopen, read it back
   restart  commit --restart-entries, close, reopen, commit as many again (each phase)
   raft     (only when named) hashicorp/raft's log stores: dwal's raftstore, raft-wal,
-           raft-boltdb: StoreLogs latency, GetLog throughput, a 3-node cluster; and
+           raft-boltdb: StoreLogs latency, GetLog throughput, a 3-node cluster (in
+           memory and over TCP); and
            the floor of one 64x128 B write + fdatasync
 
 flags:
@@ -195,7 +196,7 @@ func run(o *Options, stderr io.Writer) (*Report, error) {
 	measureFio(o, rep, root, pr)
 	local, peers := splitSystems(o.Systems)
 	build := peers
-	if slices.Contains(o.Workloads, wlRaft) && len(peers) == 0 {
+	if (slices.Contains(o.Workloads, wlRaft) || slices.Contains(o.Workloads, wlScale)) && len(peers) == 0 {
 		// The raft stores live in the peers' module: build it for them.
 		build = []string{raftPeer}
 	}
@@ -204,7 +205,7 @@ func run(o *Options, stderr io.Writer) (*Report, error) {
 	for _, w := range o.Workloads {
 		rep.Results = append(rep.Results, runWorkload(o, w, local, p, pr)...)
 		switch {
-		case pe != nil && w == wlRaft:
+		case pe != nil && (w == wlRaft || w == wlScale):
 			rep.Results = append(rep.Results, pe.runWorkload(o, w, build, root, pr, rep)...)
 		case pe != nil && len(peers) > 0:
 			rep.Results = append(rep.Results, pe.runWorkload(o, w, peers, root, pr, rep)...)

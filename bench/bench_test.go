@@ -8,6 +8,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -532,5 +533,33 @@ func TestRaftWorkloadOptIn(t *testing.T) {
 	rs := runRaftChild(&Options{Dir: t.TempDir()}, &progress{})
 	if len(rs) != 1 || rs[0].Skipped == "" {
 		t.Fatalf("runRaftChild without stores: %+v", rs)
+	}
+}
+
+// TestRaftTargets: each cluster cell of raftstore is judged against the
+// same cell of raft-wal (2x) and raft-boltdb (3x); a peer that did not
+// run it leaves the target n/a.
+func TestRaftTargets(t *testing.T) {
+	cell := func(sys, phase string, perS float64) Result {
+		return Result{Workload: wlRaft, System: sys, Phase: phase, EntriesPerS: perS}
+	}
+	tcp := "3-node cluster over TCP, 64 clients"
+	rep := &Report{Results: []Result{
+		cell("raft-dwal", tcp, 30000), cell("raft-wal", tcp, 10000), cell("raft-boltdb", tcp, 15000),
+		cell("raft-dwal", "3-node cluster, 64 clients", 40000), cell("raft-wal", "3-node cluster, 64 clients", 25000),
+		cell("raft-dwal", "StoreLogs 64x128B", 1e6),
+	}}
+	got := map[string]string{}
+	for _, tg := range raftTargets(rep) {
+		got[tg.Name] = fmt.Sprintf("%s %.1f", tg.Status, tg.Ratio)
+	}
+	want := map[string]string{
+		"raft " + tcp + " vs raft-wal":                   "PASS 3.0",
+		"raft " + tcp + " vs raft-boltdb":                "MISS 2.0",
+		"raft 3-node cluster, 64 clients vs raft-wal":    "MISS 1.6",
+		"raft 3-node cluster, 64 clients vs raft-boltdb": "n/a 0.0",
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("raft targets %v, want %v", got, want)
 	}
 }

@@ -29,8 +29,8 @@
 // hashicorp/raft's log stores side by side in the peers' process: dwal's
 // raftstore (and the same without its cache under raft.NewLogCache),
 // raft-wal and raft-boltdb v2: StoreLogs latency, GetLog throughput and a
-// 3-node in-process cluster; the main process adds the floor of one
-// 64x128 B write + fdatasync.
+// 3-node cluster in one process (over memory, and over TCP on loopback);
+// the main process adds the floor of one 64x128 B write + fdatasync.
 //
 // The peers are built (go build in bench/peers) into a binary that is this
 // package's harness with the peers as its systems; the program runs it once

@@ -28,6 +28,7 @@ type Options struct {
 	RotateWriters  int           `json:"rotate_writers"`
 	RestartEntries int64         `json:"restart_entries"`
 	RestartWriters int           `json:"restart_writers"`
+	ScaleSizes     []int64       `json:"scale_sizes"`
 	Warm           bool          `json:"warm"`
 	SegmentSize    int64         `json:"segment_size"`
 	Dir            string        `json:"dir"`
@@ -59,7 +60,7 @@ var (
 // rawFlags are the flags parsed into Options only once every flag is set
 // (lists and sizes, which --quick may change).
 type rawFlags struct {
-	workloads, systems, writers, entry, io, batch, bulkWarm, replay, rotSeg, seg, restart string
+	workloads, systems, writers, entry, io, batch, bulkWarm, replay, rotSeg, seg, restart, scale string
 }
 
 // newFlagSet defines the flags into o; finish, called after Parse, applies
@@ -86,6 +87,7 @@ func newFlagSet(o *Options, stderr io.Writer) (fl *flag.FlagSet, finish func() e
 	fl.IntVar(&o.RotateWriters, "rotate-writers", 16, "writers of the rotate workload")
 	fl.StringVar(&r.restart, "restart-entries", "100000", "entries (of --entry-size) the restart workload commits before closing the log, and again after reopening it")
 	fl.IntVar(&o.RestartWriters, "restart-writers", 16, "writers of the restart workload")
+	fl.StringVar(&r.scale, "scale-sizes", "256MiB,1GiB,4GiB", "log sizes (bytes of dwal segments) of the scale workload")
 	fl.StringVar(&r.seg, "segment-size", "0", "segment size of the commit, latency, bulk and replay workloads (0: each system's default)")
 	fl.StringVar(&o.Dir, "dir", "", "directory on the disk to measure (default: the system's temporary directory)")
 	fl.StringVar(&o.Format, "format", "table", "stdout format: table or json")
@@ -134,6 +136,9 @@ func quickPreset(o *Options, r *rawFlags, set map[string]bool) {
 	if !set["restart-entries"] {
 		r.restart = "5000"
 	}
+	if !set["scale-sizes"] {
+		r.scale = "16MiB,64MiB"
+	}
 	if !set["fio-runtime"] {
 		o.FioRuntime = time.Second
 	}
@@ -173,6 +178,9 @@ func (r *rawFlags) parse(o *Options) error {
 	}
 	if o.RestartEntries, err = strconv.ParseInt(r.restart, 10, 64); err != nil || o.RestartEntries <= 0 {
 		return fmt.Errorf("bad --restart-entries %q", r.restart)
+	}
+	if o.ScaleSizes, err = scaleSizes(r.scale); err != nil {
+		return err
 	}
 	if o.SegmentSize, err = ParseSize(r.seg); err != nil || o.SegmentSize < 0 {
 		return fmt.Errorf("bad --segment-size %q", r.seg)

@@ -101,6 +101,7 @@ func childArgs(o *Options, workload string, systems []string, root string, progr
 		"--rotate-writers", strconv.Itoa(o.RotateWriters),
 		"--restart-entries", strconv.FormatInt(o.RestartEntries, 10),
 		"--restart-writers", strconv.Itoa(o.RestartWriters),
+		"--scale-sizes", fmtSizes(o.ScaleSizes),
 		"--warm=" + strconv.FormatBool(o.Warm),
 		"--segment-size", strconv.FormatInt(o.SegmentSize, 10),
 		"--dir", root,
@@ -149,8 +150,12 @@ func Child(args []string, stdout, stderr io.Writer, systems []System, versions m
 	p := &runParams{root: o.Dir, duration: o.Duration, warmup: o.Warmup, rate: o.Rate, keep: o.Keep, process: "peers"}
 	out := ChildOutput{Versions: versions}
 	for _, w := range o.Workloads {
-		if w == wlRaft {
+		switch w {
+		case wlRaft:
 			out.Results = append(out.Results, runRaftChild(&o, pr)...)
+			continue
+		case wlScale:
+			out.Results = append(out.Results, runScaleChild(&o, pr)...)
 			continue
 		}
 		out.Results = append(out.Results, runWorkload(&o, w, run, p, pr)...)

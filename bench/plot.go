@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"image/color"
 	"math"
@@ -68,13 +69,18 @@ func writePlots(rep *Report, dir string) ([]string, error) {
 		}
 		files = append(files, name)
 	}
-	name := filepath.Join(dir, "commit-throughput.png")
-	ok, err := plotThroughput(name, rs)
-	if err != nil {
-		return files, err
-	}
-	if ok {
-		files = append(files, name)
+	for _, pl := range []struct {
+		name string
+		draw func(string, []Result) (bool, error)
+	}{{"commit-throughput.png", plotThroughput}, {"scale-first-read.png", plotScale}} {
+		name := filepath.Join(dir, pl.name)
+		ok, err := pl.draw(name, rs)
+		if err != nil {
+			return files, err
+		}
+		if ok {
+			files = append(files, name)
+		}
 	}
 	return files, nil
 }
@@ -220,6 +226,63 @@ func plotThroughput(file string, rs []Result) (bool, error) {
 	}
 	if len(cs) == 1 {
 		p.X.Min, p.X.Max = float64(cs[0])/2, float64(cs[0])*2
+	}
+	return true, p.Save(9*vg.Inch, 6*vg.Inch, file)
+}
+
+// plotScale plots the scale workload's Open + first read time against the
+// log's size, per system and batch shape (log-log).
+func plotScale(file string, rs []Result) (bool, error) {
+	series := map[string]plotter.XYs{}
+	var order []string
+	for _, r := range rs {
+		if r.Workload != wlScale || r.Error != "" || r.Skipped != "" || !strings.HasPrefix(r.Phase, PhaseOpenRead) && !strings.HasPrefix(r.Phase, PhaseCrashRead) {
+			continue
+		}
+		if r.OpenUS+r.FirstReadUS <= 0 {
+			continue
+		}
+		what := r.System
+		if strings.HasPrefix(r.Phase, PhaseCrashRead) {
+			what += " after a crash"
+		}
+		n := fmt.Sprintf("%s, %d-entry batches", what, r.BatchEntries)
+		if _, ok := series[n]; !ok {
+			order = append(order, n)
+		}
+		series[n] = append(series[n], plotter.XY{X: float64(r.LogBytes) / (1 << 20), Y: (r.OpenUS + r.FirstReadUS) / 1e3})
+	}
+	if len(order) == 0 {
+		return false, nil
+	}
+	p := plot.New()
+	p.Title.Text = "scale: Open + first read of a middle entry, fresh process, page cache dropped"
+	p.X.Label.Text = "log size, MiB of dwal segments (log scale)"
+	p.Y.Label.Text = "ms (log scale)"
+	p.X.Scale = plot.LogScale{}
+	p.Y.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Add(plotter.NewGrid())
+	p.Legend.Top = true
+	p.Legend.Left = true
+	for i, n := range order {
+		xy := series[n]
+		slices.SortFunc(xy, func(a, b plotter.XY) int { return cmp.Compare(a.X, b.X) })
+		l, pts, err := plotter.NewLinePoints(xy)
+		if err != nil {
+			return false, err
+		}
+		sys := strings.TrimSuffix(strings.Fields(n)[0], ",")
+		look := map[string]string{"dwal": "dwal-uring", "raftstore": "dwal-uring-d1", "raft-wal": "raftwal"}[sys]
+		l.Color, l.Width, l.Dashes = style(look)
+		if strings.Contains(n, " 1-entry") {
+			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		}
+		pts.Color = l.Color
+		pts.Shape = plotutil.Shape(i)
+		p.Add(l, pts)
+		p.Legend.Add(n, l, pts)
 	}
 	return true, p.Save(9*vg.Inch, 6*vg.Inch, file)
 }

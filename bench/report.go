@@ -69,7 +69,36 @@ func evalTargets(rep *Report) []Target {
 		e.allocations()
 		ts = append(ts, e.ts...)
 	}
-	return ts
+	return append(ts, raftTargets(rep)...)
+}
+
+// raftTargets: each 3-node cluster cell of the Raft workload (in memory,
+// over TCP), commands/s on raftstore against the same cluster on raft-wal
+// (>= 2x) and on raft-boltdb (>= 3x).
+func raftTargets(rep *Report) []Target {
+	e := &targetEval{rep: rep, rs: rep.Results, sys: "raft-dwal"}
+	for _, r := range rep.Results {
+		if r.Workload != wlRaft || r.System != e.sys || !strings.HasPrefix(r.Phase, "3-node cluster") || r.Error != "" {
+			continue
+		}
+		for _, peer := range []struct {
+			name, goal string
+			x          float64
+		}{{"raft-wal", ">= 2x", 2}, {"raft-boltdb", ">= 3x", 3}} {
+			name := fmt.Sprintf("raft %s vs %s", r.Phase, peer.name)
+			i := slices.IndexFunc(rep.Results, func(p Result) bool {
+				return p.Workload == wlRaft && p.System == peer.name && p.Phase == r.Phase && p.Error == "" && p.EntriesPerS > 0
+			})
+			if i < 0 {
+				e.add(name, peer.goal, 0, false, false, peer.name+" did not run it")
+				continue
+			}
+			p := rep.Results[i]
+			x := r.EntriesPerS / p.EntriesPerS
+			e.add(name, peer.goal, x, x >= peer.x, true, fmt.Sprintf("%.0f vs %.0f commands/s", r.EntriesPerS, p.EntriesPerS))
+		}
+	}
+	return e.ts
 }
 
 // targetEval evaluates the targets of one dwal system.
@@ -211,7 +240,7 @@ func (e *targetEval) allocations() {
 }
 
 // workloadOrder sorts results for the table.
-var workloadOrder = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlRotateNone, wlReplay, wlRestart, wlRaft}
+var workloadOrder = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlRotateNone, wlReplay, wlRestart, wlRaft, wlScale}
 
 var systemOrder = []string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "dwal-uring-d1", "dwal-uring-linked", "seed",
 	"floor-pwrite", "floor-pwritev2", "floor-group", "pebble", "etcd", "tidwall", "raftwal"}
@@ -308,6 +337,7 @@ func render(w io.Writer, rep *Report) {
 	renderHeader(w, rep)
 	failed, skipped := renderResults(w, rep)
 	renderOpenTimes(w, rep.Results)
+	renderScale(w, rep.Results)
 	renderProblems(w, failed, skipped)
 	renderBackends(w, rep.Results)
 	renderTargets(w, rep.Targets)
@@ -361,6 +391,12 @@ func renderResults(w io.Writer, rep *Report) (failed, skipped []Result) {
 		if r.Skipped != "" {
 			skipped = append(skipped, r)
 			continue
+		}
+		if r.Workload == wlScale {
+			if r.Error != "" {
+				failed = append(failed, r)
+			}
+			continue // renderScale's table
 		}
 		if last != "" && r.workloadLabel() != last {
 			fioRow(tw, rep.Fio, lastWorkload)

@@ -26,8 +26,9 @@ var AllWorkloads = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlReplay, wlR
 // (--workloads raft), in the peers' process, where the other stores live.
 const wlRaft = "raft"
 
-// KnownWorkloads are the workloads --workloads accepts.
-var KnownWorkloads = append(slices.Clone(AllWorkloads), wlRaft)
+// KnownWorkloads are the workloads --workloads accepts (raft and scale
+// only when named: they run in the peers' process).
+var KnownWorkloads = append(slices.Clone(AllWorkloads), wlRaft, wlScale)
 
 // The phases of the restart workload.
 const (
@@ -58,6 +59,13 @@ type Result struct {
 	Phase string `json:"phase,omitempty"`
 	// OpenUS is how long Open (or Reopen) took, in µs.
 	OpenUS float64 `json:"open_us,omitempty"`
+	// The scale workload's: the log's size (bytes of dwal segments), the
+	// first read's time after Open, the measuring process's maximum RSS,
+	// and the bytes on disk per payload byte.
+	LogBytes       int64   `json:"log_bytes,omitempty"`
+	FirstReadUS    float64 `json:"first_read_us,omitempty"`
+	MaxRSSBytes    int64   `json:"max_rss_bytes,omitempty"`
+	DiskPerPayload float64 `json:"disk_per_payload,omitempty"`
 
 	DurationS      float64 `json:"duration_s"`
 	Ops            int64   `json:"ops"`

@@ -188,8 +188,28 @@ func (s *Store) GetLog(index uint64, log *raft.Log) error {
 func (s *Store) StoreLog(log *raft.Log) error { return s.StoreLogs([]*raft.Log{log}) }
 
 // ErrNonContiguous: StoreLogs was given entries that do not continue the
-// log (or each other) index by index. Nothing was written.
+// log (or each other) index by index. Nothing was written. The error's
+// message names the last index the log holds and the first one offered.
 var ErrNonContiguous = errors.New("raftstore: log entries are not contiguous")
+
+// nonContiguous is the ErrNonContiguous of entries from offered given to
+// a log whose last index is last.
+//
+// NB: raft stores past a gap only in a log store it believes is not
+// monotonic: after installing a snapshot it keeps the trailing logs and
+// continues at the snapshot's index + 1. It asks the store it was given,
+// so a wrapper (metrics, logging) that does not forward IsMonotonic hides
+// this store's answer, and the follower never catches up; raft logs this
+// error at its own level. raft.LogCache forwards it.
+func nonContiguous(last, offered uint64) error {
+	if offered > last+1 {
+		return fmt.Errorf("%w: the log holds up to index %d and StoreLogs offered index %d, a gap of %d: "+
+			"raft leaves a gap only in a store it believes is not monotonic, so a wrapper around this store must forward IsMonotonic (as raft.LogCache does)",
+			ErrNonContiguous, last, offered, offered-last-1)
+	}
+	return fmt.Errorf("%w: the log holds up to index %d and StoreLogs offered index %d, which it holds already: "+
+		"a conflicting suffix must be deleted (DeleteRange) before it is written again", ErrNonContiguous, last, offered)
+}
 
 // StoreLogs appends logs as one batch with one sync: durable and atomic
 // when it returns nil. The entries must follow each other index by index
@@ -197,7 +217,9 @@ var ErrNonContiguous = errors.New("raftstore: log entries are not contiguous")
 // any first index goes (after a snapshot install raft continues past the
 // snapshot). This store is monotonic (IsMonotonic): raft never relies on a
 // gap with it (log.go, MonotonicLogStore), so a gap is refused with
-// ErrNonContiguous and nothing is written.
+// ErrNonContiguous and nothing is written. A wrapper around the store
+// must forward IsMonotonic, or raft stores past a gap after a snapshot
+// install (the error says so).
 func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
@@ -210,7 +232,7 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		}
 	}
 	if last := s.last.Load(); s.first.Load() != 0 && logs[0].Index != last+1 {
-		return fmt.Errorf("%w: index %d after the last index %d", ErrNonContiguous, logs[0].Index, last)
+		return nonContiguous(last, logs[0].Index)
 	}
 	if logs[0].Index == 0 {
 		return fmt.Errorf("%w: index 0 (raft's indexes start at 1)", ErrNonContiguous)

@@ -204,6 +204,8 @@ func TestStoreLogsTable(t *testing.T) {
 		segSize  int64
 		store    [][2]uint64 // StoreLogs calls: lo..hi, in order
 		bad      []uint64    // a final StoreLogs with these indexes, which must fail
+		msg      []string    // ... with an error saying these
+		notMsg   string      // ... and not this
 		lo, hi   uint64
 		segments int // at least this many segments after it (0: any)
 	}{
@@ -212,8 +214,10 @@ func TestStoreLogsTable(t *testing.T) {
 		{name: "existing log append", store: [][2]uint64{{1, 10}, {11, 15}}, lo: 1, hi: 15},
 		{name: "existing multi segment log append", segSize: 8 << 10, store: [][2]uint64{{1, 100}, {101, 150}, {151, 215}}, lo: 1, hi: 215, segments: 3},
 		{name: "out of order", store: [][2]uint64{{1, 5}}, bad: []uint64{6, 8, 7}, lo: 1, hi: 5},
-		{name: "out of sequence", store: [][2]uint64{{1, 5}}, bad: []uint64{7, 8, 9}, lo: 1, hi: 5},
-		{name: "repeated index", store: [][2]uint64{{1, 5}}, bad: []uint64{5, 6}, lo: 1, hi: 5},
+		{name: "out of sequence", store: [][2]uint64{{1, 5}}, bad: []uint64{7, 8, 9}, lo: 1, hi: 5,
+			msg: []string{"holds up to index 5", "offered index 7", "a gap of 1", "must forward IsMonotonic", "raft.LogCache"}},
+		{name: "repeated index", store: [][2]uint64{{1, 5}}, bad: []uint64{5, 6}, lo: 1, hi: 5,
+			msg: []string{"holds up to index 5", "offered index 5", "DeleteRange"}, notMsg: "IsMonotonic"},
 		{name: "index zero", bad: []uint64{0, 1}, lo: 0, hi: 0},
 		{name: "rotate when full", segSize: 8 << 10, store: [][2]uint64{{1, 104}}, lo: 1, hi: 104},
 		{name: "rotate and append more", segSize: 8 << 10, store: [][2]uint64{{1, 100}, {101, 109}}, lo: 1, hi: 109, segments: 2},
@@ -236,8 +240,17 @@ func TestStoreLogsTable(t *testing.T) {
 				for _, i := range tc.bad {
 					ls = append(ls, testLog(i))
 				}
-				if err := s.StoreLogs(ls); !errors.Is(err, ErrNonContiguous) {
+				err := s.StoreLogs(ls)
+				if !errors.Is(err, ErrNonContiguous) {
 					t.Fatalf("StoreLogs(%v) = %v, want ErrNonContiguous", tc.bad, err)
+				}
+				for _, m := range tc.msg {
+					if !strings.Contains(err.Error(), m) {
+						t.Errorf("StoreLogs(%v) = %q, which does not say %q", tc.bad, err, m)
+					}
+				}
+				if tc.notMsg != "" && strings.Contains(err.Error(), tc.notMsg) {
+					t.Errorf("StoreLogs(%v) = %q, which should not say %q", tc.bad, err, tc.notMsg)
 				}
 			}
 			checkLog(t, s, tc.lo, tc.hi, nil)

@@ -100,9 +100,11 @@ func RaftBench(p bench.RaftParams) []bench.Result {
 		p.Step("raft: %s GetLog", st.name)
 		out = append(out, getLogCells(st, dir(st.name), entries, p.Duration)...)
 	}
-	for _, st := range []raftStore{storeDwal, storeWAL, storeBolt} {
-		p.Step("raft: %s 3-node cluster", st.name)
-		out = append(out, clusterCell(st, dir(st.name), p.Duration))
+	for _, tcp := range []bool{false, true} {
+		for _, st := range []raftStore{storeDwal, storeWAL, storeBolt} {
+			p.Step("raft: %s %s", st.name, clusterPhase(tcp))
+			out = append(out, clusterCell(st, dir(st.name), p.Duration, tcp))
+		}
 	}
 	return out
 }
@@ -230,22 +232,36 @@ func getLogCells(st raftStore, dir string, entries int, d time.Duration) []bench
 	return append(out, bench.RaftResult(st.name, recent, 1, size, 1, n, elapsed, rec))
 }
 
-// clusterCell: three raft nodes in this process (InmemTransport), each on
-// a store of kind st in its own directory, applying 128-byte commands
-// from 64 clients on the leader for d: commands/s, apply latency.
-func clusterCell(st raftStore, dir string, d time.Duration) bench.Result {
-	const clients, size = 64, 128
-	phase := fmt.Sprintf("3-node cluster, %d clients", clients)
+// clusterPhase names a cluster cell.
+func clusterPhase(tcp bool) string {
+	if tcp {
+		return fmt.Sprintf("3-node cluster over TCP, %d clients", clusterClients)
+	}
+	return fmt.Sprintf("3-node cluster, %d clients", clusterClients)
+}
+
+const clusterClients = 64
+
+// clusterCell: three raft nodes in this process, each on a store of kind
+// st in its own directory, applying 128-byte commands from 64 clients on
+// the leader for d: commands/s, apply latency. The nodes talk over
+// raft.NewInmemTransport, or with tcp over raft.NewTCPTransport on
+// 127.0.0.1 (msgpack over loopback sockets, as separate processes would).
+func clusterCell(st raftStore, dir string, d time.Duration, tcp bool) bench.Result {
+	const clients, size = clusterClients, 128
+	phase := clusterPhase(tcp)
 	type member struct {
 		r     *raft.Raft
 		close func() error
-		trans *raft.InmemTransport
+		trans raft.Transport
 	}
 	var ms []*member
 	defer func() {
 		for _, m := range ms {
 			m.r.Shutdown().Error()
-			m.trans.Close()
+			if c, ok := m.trans.(io.Closer); ok {
+				c.Close()
+			}
 			m.close()
 		}
 	}()
@@ -263,7 +279,11 @@ func clusterCell(st raftStore, dir string, d time.Duration) bench.Result {
 			closeFn()
 			return failed(st, phase, err)
 		}
-		addr, trans := raft.NewInmemTransport(raft.ServerAddress(id))
+		addr, trans, err := clusterTransport(id, tcp)
+		if err != nil {
+			closeFn()
+			return failed(st, phase, err)
+		}
 		conf := raft.DefaultConfig()
 		conf.LocalID = id
 		conf.LogOutput = io.Discard
@@ -280,8 +300,10 @@ func clusterCell(st raftStore, dir string, d time.Duration) bench.Result {
 	}
 	for _, a := range ms {
 		for j, b := range ms {
-			if a != b {
-				a.trans.Connect(servers[j].Address, b.trans)
+			ia, ok1 := a.trans.(*raft.InmemTransport)
+			ib, ok2 := b.trans.(*raft.InmemTransport)
+			if a != b && ok1 && ok2 {
+				ia.Connect(servers[j].Address, ib)
 			}
 		}
 	}
@@ -326,6 +348,20 @@ func clusterCell(st raftStore, dir string, d time.Duration) bench.Result {
 		res.Error = err.Error()
 	}
 	return res
+}
+
+// clusterTransport is one node's transport: in memory, or TCP on a free
+// loopback port.
+func clusterTransport(id raft.ServerID, tcp bool) (raft.ServerAddress, raft.Transport, error) {
+	if !tcp {
+		addr, trans := raft.NewInmemTransport(raft.ServerAddress(id))
+		return addr, trans, nil
+	}
+	trans, err := raft.NewTCPTransport("127.0.0.1:0", nil, 3, 10*time.Second, io.Discard)
+	if err != nil {
+		return "", nil, err
+	}
+	return trans.LocalAddr(), trans, nil
 }
 
 // countFSM applies commands by counting them.

@@ -24,7 +24,8 @@ func TestRaftBenchRuns(t *testing.T) {
 		cells[r.System+" "+r.Phase] = true
 	}
 	for _, want := range []string{"raft-dwal StoreLogs 64x128B", "raft-wal StoreLogs 1x4096B", "raft-boltdb GetLog random",
-		"raft-dwal+logcache GetLog of the batch just written", "raft-dwal 3-node cluster, 64 clients", "raft-boltdb 3-node cluster, 64 clients"} {
+		"raft-dwal+logcache GetLog of the batch just written", "raft-dwal 3-node cluster, 64 clients", "raft-boltdb 3-node cluster, 64 clients",
+		"raft-dwal 3-node cluster over TCP, 64 clients", "raft-wal 3-node cluster over TCP, 64 clients"} {
 		if !cells[want] {
 			t.Errorf("no result for %q", want)
 		}

@@ -11,6 +11,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "scale-probe" {
+		os.Exit(peers.ScaleProbe(os.Args[2:]))
+	}
 	bench.RaftBench = peers.RaftBench
+	bench.ScaleBench = peers.ScaleBench
 	os.Exit(bench.Child(os.Args[1:], os.Stdout, os.Stderr, peers.Systems(), peers.Versions()))
 }
