@@ -236,14 +236,14 @@ func plotScale(file string, rs []Result) (bool, error) {
 	series := map[string]plotter.XYs{}
 	var order []string
 	for _, r := range rs {
-		if r.Workload != wlScale || r.Error != "" || r.Skipped != "" || !strings.HasPrefix(r.Phase, PhaseOpenRead) && !strings.HasPrefix(r.Phase, PhaseCrashRead) {
+		if r.Workload != wlScale || r.Error != "" || r.Skipped != "" || !isPhase(r.Phase, PhaseOpenRead) && !isPhase(r.Phase, PhaseCrashRead) {
 			continue
 		}
 		if r.OpenUS+r.FirstReadUS <= 0 {
 			continue
 		}
 		what := r.System
-		if strings.HasPrefix(r.Phase, PhaseCrashRead) {
+		if isPhase(r.Phase, PhaseCrashRead) {
 			what += " after a crash"
 		}
 		n := fmt.Sprintf("%s, %d-entry batches", what, r.BatchEntries)

@@ -23,7 +23,8 @@ import (
 //     Open with FirstIndex, LastIndex and GetLog of the last and a middle
 //     index, as raft.NewRaft reads them; raft-wal's Open and GetLog);
 //   - the same after a crash (the last segment's .meta and index gone);
-//   - random reads from 4 readers: dwal with sealed segments read through
+//   - random reads from 4 readers, for the cell's duration from a cold page
+//     cache and then as long again: dwal with sealed segments read through
 //     the page cache (its default), dwal reading them with O_DIRECT, and
 //     raft-wal; the reading process's maximum RSS;
 //   - Replay of the whole log against raw O_DIRECT sequential reads of the
@@ -37,12 +38,13 @@ const wlScale = "scale"
 
 // The phases of a scale result.
 const (
-	PhaseOpenRead  = "open+first read"
-	PhaseCrashRead = "open+first read after a crash"
-	PhaseRandom    = "random reads"
-	PhaseReplay    = "replay"
-	PhaseRawRead   = "raw sequential read"
-	PhaseWrite     = "write"
+	PhaseOpenRead   = "open+first read"
+	PhaseCrashRead  = "open+first read after a crash"
+	PhaseRandom     = "random reads"       // after a first pass of the same length (the page cache warm)
+	PhaseRandomCold = "random reads, cold" // the first pass
+	PhaseReplay     = "replay"
+	PhaseRawRead    = "raw sequential read"
+	PhaseWrite      = "write"
 )
 
 // ScaleParams is what the scale workload is given.
@@ -50,7 +52,7 @@ type ScaleParams struct {
 	Root     string  // a fresh directory on the disk measured
 	Sizes    []int64 // log sizes (bytes of dwal segments)
 	Duration time.Duration
-	Quick    bool
+	Keep     bool // keep each log's directory (else it goes once measured)
 	Step     func(format string, args ...any)
 }
 
@@ -69,7 +71,7 @@ func runScaleChild(o *Options, pr *progress) []Result {
 	if !o.Keep {
 		defer os.RemoveAll(root)
 	}
-	return ScaleBench(ScaleParams{Root: root, Sizes: o.ScaleSizes, Duration: o.Duration, Quick: o.Quick, Step: pr.step})
+	return ScaleBench(ScaleParams{Root: root, Sizes: o.ScaleSizes, Duration: o.Duration, Keep: o.Keep, Step: pr.step})
 }
 
 // ScaleResult is one measurement of the scale workload.
@@ -104,7 +106,7 @@ func fmtSizes(xs []int64) string {
 func scaleCell(rs []Result, system, phase string, perBatch int, size int64) (Result, bool) {
 	for _, r := range rs {
 		if r.Workload == wlScale && r.System == system && r.BatchEntries == perBatch && r.LogBytes == size &&
-			strings.HasPrefix(r.Phase, phase) && r.Error == "" && r.Skipped == "" {
+			isPhase(r.Phase, phase) && r.Error == "" && r.Skipped == "" {
 			return r, true
 		}
 	}
@@ -135,7 +137,7 @@ func renderScale(w io.Writer, rs []Result) {
 	})
 	fmt.Fprintln(w, "\nscale (fresh process, page cache dropped; ms, reads/s, MiB):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "batch\tlog\topen+1st read dwal\tafter crash\traftstore\traft-wal\tdwal/raft-wal\trandom dwal\tdwal O_DIRECT\traft-wal\tRSS dwal\traft-wal\treplay MB/s\traw\tdisk/payload dwal\traft-wal\t")
+	fmt.Fprintln(tw, "batch\tlog\topen+1st read dwal\tafter crash\traftstore\traft-wal\tdwal/raft-wal\trandom dwal\tdwal O_DIRECT\traft-wal\tcold dwal\traft-wal\tRSS dwal\traft-wal\treplay MB/s\traw\tdisk/payload dwal\traft-wal\t")
 	ms := func(r Result, ok bool) string {
 		if !ok {
 			return "-"
@@ -161,16 +163,23 @@ func renderScale(w io.Writer, rs []Result) {
 		dr, drok := get("dwal", PhaseRandom)
 		dd, ddok := get("dwal-direct", PhaseRandom)
 		wr, wrok := get("raft-wal", PhaseRandom)
+		dc, dcok := get("dwal", PhaseRandomCold)
+		wc, wcok := get("raft-wal", PhaseRandomCold)
 		rp, rpok := get("dwal", PhaseReplay)
 		raw, rawok := get("raw O_DIRECT", PhaseRawRead)
 		dw, dwok := get("dwal", PhaseWrite)
 		ww, wwok := get("raft-wal", PhaseWrite)
-		fmt.Fprintf(tw, "%d x %d B\t%d MiB\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%d x %d B\t%d MiB\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			k.per, 128, k.size>>20, ms(d, dok), ms(c, cok), ms(rst, rok), ms(rw, wok), ratio,
 			num(dr.EntriesPerS, drok, "%.0f"), num(dd.EntriesPerS, ddok, "%.0f"), num(wr.EntriesPerS, wrok, "%.0f"),
+			num(dc.EntriesPerS, dcok, "%.0f"), num(wc.EntriesPerS, wcok, "%.0f"),
 			num(float64(dr.MaxRSSBytes)/(1<<20), drok, "%.0f"), num(float64(wr.MaxRSSBytes)/(1<<20), wrok, "%.0f"),
 			num(rp.MBPerS, rpok, "%.0f"), num(raw.MBPerS, rawok, "%.0f"),
 			num(dw.DiskPerPayload, dwok, "%.1f"), num(ww.DiskPerPayload, wwok, "%.1f"))
 	}
 	tw.Flush()
 }
+
+// isPhase reports whether a result's phase is phase (with or without a
+// note in parentheses).
+func isPhase(got, phase string) bool { return got == phase || strings.HasPrefix(got, phase+" (") }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dwal-project/dwal/engine/internal/segment"
 )
@@ -344,10 +345,10 @@ func (c *Coordinator) writeIndex(x *segment.Index) error {
 // too, so concurrent lookups of it wait for one load. Its mu is a leaf
 // lock.
 type refCache struct {
-	mu    sync.Mutex
-	limit int // bytes; one index larger than that is kept alone
+	mu    sync.RWMutex // a lookup that hits takes it shared
+	limit int          // bytes; one index larger than that is kept alone
 	bytes int
-	tick  uint64
+	tick  atomic.Uint64
 	m     map[uint64]*refEntry
 }
 
@@ -356,7 +357,7 @@ type refEntry struct {
 	refs    segment.Refs
 	ordered bool
 	size    int
-	used    uint64        // the cache's tick at the last use
+	used    atomic.Uint64 // the cache's tick at the last use
 	ready   chan struct{} // closed once loaded (or failed)
 	err     error
 }
@@ -365,11 +366,17 @@ func (rc *refCache) init(limit int) { rc.limit, rc.m = limit, map[uint64]*refEnt
 
 // get returns segment id's refs, loading them with load on a miss.
 func (rc *refCache) get(id uint64, load func() (*segment.Index, error)) (*refEntry, error) {
-	rc.mu.Lock()
+	rc.mu.RLock()
 	e := rc.m[id]
 	if e != nil {
-		rc.tick++
-		e.used = rc.tick
+		e.used.Store(rc.tick.Add(1))
+		rc.mu.RUnlock()
+		<-e.ready
+		return e, e.err
+	}
+	rc.mu.RUnlock()
+	rc.mu.Lock()
+	if e = rc.m[id]; e != nil { // loaded meanwhile
 		rc.mu.Unlock()
 		<-e.ready
 		return e, e.err
@@ -414,8 +421,7 @@ func (rc *refCache) fill(id uint64, e *refEntry, x *segment.Index) {
 	}
 	e.ordered = e.refs.Ordered()
 	e.size = e.refs.Bytes() + 64
-	rc.tick++
-	e.used = rc.tick
+	e.used.Store(rc.tick.Add(1))
 	if rc.m[id] != e {
 		return // dropped while loading: hand it out once, keep nothing
 	}
@@ -426,7 +432,7 @@ func (rc *refCache) fill(id uint64, e *refEntry, x *segment.Index) {
 			if o == e || o.size == 0 {
 				continue // the new one, and ones still loading
 			}
-			if victim == nil || o.used < victim.used {
+			if victim == nil || o.used.Load() < victim.used.Load() {
 				victim, vid = o, k
 			}
 		}
@@ -463,8 +469,8 @@ func (rc *refCache) drop(id uint64) {
 
 // held returns the bytes the cache accounts for.
 func (rc *refCache) held() int {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
+	rc.mu.RLock()
+	defer rc.mu.RUnlock()
 	return rc.bytes
 }
 

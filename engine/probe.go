@@ -7,7 +7,7 @@ import (
 
 // ProbeBackend says which backend Open with BackendAuto would pick for dir,
 // and why, by running the same choice Open runs (io_uring's self-test: a
-// ring, its opcodes, an O_DIRECT write with a linked fdatasync, read back)
+// ring, its opcodes, an O_DIRECT write read back through it)
 // and closing what it opened. It writes and removes a probe file in dir,
 // which must exist; it takes no lock and touches no dwal file.
 func ProbeBackend(dir string) (BackendInfo, error) {

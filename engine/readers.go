@@ -40,7 +40,7 @@ const maxReadHandles = 64
 // readers are the read-only handles of the segments being read, apart from
 // the writer's (a handle may be closed while the writer writes).
 type readers struct {
-	mu     sync.Mutex
+	mu     sync.RWMutex // a read of a segment already open takes it shared
 	m      map[uint64]*readHandle
 	gone   map[uint64]bool // retired: never reopened
 	closed bool
@@ -226,13 +226,21 @@ func (c *Coordinator) readBatch(v segView, ref segment.Ref) ([]byte, segment.Dec
 // A new handle gets the segment's cipher, for the key hdr (its header)
 // names: derived once per handle, not per read.
 func (r *readers) get(c *Coordinator, id uint64, sealed bool, hdr *segment.Header) (*readHandle, error) {
+	cr, cacheable := c.fs.(vfs.CachedReader)
+	cached := sealed && cacheable
+	r.mu.RLock()
+	if h := r.m[id]; h != nil && h.cached == cached && !r.closed {
+		// NB: h.mu before r.mu is released: closing h takes r.mu first.
+		h.mu.RLock()
+		r.mu.RUnlock()
+		return h, nil
+	}
+	r.mu.RUnlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, ErrClosed
 	}
-	cr, cacheable := c.fs.(vfs.CachedReader)
-	cached := sealed && cacheable
 	if h := r.m[id]; h != nil {
 		if h.cached == cached {
 			h.mu.RLock()

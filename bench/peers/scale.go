@@ -62,7 +62,7 @@ func ScaleBench(p bench.ScaleParams) []bench.Result {
 			s := &scaleRun{p: p, self: self, shape: sh, size: size,
 				dir: filepath.Join(p.Root, fmt.Sprintf("%s-%d", sh.name, size))}
 			out = append(out, s.run()...)
-			if !p.Quick {
+			if !p.Keep {
 				os.RemoveAll(s.dir) // the next size's needs the room
 			}
 		}
@@ -232,6 +232,14 @@ func (s *scaleRun) probe(system, phase string, spec probeSpec) {
 		r.MBPerS = float64(pr.Bytes) / 1e6 / pr.Seconds
 	}
 	s.out = append(s.out, r)
+	if pr.ColdSeconds > 0 {
+		cold := r
+		cold.Phase = strings.Replace(r.Phase, bench.PhaseRandom, bench.PhaseRandomCold, 1)
+		cold.Ops, cold.Entries, cold.Bytes, cold.DurationS = pr.ColdOps, pr.ColdOps, pr.ColdOps*scaleEntry, pr.ColdSeconds
+		cold.EntriesPerS = float64(pr.ColdOps) / pr.ColdSeconds
+		cold.MBPerS = float64(cold.Bytes) / 1e6 / pr.ColdSeconds
+		s.out = append(s.out, cold)
+	}
 }
 
 // probeSpec is one measurement, run by ScaleProbe.
@@ -248,6 +256,8 @@ type probeResult struct {
 	OpenUS, FirstReadUS float64
 	Ops, Bytes          int64
 	Seconds             float64
+	ColdOps             int64 // random reads: the first pass's
+	ColdSeconds         float64
 	MaxRSS              int64
 	Err                 string
 }
@@ -402,11 +412,21 @@ func probeRaftWAL(spec probeSpec, res *probeResult) error {
 }
 
 // randomReads runs spec.Readers readers of random LSNs 1..spec.Last for
-// spec.Duration (none when Readers is 0).
+// spec.Duration twice (none when Readers is 0): the first pass from a cold
+// page cache, the second as it left it.
 func randomReads(spec probeSpec, res *probeResult, reader func() func(uint64) error) error {
 	if spec.Readers == 0 {
 		return nil
 	}
+	if err := readPass(spec, res, reader, 1); err != nil {
+		return err
+	}
+	res.ColdOps, res.ColdSeconds = res.Ops, res.Seconds
+	return readPass(spec, res, reader, 2)
+}
+
+// readPass is one pass of randomReads.
+func readPass(spec probeSpec, res *probeResult, reader func() func(uint64) error, pass uint64) error {
 	var ops atomic.Int64
 	var first atomic.Value
 	var wg sync.WaitGroup
@@ -416,7 +436,7 @@ func randomReads(spec probeSpec, res *probeResult, reader func() func(uint64) er
 		go func() {
 			defer wg.Done()
 			read := reader()
-			rng := rand.New(rand.NewPCG(uint64(r), 11))
+			rng := rand.New(rand.NewPCG(uint64(r), 11*pass))
 			for time.Since(start) < spec.Duration {
 				if err := read(1 + rng.Uint64N(spec.Last)); err != nil {
 					first.CompareAndSwap(nil, err)

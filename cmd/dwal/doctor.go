@@ -148,7 +148,7 @@ func printDoctor(w io.Writer, r *doctorReport) {
 	row("io_uring", "%s", r.uringLine())
 	if r.uringErr == nil {
 		if r.uringHere == nil {
-			row("io_uring in DIR", "works (ring, opcodes, O_DIRECT write with linked fdatasync, read back)")
+			row("io_uring in DIR", "works (ring, opcodes, O_DIRECT write read back)")
 		} else {
 			row("io_uring in DIR", "does not work: %v", r.uringHere)
 		}
