@@ -114,9 +114,12 @@ type Config struct {
 	// of the directory when created (default 0700).
 	FilePerm fs.FileMode
 	DirPerm  fs.FileMode
-	// Cipher, when set, encrypts the entries of every new segment (flagged
-	// encrypted in its header). Segments written without it stay readable
-	// in their own mode; encrypted ones need it to be replayed.
+	// Cipher, when set, encrypts the entries of every new segment, under a
+	// key of the segment's own derived from the Cipher's current master
+	// key, whose ID the segment's header records (see Cipher). Segments
+	// written without it stay readable in their own mode; encrypted ones
+	// need a Cipher holding the key their header names: Open fails with
+	// ErrDecrypt, naming the segment and the key, when one is missing.
 	Cipher Cipher
 	// Logger receives recovery actions, the backend choice, rotations (debug)
 	// and slow syncs (warn). Nil means silent.

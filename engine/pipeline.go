@@ -169,7 +169,7 @@ type active struct {
 	full      bool  // a reserved batch takes it to SegmentSize: no more batches go here
 	settled   int64 // end of the last batch that settled successfully: what Replay reads
 	unsynced  bool  // an unsynced batch settled here: sync before sealing or closing
-	encrypted bool  // entries are encrypted with Config.Cipher
+	encrypter SegmentCipher
 	meta      segment.Meta
 	init      *frontier // initialises blocks ahead of off (nil: none needed)
 }

@@ -35,12 +35,13 @@ var initPrepared = true
 
 // prepared is a segment file ready to become the active segment.
 type prepared struct {
-	id     uint64
-	name   string // its temporary name
-	f      vfs.File
-	hdr    segment.Header // as written into its first block
-	size   int64
-	inited int64 // [0, inited) of the file is initialised (0: none, or init is off)
+	id        uint64
+	name      string // its temporary name
+	f         vfs.File
+	hdr       segment.Header // as written into its first block
+	size      int64
+	encrypter SegmentCipher // encrypts its entries (nil: they are plain)
+	inited    int64         // [0, inited) of the file is initialised (0: none, or init is off)
 }
 
 type preparer struct {
@@ -188,10 +189,14 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	if _, err := rand.Read(saltb[:]); err != nil {
 		return fail(err)
 	}
-	h := segment.Header{Version: segment.Version, Align: uint32(c.align), ID: id,
+	h := segment.Header{Version: segment.Version1, Align: uint32(c.align), ID: id,
 		Salt: binary.LittleEndian.Uint64(saltb[:]), Created: time.Now().UnixNano()}
-	if c.cfg.Cipher != nil {
-		h.Flags |= segment.FlagEncrypted
+	if err := c.newKeyHeader(&h); err != nil {
+		return fail(err)
+	}
+	enc, err := c.segmentCipher(&h)
+	if err != nil {
+		return fail(err)
 	}
 	b := align.Alloc(c.align, c.align)
 	h.Encode(b)
@@ -200,7 +205,7 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	if err := f.WriteAt(b, 0, vfs.Fdatasync); err != nil {
 		return fail(err)
 	}
-	return &prepared{id: id, name: name, f: f, hdr: h, size: size, inited: inited}, nil
+	return &prepared{id: id, name: name, f: f, hdr: h, size: size, encrypter: enc, inited: inited}, nil
 }
 
 // createSegment creates and preallocates a new segment file under name,

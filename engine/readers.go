@@ -50,7 +50,8 @@ type readers struct {
 type readHandle struct {
 	mu     sync.RWMutex // readers hold it shared during ReadAt; Close takes it
 	f      vfs.File
-	cached bool // opened through the page cache (a sealed segment)
+	cached bool              // opened through the page cache (a sealed segment)
+	dec    segment.Decrypter // the segment's cipher (nil: it is plain)
 }
 
 // ErrNotFound is returned by Read for an LSN the log does not hold (never
@@ -156,7 +157,7 @@ func (c *Coordinator) withBatch(v segView, ref segment.Ref, fn func(body []byte)
 	if c.cache != nil && c.cache.find(v.id, ref.Off, fn) {
 		return nil
 	}
-	b, release, err := c.readBatch(v, ref)
+	b, dec, release, err := c.readBatch(v, ref)
 	if err != nil || b == nil {
 		return err
 	}
@@ -168,7 +169,7 @@ func (c *Coordinator) withBatch(v segView, ref segment.Ref, fn func(body []byte)
 		defer c.pool.Put(scratch)
 		dst = (*scratch)[:0]
 	}
-	plain, bh, why, err := segment.PlainBatch(b, &v.hdr, ref.Off, c.cfg.Cipher, dst)
+	plain, bh, why, err := segment.PlainBatch(b, &v.hdr, ref.Off, dec, dst)
 	if err != nil {
 		return fmt.Errorf("dwal: read %s: %w", segment.Name(v.id), err)
 	}
@@ -193,11 +194,12 @@ func (c *Coordinator) withBatch(v segView, ref segment.Ref, fn func(body []byte)
 
 // readBatch reads the aligned blocks of batch ref of segment v into a
 // pooled buffer and returns the batch's bytes (nil when the segment is
-// gone or ends before it) and the function that releases them.
-func (c *Coordinator) readBatch(v segView, ref segment.Ref) ([]byte, func(), error) {
-	h, err := c.rd.get(c, v.id, !v.active)
+// gone or ends before it), the segment's cipher (nil: it is plain) and the
+// function that releases them.
+func (c *Coordinator) readBatch(v segView, ref segment.Ref) ([]byte, segment.Decrypter, func(), error) {
+	h, err := c.rd.get(c, v.id, !v.active, &v.hdr)
 	if err != nil || h == nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	start := ref.Off &^ int64(c.align-1)
 	bp := c.pool.Get(int(ref.Off-start) + int(ref.Span))
@@ -205,23 +207,25 @@ func (c *Coordinator) readBatch(v segView, ref segment.Ref) ([]byte, func(), err
 	got, err := h.f.ReadAt(*bp, start)
 	if err != nil && !errors.Is(err, io.EOF) {
 		release()
-		return nil, nil, fmt.Errorf("dwal: read %s at offset %d: %w", segment.Name(v.id), ref.Off, err)
+		return nil, nil, nil, fmt.Errorf("dwal: read %s at offset %d: %w", segment.Name(v.id), ref.Off, err)
 	}
 	if int64(got) < ref.Off-start+segment.BatchHeaderLen {
 		b := (*bp)[:0]
 		if !v.active {
-			return b, release, nil // too short: PlainBatch says so
+			return b, h.dec, release, nil // too short: PlainBatch says so
 		}
 		release()
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
-	return (*bp)[ref.Off-start : got], release, nil
+	return (*bp)[ref.Off-start : got], h.dec, release, nil
 }
 
 // get returns segment id's read handle, its lock held shared (the caller
 // releases it), or nil when the segment is gone. A sealed segment's handle
 // reads through the page cache where the backend can (vfs.CachedReader).
-func (r *readers) get(c *Coordinator, id uint64, sealed bool) (*readHandle, error) {
+// A new handle gets the segment's cipher, for the key hdr (its header)
+// names: derived once per handle, not per read.
+func (r *readers) get(c *Coordinator, id uint64, sealed bool, hdr *segment.Header) (*readHandle, error) {
 	cr, cacheable := c.fs.(vfs.CachedReader)
 	cached := sealed && cacheable
 	r.mu.RLock()
@@ -261,6 +265,11 @@ func (r *readers) get(c *Coordinator, id uint64, sealed bool) (*readHandle, erro
 	if err != nil {
 		return nil, fmt.Errorf("dwal: read %s: %w", segment.Name(id), err)
 	}
+	dec, err := c.segmentCipher(hdr)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("dwal: read %s: %w", segment.Name(id), err)
+	}
 	if r.m == nil {
 		r.m = map[uint64]*readHandle{}
 	}
@@ -271,7 +280,7 @@ func (r *readers) get(c *Coordinator, id uint64, sealed bool) (*readHandle, erro
 		delete(r.m, old)
 		oh.close()
 	}
-	h := &readHandle{f: f, cached: cached}
+	h := &readHandle{f: f, cached: cached, dec: dec}
 	r.m[id] = h
 	h.mu.RLock()
 	return h, nil

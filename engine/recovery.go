@@ -136,7 +136,7 @@ func (c *Coordinator) recover() error {
 	if err != nil {
 		return err
 	}
-	if err := c.checkKey(kept); err != nil {
+	if err := c.checkKeys(kept); err != nil {
 		return err
 	}
 	if kept, err = c.removeDead(kept); err != nil {
@@ -430,36 +430,6 @@ func (c *Coordinator) saveBroken(f vfs.File, id uint64, from, to int64) error {
 	hi := min(int(to-start), got)
 	if err := c.fs.WriteFile(segment.BrokenName(id), b[lo:hi]); err != nil {
 		return fmt.Errorf("write %s: %w", segment.BrokenName(id), err)
-	}
-	return nil
-}
-
-// errKeyOK stops the key check's scan after the first entry decrypted.
-var errKeyOK = errors.New("key ok")
-
-// checkKey decrypts the first batch of the newest encrypted segment, so a
-// wrong or missing Config.Cipher fails Open with ErrDecrypt rather than a
-// later Replay.
-func (c *Coordinator) checkKey(segs []*segFile) error {
-	for i := len(segs) - 1; i >= 0; i-- {
-		s := segs[i]
-		if s.hdr.Flags&segment.FlagEncrypted == 0 {
-			continue
-		}
-		f, err := c.fs.Open(segment.Name(s.id), true)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		size, err := f.Size()
-		if err != nil {
-			return err
-		}
-		_, err = segment.Scan(f, c.align, size, false, c.cfg.Cipher, func(uint64, []byte) error { return errKeyOK })
-		if err != nil && !errors.Is(err, errKeyOK) {
-			return fmt.Errorf("%s: %w", segment.Name(s.id), err)
-		}
-		return nil
 	}
 	return nil
 }

@@ -66,7 +66,7 @@ func (c *Coordinator) replaySegment(id uint64, isActive bool, actOff int64, meta
 			return fmt.Errorf("dwal: replay %s: %w", name, err)
 		}
 	}
-	sc, err := segment.Scan(f, c.align, limit, false, c.cfg.Cipher, func(lsn uint64, b []byte) error {
+	sc, err := segment.Scan(f, c.align, limit, false, c.keys, func(lsn uint64, b []byte) error {
 		if LSN(lsn) < from {
 			return nil
 		}

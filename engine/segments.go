@@ -45,7 +45,7 @@ func (c *Coordinator) startSegment() error {
 		return fmt.Errorf("dwal: activate segment %d: sync dir: %w", id, err)
 	}
 	hdrLen := int64(c.align)
-	p.act = &active{id: id, f: s.f, salt: s.hdr.Salt, size: s.size, off: hdrLen, settled: hdrLen, seq: 1, encrypted: s.hdr.Encrypted()}
+	p.act = &active{id: id, f: s.f, salt: s.hdr.Salt, size: s.size, off: hdrLen, settled: hdrLen, seq: 1, encrypter: s.encrypter}
 	c.idx.start(s.hdr)
 	c.startFrontier(p.act, s.inited)
 	p.curID.Store(id)

@@ -75,7 +75,7 @@ func (c *Coordinator) encode(f *flight, at func(int) (LSN, []byte), sz batchSize
 	h := segment.BatchHeader{Length: uint32(sz.payload), Count: uint32(f.n), Seq: f.seq, Salt: a.salt}
 	var plainBuf *[]byte
 	p := segment.BatchHeaderLen
-	if a.encrypted {
+	if a.encrypter != nil {
 		// Encode the entries into a scratch buffer, then encrypt them into
 		// place after the header.
 		plainBuf = c.pool.Get(sz.plain)
@@ -87,13 +87,13 @@ func (c *Coordinator) encode(f *flight, at func(int) (LSN, []byte), sz batchSize
 		return uint64(lsn), d
 	})
 	p += used
-	if a.encrypted {
+	if a.encrypter != nil {
 		c.cacheBatch(f, buf[:p])
 	} else {
 		c.cacheBatch(f, buf[segment.BatchHeaderLen:p])
 	}
-	if a.encrypted {
-		out, err := c.cfg.Cipher.Encrypt((*f.buf)[segment.BatchHeaderLen:segment.BatchHeaderLen], buf[:p], segment.BatchAD(f.ad[:], a.id, a.salt, &h))
+	if a.encrypter != nil {
+		out, err := a.encrypter.Encrypt((*f.buf)[segment.BatchHeaderLen:segment.BatchHeaderLen], buf[:p], segment.BatchAD(f.ad[:], a.id, a.salt, &h))
 		c.pool.Put(plainBuf)
 		buf = *f.buf
 		if err == nil && len(out) != sz.payload-sz.plain+p {

@@ -94,7 +94,7 @@ func WithFS(fs vfs.FS) Option { return func(c *engine.Config) { c.FS = fs } }
 // 64 MiB). Segments go when a prefix deletion covers them.
 func WithSegmentSize(n int64) Option { return func(c *engine.Config) { c.SegmentSize = n } }
 
-// WithCipher seals the entries of every new segment.
+// WithCipher encrypts the entries of every new segment (engine.Config.Cipher).
 func WithCipher(ciph engine.Cipher) Option { return func(c *engine.Config) { c.Cipher = ciph } }
 
 // WithLogger receives the log's recovery actions and warnings.

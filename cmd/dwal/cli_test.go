@@ -449,7 +449,7 @@ func TestDumpEncryptedWithKeyFile(t *testing.T) {
 	c.Close()
 
 	code, out, _ := runCLI(t, "inspect", dir)
-	if code != 0 || !regexp.MustCompile(`(?m)^000001\s+sealed\s.*\s+yes\s+[0-9a-f]{16}`).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`(?m)^000001\s+sealed\s.*\s+key 0\s+[0-9a-f]{16}`).MatchString(out) {
 		t.Errorf("inspect does not show the segment encrypted: %d\n%s", code, out)
 	}
 	code, out, errs := runCLI(t, "dump", dir)
@@ -470,5 +470,62 @@ func TestDumpEncryptedWithKeyFile(t *testing.T) {
 	os.WriteFile(bad, []byte("short"), 0o600)
 	if code, _, errs := runCLI(t, "dump", dir, "--key-file", bad); code != 1 || !strings.Contains(errs, "want 32 bytes or 64 hex digits") {
 		t.Errorf("bad key file: %d %q", code, errs)
+	}
+}
+
+// Keys rotated from key 0 (NewAESGCM) to key 3: dump needs both, given as
+// two --key-file flags, one a bare key and one of ID:HEX lines.
+func TestDumpWithRotatedKeys(t *testing.T) {
+	dir := t.TempDir()
+	k0, k3 := bytes.Repeat([]byte{0x10}, 32), bytes.Repeat([]byte{0x33}, 32)
+	write := func(ciph engine.Cipher, lsn engine.LSN) {
+		t.Helper()
+		cfg := engine.DefaultConfig(dir)
+		cfg.Cipher = ciph
+		c, err := engine.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := engine.NewAsyncEntry(lsn, []byte(fmt.Sprintf("secret %d", lsn)))
+		if _, err := c.Flush([]*engine.PendingEntry{e}, true); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	old, err := engine.NewAESGCM(k0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(old, 1)
+	rotated, err := engine.NewAESGCMKeyring(3, map[uint32][]byte{0: k0, 3: k3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(rotated, 2)
+
+	code, out, _ := runCLI(t, "inspect", dir)
+	if code != 0 || !regexp.MustCompile(`(?m)^000001\s.*\s+key 0\s+[0-9a-f]{16}`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^000002\s.*\s2\s+4096\s+key 3\s+[0-9a-f]{16}`).MatchString(out) {
+		t.Errorf("inspect does not show each segment's format and key: %d\n%s", code, out)
+	}
+	kdir := t.TempDir()
+	bare, lines := filepath.Join(kdir, "k0"), filepath.Join(kdir, "ring")
+	os.WriteFile(bare, []byte(fmt.Sprintf("%x\n", k0)), 0o600)
+	os.WriteFile(lines, []byte(fmt.Sprintf("# rotated\n3:%x\n", k3)), 0o600)
+	code, out, errs := runCLI(t, "dump", dir, "--key-file", bare, "--key-file", lines)
+	if got := entryLines(out); code != 0 || len(got) != 2 || !strings.HasSuffix(got[0], "|secret 1|") || !strings.HasSuffix(got[1], "|secret 2|") {
+		t.Errorf("both keys: %d %q %q", code, out, errs)
+	}
+	code, out, errs = runCLI(t, "dump", dir, "--key-file", lines)
+	if got := entryLines(out); code != 1 || len(got) != 1 || !strings.Contains(errs, "segment 1 is encrypted under key 0") {
+		t.Errorf("key 3 only: %d %q %q", code, out, errs)
+	}
+	os.WriteFile(lines, []byte(fmt.Sprintf("0:%x\n", k3)), 0o600)
+	if code, _, errs := runCLI(t, "dump", dir, "--key-file", bare, "--key-file", lines); code != 1 || !strings.Contains(errs, "key 0 differs") {
+		t.Errorf("one ID, two keys: %d %q", code, errs)
+	}
+	os.WriteFile(lines, []byte("x:00\n"), 0o600)
+	if code, _, errs := runCLI(t, "dump", dir, "--key-file", lines); code != 1 || !strings.Contains(errs, "line 1") {
+		t.Errorf("a bad line: %d %q", code, errs)
 	}
 }

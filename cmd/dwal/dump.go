@@ -2,23 +2,35 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dwal-project/dwal/engine"
 	"github.com/dwal-project/dwal/engine/inspect"
 )
 
-const dumpUsage = `usage: dwal dump DIR [--from LSN] [--to LSN] [--hex|--raw] [--key-file F]
+const dumpUsage = `usage: dwal dump DIR [--from LSN] [--to LSN] [--hex|--raw] [--key-file F]...
 
 Prints the entries of the WAL directory DIR in write order (segment by
 segment, batch by batch), each segment up to the end of its log: nothing past
 it (a torn tail, preallocated zeros) is ever printed. --from and --to bound
 the LSNs, both inclusive (LSNs may be unordered inside a batch, so every
 segment that may hold one is read). Encrypted segments need --key-file.
+
+Keys: --key-file may be given several times; the keys of all the files form
+one keyring, and each segment opens with the key its header names. A file
+holds either one key, 32 raw bytes or 64 hex digits, which is key 0 (the
+ID engine.NewAESGCM gives, and the key of segments written before key IDs),
+or lines ID:HEX, a decimal key ID and 64 hex digits (blank lines and lines
+starting with # are skipped), as a keyring of engine.NewAESGCMKeyring.
 
 Output: a header line, then one line per entry:
   SEGMENT OFFSET LSN LENGTH |preview|
@@ -44,7 +56,8 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 	fl.Var(&to, "to", "last LSN to print (default: the largest)")
 	asHex := fl.Bool("hex", false, "follow each line with a hex dump of the entry")
 	raw := fl.Bool("raw", false, "write the entries' bytes only, back to back")
-	keyFile := fl.String("key-file", "", "file holding the AES-256 key of encrypted segments: 32 bytes, or 64 hex digits")
+	var keyFiles keyFileFlag
+	fl.Var(&keyFiles, "key-file", "file holding AES-256 keys of encrypted segments: one key (32 bytes, or 64 hex digits) or ID:HEX lines; repeatable")
 	dir, code, ok := parseDir(fl, args, stderr)
 	if !ok {
 		return code
@@ -60,8 +73,8 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 		return badUsage(fl, stderr, "--from %d is above --to %d", from.v, hi)
 	}
 	opts := inspect.DumpOptions{From: engine.LSN(from.v), To: hi}
-	if *keyFile != "" {
-		c, err := loadCipher(*keyFile)
+	if len(keyFiles) > 0 {
+		c, err := loadKeyring(keyFiles)
 		if err != nil {
 			return fail(stderr, "dump", err)
 		}
@@ -111,22 +124,75 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// loadCipher reads an AES-256 key (32 raw bytes, or 64 hex digits and an
-// optional newline) and returns its engine.Cipher.
-func loadCipher(path string) (engine.Cipher, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if t := strings.TrimSpace(string(b)); len(t) == 64 {
-		if k, err := hex.DecodeString(t); err == nil {
-			b = k
+// keyFileFlag is the repeatable --key-file.
+type keyFileFlag []string
+
+func (f *keyFileFlag) String() string { return strings.Join(*f, ",") }
+
+func (f *keyFileFlag) Set(s string) error {
+	*f = append(*f, s)
+	return nil
+}
+
+// loadKeyring reads the key files (see dumpUsage) and returns the keyring
+// of all their keys.
+func loadKeyring(paths []string) (engine.Cipher, error) {
+	keys := map[uint32][]byte{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		got, err := parseKeyFile(b)
+		if err != nil {
+			return nil, fmt.Errorf("key file %s: %w", p, err)
+		}
+		for id, k := range got {
+			if old, ok := keys[id]; ok && !bytes.Equal(old, k) {
+				return nil, fmt.Errorf("key file %s: key %d differs from the one an earlier key file gave", p, id)
+			}
+			keys[id] = k
 		}
 	}
-	if len(b) != 32 {
-		return nil, fmt.Errorf("key file %s: %d bytes; want 32 bytes or 64 hex digits", path, len(b))
+	return engine.NewAESGCMKeyring(slices.Max(slices.Collect(maps.Keys(keys))), keys)
+}
+
+// parseKeyFile reads one key file: a bare key (ID 0) or ID:HEX lines.
+func parseKeyFile(b []byte) (map[uint32][]byte, error) {
+	t := strings.TrimSpace(string(b))
+	if k, err := hex.DecodeString(t); err == nil && len(k) == 32 {
+		return map[uint32][]byte{0: k}, nil
 	}
-	return engine.NewAESGCM(b)
+	if len(b) == 32 {
+		return map[uint32][]byte{0: b}, nil
+	}
+	if !strings.Contains(t, ":") {
+		return nil, fmt.Errorf("%d bytes; want 32 bytes or 64 hex digits, or ID:HEX lines", len(b))
+	}
+	keys := map[uint32][]byte{}
+	for i, line := range strings.Split(t, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		ids, hexKey, _ := strings.Cut(line, ":")
+		id, err := strconv.ParseUint(strings.TrimSpace(ids), 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: key ID %q is not a 32-bit unsigned integer", i+1, ids)
+		}
+		k, err := hex.DecodeString(strings.TrimSpace(hexKey))
+		if err != nil || len(k) != 32 {
+			return nil, fmt.Errorf("line %d: key %d is not 64 hex digits", i+1, id)
+		}
+		if _, dup := keys[uint32(id)]; dup {
+			return nil, fmt.Errorf("line %d: key %d given twice", i+1, id)
+		}
+		keys[uint32(id)] = k
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no key in it")
+	}
+	return keys, nil
 }
 
 // preview shows the first bytes of b, '.' for bytes that are not printable

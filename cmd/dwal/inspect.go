@@ -25,7 +25,8 @@ Lists the segments of the WAL directory DIR, one row per segment:
              segment's batches exactly), missing or bad (the first read
              that needs it scans the segment and writes it again), - (the
              active segment: written when it is sealed)
-  VER, ALIGN, ENC, SALT, CREATED   the segment header
+  VER, ALIGN, ENC, SALT, CREATED   the segment header (ENC: "no", or
+             "key N", the ID of the master key the segment is encrypted under)
 then the problems found (as "dwal verify" prints them) and the other files.
 Every batch is read and its CRC checked. Nothing is locked or modified.
 
@@ -77,7 +78,7 @@ func printInspect(w io.Writer, r *inspect.Report) {
 				ver, al, salt = fmt.Sprint(h.Version), fmt.Sprint(h.Alignment), fmt.Sprintf("%016x", h.Salt)
 				enc = "no"
 				if h.Encrypted {
-					enc = "yes"
+					enc = fmt.Sprintf("key %d", h.KeyID)
 				}
 				created = h.Created.Format(time.DateTime)
 			}

@@ -110,6 +110,7 @@ type Header struct {
 	Version   uint16    `json:"version"`
 	Flags     uint16    `json:"flags"`
 	Encrypted bool      `json:"encrypted"`
+	KeyID     uint32    `json:"key_id"` // an encrypted segment's master key (0 in format 1, which records none)
 	Alignment uint32    `json:"alignment"`
 	ID        uint64    `json:"id"`
 	Salt      uint64    `json:"salt,string"`
@@ -234,7 +235,7 @@ func Dir(dir string) (*Report, error) {
 // returns the problems found (none: the directory is clean) naming file,
 // offset and what is wrong; see Severity for what is an error and what a
 // warning. It takes no lock and modifies nothing. Encrypted segments are
-// checked by their CRCs only (their entries are sealed).
+// checked by their CRCs only (their entries are encrypted).
 func Verify(dir string) ([]Problem, error) {
 	r, err := Dir(dir)
 	if err != nil {
@@ -248,8 +249,9 @@ type DumpOptions struct {
 	// From and To bound the LSNs handed out: From <= LSN <= To. The zero
 	// To means no upper bound.
 	From, To engine.LSN
-	// Cipher opens the entries of encrypted segments (the key they were
-	// written with); without it those segments fail with ErrDecrypt.
+	// Cipher opens the entries of encrypted segments (a keyring holding
+	// the keys their headers name); without it, or without a segment's
+	// key, those segments fail with ErrDecrypt.
 	Cipher engine.Cipher
 }
 
@@ -345,12 +347,13 @@ func dumpSegment(fsys vfs.FS, id uint64, fence int64, ciph engine.Cipher, fn fun
 	if err != nil {
 		return fmt.Errorf("dwal: dump %s: %w", name, err)
 	}
-	cur := &batchCursor{f: f, a: a, sa: int64(h.Align), salt: h.Salt, next: int64(h.Align), sealed: h.Encrypted()}
-	var open segment.Decrypter
+	cur := &batchCursor{f: f, a: a, sa: int64(h.Align), salt: h.Salt, next: int64(h.Align), encrypted: h.Encrypted()}
+	var derive func(uint32, []byte) (engine.SegmentCipher, error)
 	if ciph != nil {
-		open = ciph
+		derive = ciph.Segment
 	}
-	r, err := segment.Scan(f, a, limit, false, open, func(lsn uint64, b []byte) error {
+	keys := func(h *segment.Header) (segment.Decrypter, error) { return segment.CipherFor(h, derive) }
+	r, err := segment.Scan(f, a, limit, false, keys, func(lsn uint64, b []byte) error {
 		off, err := cur.entry(len(b))
 		if err != nil {
 			return err
@@ -374,22 +377,22 @@ func dumpSegment(fsys vfs.FS, id uint64, fence int64, ciph engine.Cipher, fn fun
 // their entries (in order, and only from batches it checked), to name each
 // entry's file offset. It reads only headers the scan already accepted.
 type batchCursor struct {
-	f      vfs.File
-	a      int   // read alignment
-	sa     int64 // the segment's alignment
-	salt   uint64
-	sealed bool
-	buf    []byte
-	seq    uint64 // sequence number of the current batch
-	cur    int64  // offset of the current batch
-	next   int64  // offset of the next batch
-	left   uint32 // entries of the current batch not yet handed out
-	pos    int64  // offset of the next entry of the current batch
+	f         vfs.File
+	a         int   // read alignment
+	sa        int64 // the segment's alignment
+	salt      uint64
+	encrypted bool
+	buf       []byte
+	seq       uint64 // sequence number of the current batch
+	cur       int64  // offset of the current batch
+	next      int64  // offset of the next batch
+	left      uint32 // entries of the current batch not yet handed out
+	pos       int64  // offset of the next entry of the current batch
 }
 
 // entry returns the offset of the next entry, whose data is n bytes. For an
 // encrypted segment it is the offset of the entry's batch: its entries are
-// sealed together and have no offset of their own.
+// encrypted together and have no offset of their own.
 func (c *batchCursor) entry(n int) (int64, error) {
 	for c.left == 0 {
 		start := c.next &^ int64(c.a-1)
@@ -413,7 +416,7 @@ func (c *batchCursor) entry(n int) (int64, error) {
 		c.next += h.Span(int(c.sa))
 	}
 	c.left--
-	if c.sealed {
+	if c.encrypted {
 		return c.cur, nil
 	}
 	off := c.pos
@@ -734,7 +737,7 @@ func (e *examination) header(f vfs.File) bool {
 		e.sr.State = SegmentBroken
 		return false
 	}
-	e.sr.Header = &Header{Version: h.Version, Flags: h.Flags, Encrypted: h.Encrypted(),
+	e.sr.Header = &Header{Version: h.Version, Flags: h.Flags, Encrypted: h.Encrypted(), KeyID: h.KeyID,
 		Alignment: h.Align, ID: h.ID, Salt: h.Salt, Created: time.Unix(0, h.Created).UTC()}
 	if err != nil {
 		e.sr.EndReason = "newer format"

@@ -133,7 +133,7 @@ func TestInspectCleanDirectory(t *testing.T) {
 		if s.MinLSN != first || s.MaxLSN != first+engine.LSN(3*wantBatches)-1 || s.Entries != 3*wantBatches {
 			t.Errorf("segment %d: LSN %d..%d, %d entries", id, s.MinLSN, s.MaxLSN, s.Entries)
 		}
-		if s.Header == nil || s.Header.ID != id || s.Header.Version != segment.Version || s.Header.Encrypted || s.Header.Salt == 0 ||
+		if s.Header == nil || s.Header.ID != id || s.Header.Version != segment.Version1 || s.Header.Encrypted || s.Header.Salt == 0 ||
 			s.Header.Alignment < 4096 || s.Header.Created.IsZero() {
 			t.Errorf("segment %d: header %+v", id, s.Header)
 		}

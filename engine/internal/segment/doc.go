@@ -14,12 +14,24 @@
 // Direct I/O alignment, at least 4096), recorded in its header.
 //
 //	offset 0, one block of A bytes:
-//	+--------+---------+-------+-------+--------+--------+---------+--------+-----+
-//	| magic  | version | flags | align | seg ID | salt   | created | CRC32C | 0.. |
-//	| 8 B    | u16     | u16   | u32   | u64    | u64    | i64 ns  | u32    |     |
-//	+--------+---------+-------+-------+--------+--------+---------+--------+-----+
-//	magic "DWALSEG\x00"; CRC32C (Castagnoli) of the 40 bytes before it;
-//	flags bit 0 (FlagEncrypted): entries are encrypted by the log's cipher.
+//	+--------+---------+-------+-------+--------+--------+---------+--------+
+//	| magic  | version | flags | align | seg ID | salt   | created | CRC32C |
+//	| 8 B    | u16     | u16   | u32   | u64    | u64    | i64 ns  | u32    |
+//	+--------+---------+-------+-------+--------+--------+---------+--------+
+//	then, in format (version) 2 only, from byte 44:
+//	+--------+----------+--------+
+//	| key ID | key salt | CRC32C |
+//	| u32    | 16 B     | u32    |
+//	+--------+----------+--------+
+//	then zeros to A. magic "DWALSEG\x00"; each CRC32C (Castagnoli) is of
+//	every byte before it; flags bit 0 (FlagEncrypted): entries are
+//	encrypted by the log's cipher. Plain segments are written in format 1,
+//	encrypted ones in format 2, each under a key of its own derived from
+//	master key "key ID" and KeyInfo (the key ID, the segment's ID and salt,
+//	the random key salt). An encrypted segment of format 1 (written before
+//	key IDs) was encrypted under master key 0 itself. Every format keeps
+//	the first 44 bytes, so an older dwal tells a newer format from a
+//	damaged header.
 //
 //	then batches, each at a multiple of A, padded with zeros to the next one:
 //	+-------+-------+--------+-------+-----+---------+---------+------+---------+-----+
@@ -31,6 +43,13 @@
 //	a segment and grows by one.
 //
 //	each entry: | length u32 | LSN u64 | bytes |
+//
+//	in an encrypted segment the entries are replaced by
+//	| nonce 12 B | AES-256-GCM ciphertext of the entries | tag 16 B |
+//	authenticating BatchAD (the segment's ID and salt, the batch's seq,
+//	count and LSN range); the nonce is the number of batches the segment's
+//	writer encrypted before this one (u32 big endian) and 8 random bytes
+//	(format 1: 12 random bytes). length counts all of it.
 //
 // The end of a segment's log is the first aligned offset whose batch fails
 // magic, salt, sequence, length or CRC: preallocated zeros, stale bytes of

@@ -40,7 +40,7 @@ func PlainBatch(b []byte, h *Header, off int64, open Decrypter, dst []byte) ([]b
 	plain := append(dst[:0], b[:BatchHeaderLen]...)
 	plain, err := open.Decrypt(plain, b[BatchHeaderLen:BatchHeaderLen+int(bh.Length)], BatchAD(ad[:], h.ID, h.Salt, &bh))
 	if err != nil {
-		return nil, bh, OK, fmt.Errorf("%w: segment %d batch %d at offset %d: %w", ErrDecrypt, h.ID, bh.Seq, off, err)
+		return nil, bh, OK, fmt.Errorf("%w: segment %d batch %d at offset %d, encrypted under %s: %w", ErrDecrypt, h.ID, bh.Seq, off, h.KeyName(), err)
 	}
 	ph := bh
 	ph.Length, ph.Encrypted = uint32(len(plain)-BatchHeaderLen), false

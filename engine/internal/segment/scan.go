@@ -19,23 +19,27 @@ type Result struct {
 	Torn    int64   // end of the bytes past End that look like batches of this segment (0: none)
 }
 
-// Decrypter decrypts the entries of an encrypted segment's batch
-// (engine.Cipher is one).
+// Decrypter decrypts the entries of an encrypted segment's batches (the
+// engine's SegmentCipher is one).
 type Decrypter interface {
 	Decrypt(dst, ciphertext, ad []byte) ([]byte, error)
 }
+
+// Keys returns the Decrypter of the encrypted segment whose header is h,
+// or an error (wrapping ErrDecrypt when the key is missing).
+type Keys func(h *Header) (Decrypter, error)
 
 // Scan reads the batches of segment file f (read at alignment a) from its
 // first block up to limit bytes and finds where the log ends. fn, if not
 // nil, is called for every entry of every valid batch in write order; a
 // batch is checked whole before any of its entries is handed out, so it is
 // replayed entirely or not at all. fn's data is valid only during the call.
-// open decrypts an encrypted segment's batches (needed only when fn is
-// not nil). With findTorn Scan also looks past the end for bytes that belong to
+// keys gives the Decrypter of an encrypted segment (asked, once, only when
+// fn is not nil). With findTorn Scan also looks past the end for bytes that belong to
 // this segment (a torn or cut-off tail), for recovery to keep a copy of
 // them before cutting them off.
-func Scan(f vfs.File, a int, limit int64, findTorn bool, open Decrypter, fn func(lsn uint64, data []byte) error) (Result, error) {
-	return scan(f, a, limit, findTorn, open, fn, nil)
+func Scan(f vfs.File, a int, limit int64, findTorn bool, keys Keys, fn func(lsn uint64, data []byte) error) (Result, error) {
+	return scan(f, a, limit, findTorn, keys, fn, nil)
 }
 
 // ScanBatches is Scan without the entries: it calls fn with the offset and
@@ -63,15 +67,23 @@ func ScanIndex(f vfs.File, a int, limit int64, findTorn bool) (Result, *Index, e
 	return res, x, err
 }
 
-func scan(f vfs.File, a int, limit int64, findTorn bool, open Decrypter, fn func(lsn uint64, data []byte) error, onBatch func(int64, *BatchHeader) error) (Result, error) {
+func scan(f vfs.File, a int, limit int64, findTorn bool, keys Keys, fn func(lsn uint64, data []byte) error, onBatch func(int64, *BatchHeader) error) (Result, error) {
 	var res Result
 	h, err := ReadHeader(f, a)
 	if err != nil {
 		return res, err
 	}
 	res.Header = h
-	if h.Encrypted() && fn != nil && open == nil {
-		return res, fmt.Errorf("%w: segment %d is encrypted and no cipher is set (Config.Cipher)", ErrDecrypt, h.ID)
+	var open Decrypter
+	if h.Encrypted() && fn != nil {
+		if keys != nil {
+			if open, err = keys(&h); err != nil {
+				return res, err
+			}
+		}
+		if open == nil {
+			return res, fmt.Errorf("%w: segment %d is encrypted and no cipher is set (Config.Cipher)", ErrDecrypt, h.ID)
+		}
 	}
 	s := &scanner{r: newReader(f, a, limit), h: h, sa: int(h.Align), limit: limit, open: open}
 	defer s.r.close()
@@ -169,7 +181,7 @@ func (s *scanner) emit(b []byte, bh *BatchHeader, off int64, fn func(uint64, []b
 	s.plain = append(s.plain[:0], b[:BatchHeaderLen]...)
 	s.plain, err = s.open.Decrypt(s.plain, b[BatchHeaderLen:BatchHeaderLen+int(bh.Length)], BatchAD(s.ad, s.h.ID, s.h.Salt, bh))
 	if err != nil {
-		return fmt.Errorf("%w: segment %d batch %d at offset %d: %w", ErrDecrypt, s.h.ID, bh.Seq, off, err)
+		return fmt.Errorf("%w: segment %d batch %d at offset %d, encrypted under %s: %w", ErrDecrypt, s.h.ID, bh.Seq, off, s.h.KeyName(), err)
 	}
 	ph := *bh
 	ph.Length, ph.Encrypted = uint32(len(s.plain)-BatchHeaderLen), false
