@@ -76,7 +76,7 @@ type segView struct {
 
 // reset makes the index the segments recovery kept, all sealed, with the
 // log state st.
-func (ix *lsnIndex) reset(segs []*segFile, st *segment.State) {
+func (ix *lsnIndex) reset(segs []*segFile, st *segment.LogState) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.segs = ix.segs[:0]
@@ -88,13 +88,13 @@ func (ix *lsnIndex) reset(segs []*segFile, st *segment.State) {
 
 // relive recomputes every segment's live range under st, a log state just
 // written (under pipeline.mu).
-func (ix *lsnIndex) relive(st *segment.State) {
+func (ix *lsnIndex) relive(st *segment.LogState) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.reliveLocked(st)
 }
 
-func (ix *lsnIndex) reliveLocked(st *segment.State) {
+func (ix *lsnIndex) reliveLocked(st *segment.LogState) {
 	for _, s := range ix.segs {
 		s.clip(st)
 	}
@@ -102,10 +102,10 @@ func (ix *lsnIndex) reliveLocked(st *segment.State) {
 }
 
 // clip sets s's live range under st.
-func (s *segIndex) clip(st *segment.State) {
+func (s *segIndex) clip(st *segment.LogState) {
 	s.live = false
 	if s.meta.Entries > 0 {
-		s.lo, s.hi, s.live = st.Clip(s.id, s.meta.MinLSN, s.meta.MaxLSN)
+		s.lo, s.hi, s.live = st.Clip(segment.Whole(s.id), s.meta.MinLSN, s.meta.MaxLSN)
 	}
 }
 
@@ -133,7 +133,7 @@ func (ix *lsnIndex) start(hdr segment.Header) {
 
 // add records settled batch f of the active segment, under the log state
 // st (under pipeline.mu).
-func (ix *lsnIndex) add(f *flight, st *segment.State) {
+func (ix *lsnIndex) add(f *flight, st *segment.LogState) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	n := len(ix.segs)
@@ -498,7 +498,7 @@ func (c *Coordinator) bounds() (first, last LSN, ok bool, err error) {
 
 // boundsOnce is one try of bounds.
 func (c *Coordinator) boundsOnce() (first, last LSN, ok bool, err error) {
-	st := c.state.load()
+	st := c.state.log0()
 	views, ordered := c.idx.liveViews()
 	lo, okLo, err := c.edge(views, ordered, st, true)
 	if err != nil || !okLo {
@@ -526,7 +526,7 @@ func (ix *lsnIndex) liveViews() ([]segView, bool) {
 // edge finds the smallest (low) or largest live LSN of the segments
 // views. While their ranges are ordered the first segment from that end
 // with a live entry has it; else every segment is asked.
-func (c *Coordinator) edge(views []segView, ordered bool, st *segment.State, low bool) (uint64, bool, error) {
+func (c *Coordinator) edge(views []segView, ordered bool, st *segment.LogState, low bool) (uint64, bool, error) {
 	var best uint64
 	found := false
 	for k := range views {
@@ -552,8 +552,8 @@ func (c *Coordinator) edge(views []segView, ordered bool, st *segment.State, low
 // .meta range's end is an entry's LSN: when the deletions leave that end
 // live it is the answer. Else its refs are asked the same way, and a
 // batch whose end the deletions cut is read.
-func (c *Coordinator) segmentEdge(v segView, st *segment.State, low bool) (uint64, bool, error) {
-	lo, hi, ok := st.Clip(v.id, v.meta.MinLSN, v.meta.MaxLSN)
+func (c *Coordinator) segmentEdge(v segView, st *segment.LogState, low bool) (uint64, bool, error) {
+	lo, hi, ok := st.Clip(segment.Whole(v.id), v.meta.MinLSN, v.meta.MaxLSN)
 	switch {
 	case !ok:
 		return 0, false, nil
@@ -591,8 +591,8 @@ func (c *Coordinator) segmentEdge(v segView, st *segment.State, low bool) (uint6
 // refEdge finds the smallest (low) or largest live LSN of batch ref of
 // segment v: its range's end when the deletions leave it live, else what
 // reading the batch finds.
-func (c *Coordinator) refEdge(v segView, ref segment.Ref, st *segment.State, low bool) (uint64, bool, error) {
-	lo, hi, ok := st.Clip(v.id, ref.MinLSN, ref.MaxLSN)
+func (c *Coordinator) refEdge(v segView, ref segment.Ref, st *segment.LogState, low bool) (uint64, bool, error) {
+	lo, hi, ok := st.Clip(segment.At(segment.Pos{Seg: v.id, Off: ref.Off}), ref.MinLSN, ref.MaxLSN)
 	switch {
 	case !ok:
 		return 0, false, nil
@@ -605,7 +605,7 @@ func (c *Coordinator) refEdge(v segView, ref segment.Ref, st *segment.State, low
 	found := false
 	err := c.withBatch(v, ref, func(body []byte) {
 		segment.EachEntry(body, func(l uint64, _ []byte) {
-			if l < lo || l > hi || st.Dead(v.id, l) {
+			if l < lo || l > hi || st.Dead(segment.Pos{Seg: v.id, Off: ref.Off}, l) {
 				return
 			}
 			if !found || low && l < best || !low && l > best {

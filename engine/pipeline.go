@@ -362,7 +362,7 @@ func (c *Coordinator) settle(f *flight, st *FlushStats) error {
 	}
 	c.observe(f)
 	a.settled = f.off + int64(f.span)
-	c.idx.add(f, c.state.load())
+	c.idx.add(f, c.state.log0())
 	if f.mode == vfs.NoSync {
 		a.unsynced = true
 	}

@@ -143,7 +143,7 @@ func (c *Coordinator) readIn(v segView, ref segment.Ref, lsn LSN, dst []byte) ([
 	if err != nil || !found {
 		return dst, false, err
 	}
-	if c.state.load().Dead(v.id, uint64(lsn)) {
+	if c.state.log0().Dead(segment.Pos{Seg: v.id, Off: ref.Off}, uint64(lsn)) {
 		return dst[:len(dst)-len(data)], false, nil
 	}
 	return dst, true, nil

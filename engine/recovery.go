@@ -142,7 +142,7 @@ func (c *Coordinator) recover() error {
 	if kept, err = c.removeDead(kept); err != nil {
 		return err
 	}
-	c.idx.reset(kept, c.state.load())
+	c.idx.reset(kept, c.state.log0())
 	c.rep.Segments = len(kept)
 	var maxID uint64
 	if len(segs) > 0 {

@@ -23,7 +23,7 @@ func (c *Coordinator) Replay(from LSN, fn func(LSN, []byte) error) error {
 		return ErrClosed
 	}
 	ids, err := c.segmentIDs()
-	st := c.state.load() // what is deleted (DeleteBefore, TruncateAfter) is not replayed
+	st := c.state.log0() // what is deleted (DeleteBefore, TruncateAfter) is not replayed
 	actID, actOff := uint64(0), int64(0)
 	if p.act != nil {
 		actID, actOff = p.act.id, p.act.settled
@@ -34,11 +34,11 @@ func (c *Coordinator) Replay(from LSN, fn func(LSN, []byte) error) error {
 	}
 	for _, id := range ids {
 		meta, hasMeta := c.ReadSegmentMetadata(id)
-		if hasMeta && meta.MaxLSN < from || st.Covers(id, meta.format(), hasMeta) == segment.DeletesAll {
+		if hasMeta && meta.MaxLSN < from || st.Covers(segment.Whole(id), meta.format(), hasMeta) == segment.DeletesAll {
 			continue
 		}
 		live := func(lsn LSN, b []byte) error {
-			if st.Dead(id, uint64(lsn)) {
+			if st.Dead(segment.SegmentStart(id), uint64(lsn)) {
 				return nil
 			}
 			return fn(lsn, b)

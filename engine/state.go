@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,15 +28,27 @@ func (s *logState) init() { s.cur.Store(&segment.State{}) }
 // load returns the record as last written; the caller must not change it.
 func (s *logState) load() *segment.State { return s.cur.Load() }
 
+// log0 returns log 0's state in the record (the Coordinator's log).
+func (s *logState) log0() *segment.LogState { return s.load().Log(0) }
+
+// with0 returns a copy of the record with l as log 0's state.
+func (s *logState) with0(l *segment.LogState) segment.State {
+	cur := s.load()
+	st := segment.State{Floor: cur.Floor, Covers: math.MaxUint64, Logs: map[uint64]*segment.LogState{0: l}}
+	return st
+}
+
 // checkState asserts what every record the engine writes keeps: cuts by
 // strictly ascending Below, each deleting more than the ones after it
 // (Prune's result), none reaching a segment at or above the floor.
 func checkState(st *segment.State) {
-	for i, k := range st.Cuts {
-		assertf(k.Below <= st.Floor, "cut %+v reaches past the floor %d", k, st.Floor)
-		if i > 0 {
-			p := st.Cuts[i-1]
-			assertf(p.Below < k.Below && p.After < k.After, "cuts %+v then %+v", p, k)
+	for id, l := range st.Logs {
+		for i, k := range l.Cuts {
+			assertf(!segment.SegmentStart(st.Floor).Before(k.Below), "log %d: cut %+v reaches past the floor %d", id, k, st.Floor)
+			if i > 0 {
+				p := l.Cuts[i-1]
+				assertf(p.Below.Before(k.Below) && p.After < k.After, "log %d: cuts %+v then %+v", id, p, k)
+			}
 		}
 	}
 }
@@ -71,11 +84,11 @@ func (c *Coordinator) loadState() (uint64, error) {
 // all deleted (a crash between a deletion's record and its removals
 // leaves them), and returns the segments kept.
 func (c *Coordinator) removeDead(segs []*segFile) ([]*segFile, error) {
-	st := c.state.load()
+	st := c.state.log0()
 	kept := segs[:0]
 	removed := false
 	for _, s := range segs {
-		if st.Covers(s.id, s.meta, s.hasMeta) == segment.DeletesAll {
+		if st.Covers(segment.Whole(s.id), s.meta, s.hasMeta) == segment.DeletesAll {
 			if err := c.retire(s.id); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("remove %s: %w", segment.Name(s.id), err)
 			}
@@ -126,7 +139,7 @@ func (c *Coordinator) applyState(st *segment.State) {
 		checkState(st)
 	}
 	c.state.cur.Store(st)
-	c.idx.relive(st)
+	c.idx.relive(st.Log(0))
 }
 
 // removeDeadLocked removes the sealed segments (never the active one)
@@ -139,13 +152,13 @@ func (c *Coordinator) removeDeadLocked() {
 		c.log.Error("dwal: list segments to remove deleted ones", "err", err)
 		return
 	}
-	st := c.state.load()
+	st := c.state.log0()
 	for _, id := range ids {
 		if a := c.pipe.act; a != nil && a.id == id {
 			continue
 		}
 		m, ok := c.ReadSegmentMetadata(id)
-		if !ok || st.Covers(id, m.format(), true) != segment.DeletesAll {
+		if !ok || st.Covers(segment.Whole(id), m.format(), true) != segment.DeletesAll {
 			continue
 		}
 		if err := c.retire(id); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -175,12 +188,12 @@ func (c *Coordinator) lowestSegment() uint64 {
 // TruncateAfter empties the log first. An lsn at or below the current
 // first LSN deletes nothing. It may run while other goroutines write.
 func (c *Coordinator) DeleteBefore(lsn LSN) error {
-	_, err := c.editState(func(st *segment.State) bool {
+	_, err := c.editState(func(st *segment.LogState) bool {
 		if uint64(lsn) <= st.First {
 			return false
 		}
 		st.First = uint64(lsn)
-		st.Prune(c.lowestSegment())
+		st.Prune(segment.SegmentStart(c.lowestSegment()))
 		return true
 	}, c.removeDeadLocked)
 	if err != nil {
@@ -197,7 +210,7 @@ func (c *Coordinator) SetUserRecord(b []byte) error {
 	if len(b) > segment.MaxStateUser {
 		return fmt.Errorf("%w: user record of %d bytes, limit %d", ErrEntryTooLarge, len(b), segment.MaxStateUser)
 	}
-	_, err := c.editState(func(st *segment.State) bool {
+	_, err := c.editState(func(st *segment.LogState) bool {
 		st.User = slices.Clone(b)
 		return true
 	}, nil)
@@ -211,7 +224,7 @@ func (c *Coordinator) SetUserRecord(b []byte) error {
 // on meanwhile (their batches are indexed under the old record and
 // narrowed when the new one is applied), and applied under mu, followed by
 // after (if not nil). It reports whether the record changed.
-func (c *Coordinator) editState(edit func(st *segment.State) bool, after func()) (bool, error) {
+func (c *Coordinator) editState(edit func(st *segment.LogState) bool, after func()) (bool, error) {
 	c.state.write.Lock()
 	defer c.state.write.Unlock()
 	p := &c.pipe
@@ -220,8 +233,8 @@ func (c *Coordinator) editState(edit func(st *segment.State) bool, after func())
 		p.mu.Unlock()
 		return false, err
 	}
-	st := c.state.load().Clone()
-	if !edit(&st) {
+	st := c.state.with0(c.state.log0().Clone())
+	if !edit(st.Logs[0]) {
 		p.mu.Unlock()
 		return false, nil
 	}
@@ -241,5 +254,5 @@ func (c *Coordinator) editState(edit func(st *segment.State) bool, after func())
 
 // UserRecord returns a copy of the caller's record (nil when none was set).
 func (c *Coordinator) UserRecord() []byte {
-	return slices.Clone(c.state.load().User)
+	return slices.Clone(c.state.log0().User)
 }

@@ -160,29 +160,6 @@ func TestCorruptStateRecordFailsOpen(t *testing.T) {
 	}
 }
 
-// The record's codec round-trips and rejects every single-byte change.
-func TestStateRecordCodec(t *testing.T) {
-	s := segment.State{First: 7, Base: 2, Floor: 9, Cuts: []segment.Cut{{After: 40, Below: 5}, {After: 60, Below: 8}}, User: []byte("abc")}
-	b, err := s.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := segment.DecodeState(b)
-	if err != nil || got.First != 7 || got.Base != 2 || got.Floor != 9 || len(got.Cuts) != 2 || got.Cuts[1] != s.Cuts[1] || string(got.User) != "abc" {
-		t.Fatalf("round trip: %+v, %v", got, err)
-	}
-	for i := range b {
-		bad := bytes.Clone(b)
-		bad[i] ^= 0x40
-		if _, err := segment.DecodeState(bad); err == nil {
-			t.Fatalf("byte %d changed and the record still decodes", i)
-		}
-	}
-	if _, err := segment.DecodeState(b[:len(b)-1]); err == nil {
-		t.Fatal("a truncated record decodes")
-	}
-}
-
 // versioned is entry lsn's bytes in version v: a rewritten LSN must read
 // as its new bytes, never the deleted ones.
 func versioned(v int) func(LSN) []byte {

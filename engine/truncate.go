@@ -45,13 +45,14 @@ func (c *Coordinator) TruncateAfter(lsn LSN) error {
 		}
 	}
 	r := p.curID.Load() + 1 // the next segment: what is written after the cut
-	st := c.state.load().Clone()
+	l := c.state.log0().Clone()
 	if below {
-		st.Cuts = append(st.Cuts, segment.Cut{After: uint64(lsn), Below: r})
-		st.Prune(c.lowestSegment())
+		l.Cuts = append(l.Cuts, segment.Cut{After: uint64(lsn), Below: segment.SegmentStart(r)})
+		l.Prune(segment.SegmentStart(c.lowestSegment()))
 	} else {
-		st = segment.State{Base: r, User: st.User}
+		l = &segment.LogState{Base: segment.SegmentStart(r), User: l.User}
 	}
+	st := c.state.with0(l)
 	st.Floor = max(st.Floor, r)
 	if err := c.writeState(&st); err != nil {
 		if errors.Is(err, errStateUnknown) {

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -155,26 +156,41 @@ type Segment struct {
 	Deleted string `json:"deleted,omitempty"`
 }
 
-// LogState is the log-state record (log.state): what the log's owner
-// deleted with DeleteBefore and TruncateAfter, exact to the entry.
+// LogState is the log-state record (log.state): what each log's owner
+// deleted with DeleteBefore and TruncateAfter, exact to the entry, as of
+// the segments it covers.
 type LogState struct {
-	// First: entries with a smaller LSN are deleted (0: none).
-	First engine.LSN `json:"first"`
-	// Base: segments with a smaller ID are deleted whole.
-	Base uint64 `json:"base"`
-	// Cuts: in segments with ID < Below, entries with LSN > After are
-	// deleted.
-	Cuts []Cut `json:"cuts"`
 	// Floor: the next segment the writer starts gets at least this ID.
 	Floor uint64 `json:"floor"`
+	// Covers: the deletions recorded in segments below it are in the
+	// record; those of later segments are in those segments.
+	Covers uint64 `json:"covers"`
+	Logs   []Log  `json:"logs"`
+}
+
+// Log is one log's part of the log-state record.
+type Log struct {
+	ID uint64 `json:"id"`
+	// First: entries with a smaller LSN are deleted (0: none).
+	First engine.LSN `json:"first"`
+	// Base: entries of batches before it are deleted.
+	Base Position `json:"base"`
+	// Cuts: entries with LSN > After of batches before Below are deleted.
+	Cuts []Cut `json:"cuts"`
 	// UserBytes is the size of the owner's record kept beside it.
 	UserBytes int `json:"user_bytes"`
 }
 
-// Cut is one suffix cut of the log-state record.
+// Position is a place in the stream: a batch's segment and offset.
+type Position struct {
+	Segment uint64 `json:"segment"`
+	Offset  int64  `json:"offset"`
+}
+
+// Cut is one suffix cut of a log.
 type Cut struct {
 	After engine.LSN `json:"after"`
-	Below uint64     `json:"below"`
+	Below Position   `json:"below"`
 }
 
 // OtherFile is a file of the directory that is not a segment or its .meta.
@@ -283,19 +299,20 @@ func Dump(dir string, opts DumpOptions, fn func(seg uint64, off int64, lsn engin
 	if err != nil {
 		return fmt.Errorf("dwal: %w", err)
 	}
-	st, _, err := segment.ReadState(fsys)
+	rec, _, err := segment.ReadState(fsys)
 	if err != nil {
 		return fmt.Errorf("dwal: %w", err)
 	}
+	st := rec.Log(0)
 	var errs []error
 	for _, id := range l.IDs {
 		meta, metaOK, _ := segment.ReadMeta(fsys, id)
 		fence := fenceOf(fsys, l, id)
-		if metaOK && fence == 0 && (meta.MaxLSN < from || meta.MinLSN > to) || id < st.Base {
+		if metaOK && fence == 0 && (meta.MaxLSN < from || meta.MinLSN > to) || st.Covers(segment.Whole(id), segment.Meta{}, false) == segment.DeletesAll {
 			continue
 		}
-		err := dumpSegment(fsys, id, fence, opts.Cipher, func(off int64, lsn uint64, b []byte) error {
-			if lsn < from || lsn > to || st.Dead(id, lsn) {
+		err := dumpSegment(fsys, id, fence, opts.Cipher, func(batch, off int64, lsn uint64, b []byte) error {
+			if lsn < from || lsn > to || st.Dead(segment.Pos{Seg: id, Off: batch}, lsn) {
 				return nil
 			}
 			return fn(id, off, engine.LSN(lsn), b)
@@ -324,7 +341,7 @@ func (e *callbackErr) Unwrap() error { return e.err }
 
 // dumpSegment scans segment id, calling fn with each entry's file offset,
 // then check with the scan's result.
-func dumpSegment(fsys vfs.FS, id uint64, fence int64, ciph engine.Cipher, fn func(int64, uint64, []byte) error, check func(segment.Result) error) error {
+func dumpSegment(fsys vfs.FS, id uint64, fence int64, ciph engine.Cipher, fn func(batch, off int64, lsn uint64, data []byte) error, check func(segment.Result) error) error {
 	name := segment.Name(id)
 	f, err := fsys.Open(name, true)
 	if err != nil {
@@ -358,7 +375,7 @@ func dumpSegment(fsys vfs.FS, id uint64, fence int64, ciph engine.Cipher, fn fun
 		if err != nil {
 			return err
 		}
-		if err := fn(off, lsn, b); err != nil {
+		if err := fn(cur.cur, off, lsn, b); err != nil {
 			return &callbackErr{err}
 		}
 		return nil
@@ -464,16 +481,13 @@ func examine(dir string, fsys vfs.FS) (*Report, error) {
 		r.Problems = append(r.Problems, Problem{SeverityError, segment.StateName, -1,
 			fmt.Sprintf("%v: no crash explains it (the record is replaced atomically); Open refuses the directory", err)})
 	case ok:
-		r.State = &LogState{First: engine.LSN(st.First), Base: st.Base, Floor: st.Floor, Cuts: []Cut{}, UserBytes: len(st.User)}
-		for _, k := range st.Cuts {
-			r.State.Cuts = append(r.State.Cuts, Cut{After: engine.LSN(k.After), Below: k.Below})
-		}
+		r.State = reportState(&st)
 	}
 	for i, id := range l.IDs {
 		e := &examination{fsys: fsys, l: l, id: id, last: i == len(l.IDs)-1}
 		e.run()
 		if ok {
-			e.sr.Deleted = deletedOf(&st, &e.sr)
+			e.sr.Deleted = deletedOf(st.Log(0), &e.sr)
 		}
 		r.Segments = append(r.Segments, e.sr)
 		r.Problems = append(r.Problems, e.probs...)
@@ -493,11 +507,26 @@ func examine(dir string, fsys vfs.FS) (*Report, error) {
 	return r, nil
 }
 
+// reportState is the report's form of the log-state record.
+func reportState(st *segment.State) *LogState {
+	r := &LogState{Floor: st.Floor, Covers: st.Covers, Logs: []Log{}}
+	ids := slices.Sorted(maps.Keys(st.Logs))
+	for _, id := range ids {
+		l := st.Logs[id]
+		rl := Log{ID: id, First: engine.LSN(l.First), Base: Position{l.Base.Seg, l.Base.Off}, Cuts: []Cut{}, UserBytes: len(l.User)}
+		for _, k := range l.Cuts {
+			rl.Cuts = append(rl.Cuts, Cut{After: engine.LSN(k.After), Below: Position{k.Below.Seg, k.Below.Off}})
+		}
+		r.Logs = append(r.Logs, rl)
+	}
+	return r
+}
+
 // deletedOf says what st deletes of segment s ("all", "some", ""), from
 // its LSN range.
-func deletedOf(st *segment.State, s *Segment) string {
+func deletedOf(st *segment.LogState, s *Segment) string {
 	m := segment.Meta{MinLSN: uint64(s.MinLSN), MaxLSN: uint64(s.MaxLSN), Entries: s.Entries}
-	switch st.Covers(s.ID, m, true) {
+	switch st.Covers(segment.Whole(s.ID), m, true) {
 	case segment.DeletesAll:
 		return "all"
 	case segment.DeletesSome:

@@ -62,8 +62,8 @@ func TestInspectHonoursDeletions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.State == nil || r.State.First != 11 || len(r.State.Cuts) != 1 || r.State.Cuts[0].After != 40 {
-		t.Fatalf("Report.State = %+v, want first 11 and a cut after 40", r.State)
+	if r.State == nil || len(r.State.Logs) != 1 || r.State.Logs[0].First != 11 || len(r.State.Logs[0].Cuts) != 1 || r.State.Logs[0].Cuts[0].After != 40 {
+		t.Fatalf("Report.State = %+v, want log 0 with first 11 and a cut after 40", r.State)
 	}
 	some := 0
 	for _, s := range r.Segments {

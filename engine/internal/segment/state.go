@@ -6,91 +6,232 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"math"
 	"slices"
 
 	"github.com/dwal-project/dwal/engine/vfs"
 )
 
-// The log-state record, file log.state: what the caller deleted, exact to
-// the entry, without rewriting a byte of any segment. Its layout is drawn
-// in the package doc. NB: never change the layout; a new one gets a new
+// The log-state record, file log.state: every log's deletions (exact to
+// the entry, without rewriting a byte of any segment) and user record, as
+// of a point of the stream. It is replaced atomically (temp file, fsync,
+// rename, directory fsync), so a crash leaves the old record or the new
+// one whole. Version 1 (written by dwal before logs shared a stream) holds
+// one log's state, whose positions are segment IDs; version 2 holds every
+// log's, and the records of the segments below Covers: the records of the
+// segments at or above it are in those segments. Its layout is drawn in
+// the package doc. NB: never change a layout; a new one gets a new
 // StateVersion.
 const (
-	StateName      = "log.state"
-	StateMagic     = "DWALSTAT"
-	StateVersion   = 1
-	stateFixedLen  = 44
-	MaxStateCuts   = 1 << 16
-	MaxStateUser   = 1 << 20
-	stateCutLen    = 16
-	stateCRCLen    = 4
-	StateTmpName   = StateName + TmpSuffix
-	stateMaxLength = stateFixedLen + MaxStateCuts*stateCutLen + MaxStateUser + stateCRCLen
+	StateName    = "log.state"
+	StateMagic   = "DWALSTAT"
+	StateVersion = 2 // the newest this build reads, and the one it writes
+	StateTmpName = StateName + TmpSuffix
+
+	stateV1FixedLen = 44
+	stateV1CutLen   = 16
+	stateFixedLen   = 32 // v2: magic, version, flags, logs, floor, covers
+	stateLogLen     = 40 // v2 per log: ID, first, base (seg, off), cuts, user length
+	stateCutLen     = 24 // v2 per cut: after, below (seg, off)
+	stateCRCLen     = 4
+
+	MaxStateCuts   = 1 << 16 // per log
+	MaxStateUser   = 1 << 20 // per log
+	MaxStateLogs   = 1 << 24
+	stateMaxLength = 1 << 30
 )
+
+// Pos is a place in the stream: the segment and aligned offset of a batch.
+// Positions order the stream: a batch written after another has a greater
+// one.
+type Pos struct {
+	Seg uint64
+	Off int64
+}
+
+// Before reports whether p comes before q in the stream.
+func (p Pos) Before(q Pos) bool { return p.Seg < q.Seg || p.Seg == q.Seg && p.Off < q.Off }
+
+// SegmentStart is the position before every batch of segment id.
+func SegmentStart(id uint64) Pos { return Pos{Seg: id} }
+
+// Span is where a range of entries lies: from the position of the batch
+// of the first to that of the last (both included).
+type Span struct{ From, To Pos }
+
+// At is the span of one batch at p.
+func At(p Pos) Span { return Span{p, p} }
+
+// Whole is the span of every batch segment id may hold.
+func Whole(id uint64) Span {
+	return Span{SegmentStart(id), Pos{Seg: id, Off: math.MaxInt64}}
+}
+
+// LogState is what one log's records say: what is deleted, and the
+// owner's record (engine.Log.SetUserRecord).
+type LogState struct {
+	First uint64 // entries with a smaller LSN are deleted (0: none)
+	Base  Pos    // entries of batches before it are deleted (TruncateAfter of everything, a rewrite)
+	Cuts  []Cut  // by ascending Below
+	User  []byte
+}
+
+// Cut deletes the entries with LSN > After of the batches before Below.
+type Cut struct {
+	After uint64
+	Below Pos
+}
+
+// Empty reports whether s deletes nothing and holds no user record.
+func (s *LogState) Empty() bool {
+	return s.First == 0 && s.Base == (Pos{}) && len(s.Cuts) == 0 && len(s.User) == 0
+}
 
 // State is the log-state record.
 type State struct {
-	First, Base, Floor uint64
-	Cuts               []Cut // by ascending Below (each cut reaches the segments written before it)
-	User               []byte
+	Floor  uint64               // the next segment started gets an ID of at least this
+	Covers uint64               // the records of segments below it are in this record
+	Logs   map[uint64]*LogState // by log ID; an empty state may be left out
 }
 
-// Cut deletes the entries with LSN > After in segments with ID < Below.
-type Cut struct {
-	After, Below uint64
-}
-
-// Encode returns the record's bytes.
-func (s *State) Encode() ([]byte, error) {
-	if len(s.Cuts) > MaxStateCuts || len(s.User) > MaxStateUser {
-		return nil, fmt.Errorf("log state of %d cuts and %d user bytes exceeds %d and %d", len(s.Cuts), len(s.User), MaxStateCuts, MaxStateUser)
+// Log returns log id's state (an empty one when the record has none).
+func (s *State) Log(id uint64) *LogState {
+	if l := s.Logs[id]; l != nil {
+		return l
 	}
-	b := make([]byte, stateFixedLen, stateFixedLen+len(s.Cuts)*stateCutLen+len(s.User)+stateCRCLen)
+	return &LogState{}
+}
+
+// Encode returns the record's bytes (version 2).
+func (s *State) Encode() ([]byte, error) {
+	ids := make([]uint64, 0, len(s.Logs))
+	for id, l := range s.Logs {
+		if len(l.Cuts) > MaxStateCuts || len(l.User) > MaxStateUser {
+			return nil, fmt.Errorf("log %d: state of %d cuts and %d user bytes exceeds %d and %d", id, len(l.Cuts), len(l.User), MaxStateCuts, MaxStateUser)
+		}
+		if !l.Empty() {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > MaxStateLogs {
+		return nil, fmt.Errorf("log state of %d logs exceeds %d", len(ids), MaxStateLogs)
+	}
+	slices.Sort(ids)
+	b := make([]byte, stateFixedLen, stateFixedLen+len(ids)*stateLogLen+stateCRCLen)
 	copy(b, StateMagic)
 	binary.LittleEndian.PutUint16(b[8:], StateVersion)
-	binary.LittleEndian.PutUint32(b[12:], uint32(len(s.Cuts)))
-	binary.LittleEndian.PutUint64(b[16:], s.First)
-	binary.LittleEndian.PutUint64(b[24:], s.Base)
-	binary.LittleEndian.PutUint64(b[32:], s.Floor)
-	binary.LittleEndian.PutUint32(b[40:], uint32(len(s.User)))
-	for _, k := range s.Cuts {
-		b = binary.LittleEndian.AppendUint64(b, k.After)
-		b = binary.LittleEndian.AppendUint64(b, k.Below)
+	binary.LittleEndian.PutUint32(b[12:], uint32(len(ids)))
+	binary.LittleEndian.PutUint64(b[16:], s.Floor)
+	binary.LittleEndian.PutUint64(b[24:], s.Covers)
+	for _, id := range ids {
+		l := s.Logs[id]
+		b = binary.LittleEndian.AppendUint64(b, id)
+		b = binary.LittleEndian.AppendUint64(b, l.First)
+		b = binary.LittleEndian.AppendUint64(b, l.Base.Seg)
+		b = binary.LittleEndian.AppendUint64(b, uint64(l.Base.Off))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(l.Cuts)))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(l.User)))
+		for _, k := range l.Cuts {
+			b = binary.LittleEndian.AppendUint64(b, k.After)
+			b = binary.LittleEndian.AppendUint64(b, k.Below.Seg)
+			b = binary.LittleEndian.AppendUint64(b, uint64(k.Below.Off))
+		}
+		b = append(b, l.User...)
 	}
-	b = append(b, s.User...)
+	if len(b)+stateCRCLen > stateMaxLength {
+		return nil, fmt.Errorf("log state of %d bytes exceeds %d", len(b), stateMaxLength)
+	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, Castagnoli)), nil
 }
 
-// DecodeState parses a log-state record. A record written by a newer dwal
-// gives ErrUnsupportedFormat; any other record that is not one whole gives
-// ErrCorrupt (it is replaced atomically: no crash leaves it torn).
+// DecodeState parses a log-state record of either version. A record
+// written by a newer dwal gives ErrUnsupportedFormat; any other record that
+// is not one whole gives ErrCorrupt (it is replaced atomically: no crash
+// leaves it torn).
 func DecodeState(b []byte) (State, error) {
-	var s State
 	if len(b) < stateFixedLen+stateCRCLen || string(b[:8]) != StateMagic {
-		return s, fmt.Errorf("%w: %s is not a log-state record", ErrCorrupt, StateName)
+		return State{}, fmt.Errorf("%w: %s is not a log-state record", ErrCorrupt, StateName)
 	}
 	body := b[:len(b)-stateCRCLen]
 	if binary.LittleEndian.Uint32(b[len(body):]) != crc32.Checksum(body, Castagnoli) {
-		return s, fmt.Errorf("%w: %s: CRC mismatch", ErrCorrupt, StateName)
+		return State{}, fmt.Errorf("%w: %s: CRC mismatch", ErrCorrupt, StateName)
 	}
-	if v := binary.LittleEndian.Uint16(b[8:]); v != StateVersion {
-		return s, fmt.Errorf("%w: %s version %d, this build reads %d", ErrUnsupportedFormat, StateName, v, StateVersion)
+	switch v := binary.LittleEndian.Uint16(b[8:]); v {
+	case 1:
+		return decodeStateV1(body)
+	case 2:
+		return decodeStateV2(body)
+	default:
+		return State{}, fmt.Errorf("%w: %s version %d, this build reads up to %d", ErrUnsupportedFormat, StateName, v, StateVersion)
 	}
-	n := int(binary.LittleEndian.Uint32(b[12:]))
-	s.First = binary.LittleEndian.Uint64(b[16:])
-	s.Base = binary.LittleEndian.Uint64(b[24:])
-	s.Floor = binary.LittleEndian.Uint64(b[32:])
-	u := int(binary.LittleEndian.Uint32(b[40:]))
-	if n > MaxStateCuts || u > MaxStateUser || stateFixedLen+n*stateCutLen+u != len(body) {
-		return s, fmt.Errorf("%w: %s: %d cuts and %d user bytes do not fill its %d bytes", ErrCorrupt, StateName, n, u, len(b))
+}
+
+func errState(format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrCorrupt, StateName, fmt.Sprintf(format, args...))
+}
+
+// decodeStateV1 reads a version 1 record: one log's (log 0's) state, its
+// cuts and base segment IDs, which are segment starts. It covers every
+// segment: the segments of that version hold no records.
+//
+//	| magic | version u16 | flags u16 | cuts u32 | first u64 | base u64 | floor u64 | user length u32 |
+//	| cuts × (after u64, below u64) | user bytes | CRC32C u32 |
+func decodeStateV1(body []byte) (State, error) {
+	if len(body) < stateV1FixedLen {
+		return State{}, errState("%d bytes", len(body))
 	}
-	p := body[stateFixedLen:]
+	n := int(binary.LittleEndian.Uint32(body[12:]))
+	l := &LogState{First: binary.LittleEndian.Uint64(body[16:]), Base: SegmentStart(binary.LittleEndian.Uint64(body[24:]))}
+	s := State{Floor: binary.LittleEndian.Uint64(body[32:]), Covers: math.MaxUint64, Logs: map[uint64]*LogState{0: l}}
+	u := int(binary.LittleEndian.Uint32(body[40:]))
+	if n > MaxStateCuts || u > MaxStateUser || stateV1FixedLen+n*stateV1CutLen+u != len(body) {
+		return State{}, errState("%d cuts and %d user bytes do not fill its %d bytes", n, u, len(body)+stateCRCLen)
+	}
+	p := body[stateV1FixedLen:]
 	for range n {
-		s.Cuts = append(s.Cuts, Cut{After: binary.LittleEndian.Uint64(p), Below: binary.LittleEndian.Uint64(p[8:])})
-		p = p[stateCutLen:]
+		l.Cuts = append(l.Cuts, Cut{After: binary.LittleEndian.Uint64(p), Below: SegmentStart(binary.LittleEndian.Uint64(p[8:]))})
+		p = p[stateV1CutLen:]
 	}
 	if u > 0 {
-		s.User = append([]byte(nil), p[:u]...)
+		l.User = slices.Clone(p[:u])
+	}
+	return s, nil
+}
+
+// decodeStateV2 reads a version 2 record.
+func decodeStateV2(body []byte) (State, error) {
+	n := int(binary.LittleEndian.Uint32(body[12:]))
+	s := State{Floor: binary.LittleEndian.Uint64(body[16:]), Covers: binary.LittleEndian.Uint64(body[24:]), Logs: map[uint64]*LogState{}}
+	if n > MaxStateLogs {
+		return State{}, errState("%d logs", n)
+	}
+	p := body[stateFixedLen:]
+	prev := uint64(0)
+	for i := range n {
+		if len(p) < stateLogLen {
+			return State{}, errState("log %d of %d runs past the end", i, n)
+		}
+		id := binary.LittleEndian.Uint64(p)
+		l := &LogState{First: binary.LittleEndian.Uint64(p[8:]),
+			Base: Pos{Seg: binary.LittleEndian.Uint64(p[16:]), Off: int64(binary.LittleEndian.Uint64(p[24:]))}}
+		cuts, u := int(binary.LittleEndian.Uint32(p[32:])), int(binary.LittleEndian.Uint32(p[36:]))
+		p = p[stateLogLen:]
+		if i > 0 && id <= prev || cuts > MaxStateCuts || u > MaxStateUser || cuts*stateCutLen+u > len(p) {
+			return State{}, errState("log %d: %d cuts and %d user bytes in the %d bytes left", id, cuts, u, len(p))
+		}
+		for range cuts {
+			l.Cuts = append(l.Cuts, Cut{After: binary.LittleEndian.Uint64(p),
+				Below: Pos{Seg: binary.LittleEndian.Uint64(p[8:]), Off: int64(binary.LittleEndian.Uint64(p[16:]))}})
+			p = p[stateCutLen:]
+		}
+		if u > 0 {
+			l.User = slices.Clone(p[:u])
+			p = p[u:]
+		}
+		s.Logs[id], prev = l, id
+	}
+	if len(p) != 0 {
+		return State{}, errState("%d bytes after the last log", len(p))
 	}
 	return s, nil
 }
@@ -111,39 +252,46 @@ func ReadState(fsys vfs.FS) (s State, ok bool, err error) {
 	return s, err == nil, err
 }
 
-// The deletion rule: the one place that decides what a record deletes.
-// Every reader of the log (the engine's Read, Replay, Bounds and
+// The deletion rule: the one place that decides what a log's records
+// delete. Every reader of the log (the engine's Read, Replay, Bounds and
 // recovery; the inspection tools) asks these methods, never the fields.
 
-// Dead reports whether the record deletes entry lsn of segment seg.
-func (s *State) Dead(seg, lsn uint64) bool {
-	if seg < s.Base || lsn < s.First {
+// Dead reports whether the state deletes the entry with LSN lsn of the
+// batch at p.
+func (s *LogState) Dead(p Pos, lsn uint64) bool {
+	if p.Before(s.Base) || lsn < s.First {
 		return true
 	}
-	c, ok := s.Ceiling(seg)
-	return ok && lsn > c
+	for _, k := range s.Cuts {
+		if p.Before(k.Below) && lsn > k.After {
+			return true
+		}
+	}
+	return false
 }
 
-// Ceiling is the largest LSN a cut leaves live in segment seg; ok is
-// false when no cut reaches it.
-func (s *State) Ceiling(seg uint64) (c uint64, ok bool) {
+// Ceiling is the largest LSN the cuts that reach every batch of span
+// leave live; ok is false when none does.
+func (s *LogState) Ceiling(span Span) (c uint64, ok bool) {
 	for _, k := range s.Cuts {
-		if seg < k.Below && (!ok || k.After < c) {
+		if span.To.Before(k.Below) && (!ok || k.After < c) {
 			c, ok = k.After, true
 		}
 	}
 	return c, ok
 }
 
-// Clip narrows [lo, hi], the LSN range of entries of segment seg, to the
+// Clip narrows [lo, hi], the LSN range of entries lying in span, to the
 // part that may be live; ok is false when none may be. What it returns
-// bounds the live entries, not more: an entry inside it may be missing.
-func (s *State) Clip(seg, lo, hi uint64) (uint64, uint64, bool) {
-	if seg < s.Base {
+// bounds the live entries, not more: an entry inside it may be missing,
+// and a cut or base that reaches only some of span's batches narrows
+// nothing (the batches it does not reach may hold any LSN of the range).
+func (s *LogState) Clip(span Span, lo, hi uint64) (uint64, uint64, bool) {
+	if span.To.Before(s.Base) {
 		return 0, 0, false
 	}
 	lo = max(lo, s.First)
-	if c, ok := s.Ceiling(seg); ok {
+	if c, ok := s.Ceiling(span); ok {
 		hi = min(hi, c)
 	}
 	return lo, hi, lo <= hi
@@ -158,35 +306,41 @@ const (
 	DeletesAll           // every entry is deleted: the segment may go
 )
 
-// Covers says how much of segment seg, whose .meta is m (ok false: not
-// known), the record deletes. Without a .meta only a segment below the
-// base is known to be deleted whole; a segment with no entries is not
-// deleted (it is kept or removed for other reasons).
-func (s *State) Covers(seg uint64, m Meta, ok bool) Coverage {
-	if seg < s.Base {
+// Covers says how much of the log's entries in span, whose range and
+// count are m (ok false: not known), the state deletes. Without m only a
+// span wholly before the base is known to be deleted whole; a span with no
+// entries is not deleted (it is kept or removed for other reasons).
+func (s *LogState) Covers(span Span, m Meta, ok bool) Coverage {
+	if span.To.Before(s.Base) {
 		return DeletesAll
 	}
 	if !ok || m.Entries == 0 {
 		return DeletesNone
 	}
-	lo, hi, live := s.Clip(seg, m.MinLSN, m.MaxLSN)
+	lo, hi, live := s.Clip(span, m.MinLSN, m.MaxLSN)
 	switch {
 	case !live:
 		return DeletesAll
-	case lo != m.MinLSN || hi != m.MaxLSN:
+	case lo != m.MinLSN || hi != m.MaxLSN || span.From.Before(s.Base):
 		return DeletesSome
+	}
+	for _, k := range s.Cuts {
+		// a cut that reaches only the first batches of the span
+		if span.From.Before(k.Below) && !span.To.Before(k.Below) && hi > k.After {
+			return DeletesSome
+		}
 	}
 	return DeletesNone
 }
 
-// Prune drops the cuts that no segment at or above lowest (the smallest ID
-// present) is below, and the cuts a later one makes redundant (a later cut
-// reaches every segment an earlier one does, its Below being higher, so
-// an earlier cut whose After is at or above a later one's deletes nothing
-// the later one keeps). What Dead says of every segment at or above
-// lowest is unchanged.
-func (s *State) Prune(lowest uint64) {
-	s.Cuts = slices.DeleteFunc(s.Cuts, func(k Cut) bool { return k.Below <= lowest || k.Below <= s.Base })
+// Prune drops the cuts that reach no batch at or after lowest (the first
+// position present), and the cuts a later one makes redundant (a later cut
+// reaches every batch an earlier one does, its Below being later, so an
+// earlier cut whose After is at or above a later one's deletes nothing the
+// later one keeps). What Dead says of every batch at or after lowest is
+// unchanged.
+func (s *LogState) Prune(lowest Pos) {
+	s.Cuts = slices.DeleteFunc(s.Cuts, func(k Cut) bool { return !lowest.Before(k.Below) || !s.Base.Before(k.Below) })
 	for i := len(s.Cuts) - 1; i > 0; i-- {
 		if s.Cuts[i-1].After >= s.Cuts[i].After {
 			s.Cuts = slices.Delete(s.Cuts, i-1, i)
@@ -195,8 +349,9 @@ func (s *State) Prune(lowest uint64) {
 }
 
 // Clone returns a copy of s that shares no slice with it.
-func (s State) Clone() State {
-	s.Cuts = slices.Clone(s.Cuts)
-	s.User = slices.Clone(s.User)
-	return s
+func (s *LogState) Clone() *LogState {
+	c := *s
+	c.Cuts = slices.Clone(s.Cuts)
+	c.User = slices.Clone(s.User)
+	return &c
 }
