@@ -25,7 +25,7 @@ type Coordinator struct {
 	rec   recycler       // every decision about reusing a segment file (recycle.go)
 	prep  *preparer      // segments prepared off the hot path (prepare.go)
 	group *groupCommit   // Append's group commit (group.go)
-	state logState       // the durable log-state record: deletions, the user record (state.go)
+	state logStates      // every log's deletions and user record, and the checkpoint (state.go)
 	idx   lsnIndex       // where each batch is, by LSN (index.go)
 	rd    readers        // read-only handles of the segments being read (readers.go)
 	cache *batchCache    // recent batches (cache.go); nil: Config.ReadCacheBytes is 0
@@ -43,6 +43,9 @@ type env struct {
 	log   *slog.Logger
 	align int
 	pool  *align.Pool // aligned buffers for batches
+	// oneLog: the Coordinator's log 0 is the only log (Open); clear for a
+	// Set of logs (OpenSet). Its segments say so in their header.
+	oneLog bool
 }
 
 // BackendInfo says which backend runs and why.
@@ -69,7 +72,10 @@ type SegmentInfo struct {
 // Open takes the directory's lock, recovers what a previous process left
 // and returns a Coordinator ready to write. A second Open of the same
 // directory (in this or another process) fails with ErrLocked.
-func Open(cfg Config) (*Coordinator, error) {
+func Open(cfg Config) (*Coordinator, error) { return open(cfg, true) }
+
+// open opens the directory for one log (Open) or a set of them (OpenSet).
+func open(cfg Config, oneLog bool) (*Coordinator, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -78,12 +84,12 @@ func Open(cfg Config) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Coordinator{env: env{cfg: cfg, fs: fsys, ownFS: own, info: info, log: cfg.Logger, align: fsys.Alignment()}}
+	c := &Coordinator{env: env{cfg: cfg, fs: fsys, ownFS: own, info: info, log: cfg.Logger, align: fsys.Alignment(), oneLog: oneLog}}
 	c.pool = align.NewPool(c.align)
 	c.pipe.init()
 	c.rec.init(&c.env)
 	c.state.init()
-	c.idx.cache.init(cfg.IndexCacheBytes)
+	c.idx.init(cfg.IndexCacheBytes)
 	c.cache = newBatchCache(cfg.ReadCacheBytes)
 	lock, err := fsys.Lock()
 	if err != nil {
@@ -148,12 +154,17 @@ func (c *Coordinator) CurrentSegmentSize() uint64 { return c.pipe.curSize.Load()
 // ErrEntryTooLarge before anything is written. After a failed write or sync
 // no byte of the batch is ever replayed (see the package doc).
 func (c *Coordinator) Flush(entries []*PendingEntry, sync bool) (FlushStats, error) {
+	return c.flush(0, entries, sync)
+}
+
+// flush is Flush of log.
+func (c *Coordinator) flush(log uint64, entries []*PendingEntry, sync bool) (FlushStats, error) {
 	if len(entries) == 0 {
 		return FlushStats{}, nil
 	}
 	start := time.Now()
-	st, err := c.writeBatch(len(entries), func(i int) (LSN, []byte) {
-		return entries[i].LSN, entries[i].Data
+	st, err := c.writeBatch(len(entries), func(i int) segment.Entry {
+		return segment.Entry{Log: log, LSN: uint64(entries[i].LSN), Data: entries[i].Data}
 	}, sync)
 	for _, e := range entries {
 		e.complete(err)
@@ -215,8 +226,9 @@ func (c *Coordinator) closeActive() error {
 		if x := c.idx.seal(a.id); err == nil && x != nil {
 			err = c.writeIndex(x)
 		}
-		if err == nil && a.meta.Entries > 0 {
+		if err == nil && a.settled > int64(c.align) {
 			err = c.writeMeta(a.id, a.meta)
+			c.writeCheckpoint(a.id)
 		}
 	}
 	if cerr := a.f.Close(); err == nil {

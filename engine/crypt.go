@@ -251,7 +251,6 @@ func (c *Coordinator) newKeyHeader(h *segment.Header) error {
 	if c.cfg.Cipher == nil {
 		return nil
 	}
-	h.Version = segment.Version2
 	h.Flags |= segment.FlagEncrypted
 	h.KeyID = c.cfg.Cipher.KeyID()
 	_, err := rand.Read(h.KeySalt[:])
@@ -295,7 +294,7 @@ func (c *Coordinator) checkKey(id uint64) error {
 	if err != nil {
 		return err
 	}
-	_, err = segment.Scan(f, c.align, size, false, c.keys, func(uint64, []byte) error { return errKeyOK })
+	_, err = segment.Scan(f, c.align, size, segment.ScanOptions{Keys: c.keys, Entry: func(int64, segment.Entry) error { return errKeyOK }})
 	if err != nil && !errors.Is(err, errKeyOK) {
 		return fmt.Errorf("%s: %w", segment.Name(id), err)
 	}

@@ -26,8 +26,9 @@ import (
 func FuzzDecodeBatch(f *testing.F) {
 	const salt = 0x1122334455667788
 	for _, entries := range [][][]byte{nil, {{}}, {[]byte("a")}, {[]byte("hello"), nil, make([]byte, 5000)}} {
-		b := fuzzBatch(salt, 1, 10, entries)
+		b := fuzzBatch(salt, 1, 10, entries, segment.Layout1)
 		f.Add(b, uint64(salt), uint64(1))
+		f.Add(fuzzBatch(salt|1, 1, 10, entries, segment.Layout2), uint64(salt|1), uint64(1))
 		f.Add(b, uint64(salt), uint64(2))
 		f.Add(b[:len(b)/2], uint64(salt), uint64(1))
 	}
@@ -40,6 +41,8 @@ func FuzzDecodeBatch(f *testing.F) {
 		if why != segment.OK {
 			return
 		}
+		h.Layout = fuzzLayout(salt)
+		hl := uintptr(h.Layout.HeaderLen())
 		if h.Salt != salt || h.Seq != seq || h.Length > segment.MaxBatchPayload {
 			t.Fatalf("header accepted with salt %x seq %d length %d (want salt %x seq %d)", h.Salt, h.Seq, h.Length, salt, seq)
 		}
@@ -50,15 +53,15 @@ func FuzzDecodeBatch(f *testing.F) {
 		lo := uintptr(unsafe.Pointer(unsafe.SliceData(body)))
 		hi := lo + uintptr(len(body))
 		var n uint32
-		walk := func(lsn uint64, b []byte) error {
+		walk := func(e segment.Entry) error {
 			n++
-			if len(b) > 0 {
+			if b := e.Data; len(b) > 0 {
 				p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-				if p < lo+segment.EntryHeaderLen || p+uintptr(len(b)) > hi {
-					t.Fatalf("entry %d (LSN %d, %d bytes) lies outside the batch's bytes", n, lsn, len(b))
+				if p < lo+hl || p+uintptr(len(b)) > hi {
+					t.Fatalf("entry %d (LSN %d, %d bytes) lies outside the batch's bytes", n, e.LSN, len(b))
 				}
 			}
-			if uint64(n) > uint64(len(body))/segment.EntryHeaderLen {
+			if uint64(n) > uint64(len(body))/uint64(hl) {
 				t.Fatalf("walked %d entries out of %d bytes", n, len(body))
 			}
 			return nil
@@ -76,9 +79,11 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 		n = 0
 		var lsns []uint64
-		if why, err := segment.WalkBatch(data, &h, func(lsn uint64, b []byte) error {
-			lsns = append(lsns, lsn)
-			return walk(lsn, b)
+		if why, err := segment.WalkBatch(data, &h, func(e segment.Entry) error {
+			if e.Kind == segment.KindData {
+				lsns = append(lsns, e.LSN)
+			}
+			return walk(e)
 		}); why != segment.OK || err != nil {
 			t.Fatalf("CheckBatch accepted a batch WalkBatch refuses: %q %v", why, err)
 		}
@@ -93,17 +98,31 @@ func FuzzDecodeBatch(f *testing.F) {
 	})
 }
 
-// fuzzBatch encodes a batch of entries (LSNs first, first+1, ...) as the
-// writer does: header, entries, zeros to the next 4096-byte block.
-func fuzzBatch(salt, seq uint64, first LSN, entries [][]byte) []byte {
+// fuzzLayout is the entry layout FuzzDecodeBatch decodes a batch of salt
+// in: layout 2 for an odd salt, so both layouts are fuzzed.
+func fuzzLayout(salt uint64) segment.Layout {
+	if salt&1 == 1 {
+		return segment.Layout2
+	}
+	return segment.Layout1
+}
+
+// fuzzBatch encodes a batch of entries (LSNs first, first+1, ...; in
+// layout 2 of log i%3) as the writer does: header, entries, zeros to the
+// next 4096-byte block.
+func fuzzBatch(salt, seq uint64, first LSN, entries [][]byte, l segment.Layout) []byte {
 	payload := 0
 	for _, e := range entries {
-		payload += segment.EntryHeaderLen + len(e)
+		payload += l.HeaderLen() + len(e)
 	}
 	b := make([]byte, segment.BatchSpan(payload, 4096))
 	h := segment.BatchHeader{Length: uint32(payload), Count: uint32(len(entries)), Seq: seq, Salt: salt}
-	h.MinLSN, h.MaxLSN, _ = segment.EncodeEntries(b[segment.BatchHeaderLen:], len(entries), func(i int) (uint64, []byte) {
-		return uint64(first) + uint64(i), entries[i]
+	h.MinLSN, h.MaxLSN, _ = segment.EncodeEntries(b[segment.BatchHeaderLen:], l, len(entries), func(i int) segment.Entry {
+		e := segment.Entry{LSN: uint64(first) + uint64(i), Data: entries[i]}
+		if l == segment.Layout2 {
+			e.Log = uint64(i % 3)
+		}
+		return e
 	})
 	segment.EncodeBatchHeader(b, &h)
 	return b
@@ -125,7 +144,7 @@ func fuzzSegment(layout []byte, prealloc bool) (seg []byte, written []replayed, 
 			return
 		}
 		first := LSN(len(written) - len(batch) + 1)
-		seg = append(seg, fuzzBatch(salt, seq, first, batch)...)
+		seg = append(seg, fuzzBatch(salt, seq, first, batch, segment.Layout1)...)
 		seq++
 		ends = append(ends, len(written))
 		batch = nil

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
 // Group commit: Append queues an entry and waits; one committer goroutine
@@ -26,8 +28,7 @@ const (
 )
 
 type appendReq struct {
-	lsn   LSN
-	data  []byte
+	e     segment.Entry
 	state atomic.Int32
 	done  chan error // buffered 1
 }
@@ -78,8 +79,19 @@ func (g *groupCommit) signal() {
 // queued (once its batch is being written, Append waits for the outcome).
 // Many goroutines may call it at once; their entries share batches and syncs.
 func (c *Coordinator) Append(ctx context.Context, lsn LSN, data []byte) error {
-	if len(data) > c.cfg.MaxEntrySize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrEntryTooLarge, len(data), c.cfg.MaxEntrySize)
+	return c.appendData(ctx, 0, lsn, data)
+}
+
+// appendData is Append of log.
+func (c *Coordinator) appendData(ctx context.Context, log uint64, lsn LSN, data []byte) error {
+	return c.appendEntry(ctx, segment.Entry{Log: log, LSN: uint64(lsn), Data: data})
+}
+
+// appendEntry writes entry e (data or a record) through group commit and
+// returns once it is durable (nil) or failed; see Append.
+func (c *Coordinator) appendEntry(ctx context.Context, e segment.Entry) error {
+	if e.Kind == segment.KindData && len(e.Data) > c.cfg.MaxEntrySize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrEntryTooLarge, len(e.Data), c.cfg.MaxEntrySize)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -98,7 +110,7 @@ func (c *Coordinator) Append(ctx context.Context, lsn LSN, data []byte) error {
 		g.busy++
 		g.last = 1
 		g.mu.Unlock()
-		_, err := c.writeBatch(1, func(int) (LSN, []byte) { return lsn, data }, true)
+		_, err := c.writeBatch(1, func(int) segment.Entry { return e }, true)
 		g.mu.Lock()
 		g.busy--
 		g.mu.Unlock()
@@ -106,19 +118,19 @@ func (c *Coordinator) Append(ctx context.Context, lsn LSN, data []byte) error {
 		return err
 	}
 	r := g.reqs.Get().(*appendReq)
-	r.lsn, r.data = lsn, data
+	r.e = e
 	r.state.Store(reqQueued)
 	g.queue = append(g.queue, r)
 	if !g.running {
 		g.running = true
 		go g.run()
 	}
-	g.qbytes += len(data)
+	g.qbytes += len(e.Data)
 	g.mu.Unlock()
 	g.signal()
 	select {
 	case err := <-r.done:
-		r.data = nil
+		r.e = segment.Entry{}
 		g.reqs.Put(r)
 		return err
 	case <-ctx.Done():
@@ -127,7 +139,7 @@ func (c *Coordinator) Append(ctx context.Context, lsn LSN, data []byte) error {
 			return ctx.Err()
 		}
 		err := <-r.done
-		r.data = nil
+		r.e = segment.Entry{}
 		g.reqs.Put(r)
 		return err
 	}
@@ -168,9 +180,9 @@ func (g *groupCommit) run() {
 		}
 		j := g.jobPool.Get().(*groupJob)
 		n, bytes := 0, 0
-		for n < len(g.queue) && (n == 0 || bytes+len(g.queue[n].data) <= groupBatchBytes) {
+		for n < len(g.queue) && (n == 0 || bytes+len(g.queue[n].e.Data) <= groupBatchBytes) {
 			r := g.queue[n]
-			bytes += len(r.data)
+			bytes += len(r.e.Data)
 			n++
 			if r.state.CompareAndSwap(reqQueued, reqTaken) {
 				j.reqs = append(j.reqs, r)
@@ -189,7 +201,7 @@ func (g *groupCommit) run() {
 		g.last = len(j.reqs)
 		g.mu.Unlock()
 		reqs := j.reqs
-		j.f, j.st, j.err = g.c.begin(len(reqs), func(i int) (LSN, []byte) { return reqs[i].lsn, reqs[i].data }, true)
+		j.f, j.st, j.err = g.c.begin(len(reqs), func(i int) segment.Entry { return reqs[i].e }, true)
 		g.jobs <- j
 	}
 }

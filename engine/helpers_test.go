@@ -90,7 +90,7 @@ func logIDs(t *testing.T, dir string) []uint64 {
 // span is the on-disk size of a one-entry batch of n payload bytes with the
 // default alignment: the byte counts of the seed's tests come from its 5-byte
 // header, ours from this.
-func span1(n int) int64 { return int64(segment.BatchSpan(segment.EntryHeaderLen+n, align.Default)) }
+func span1(n int) int64 { return int64(segment.BatchSpan(segment.EntryHeaderLen2+n, align.Default)) }
 
 type replayed struct {
 	lsn  LSN

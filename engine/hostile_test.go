@@ -158,7 +158,7 @@ func hostileLengths(full int64, ends []int64) []int64 {
 		ls = append(ls, l)
 	}
 	for _, e := range append([]int64{4096}, ends...) {
-		for _, d := range []int64{-segment.BatchHeaderLen - 1, -1, 1, segment.EntryHeaderLen, segment.BatchHeaderLen - 1, segment.BatchHeaderLen, segment.BatchHeaderLen + 13} {
+		for _, d := range []int64{-segment.BatchHeaderLen - 1, -1, 1, segment.EntryHeaderLen2, segment.BatchHeaderLen - 1, segment.BatchHeaderLen, segment.BatchHeaderLen + 13} {
 			if l := e + d; l >= 0 && l <= full {
 				ls = append(ls, l)
 			}

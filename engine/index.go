@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sync"
@@ -9,18 +10,21 @@ import (
 	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
-// The LSN index: where each batch is, by LSN, in two levels.
+// The LSN index: where each log's batches are, by LSN, in two levels.
 //
 //   - Segments: every segment present, its header (what its batches are
-//     checked against) and what it holds (its .meta: LSN range, entries),
-//     known from Open on without reading a segment body: recovery reads the
-//     headers and the .meta files anyway. O(segments) memory.
-//   - Batches: one ref per batch (offset, span, LSN range; 24 bytes,
-//     segment.Refs). The active segment's refs are kept as its batches
-//     settle; a sealed segment's come from its index file (NNNNNN.log.idx,
-//     written when it was sealed), read at the first lookup that needs them
-//     into a cache bounded by Config.IndexCacheBytes. A missing or bad
-//     index file costs one scan of that segment, which writes it again.
+//     checked against), what it holds in all (its .meta) and, per log with
+//     data entries in it, that log's LSN range and count: from the
+//     segment's .meta when it holds log 0 alone (segment.Header.OneLog),
+//     else from its index file's log table. O(segments × logs in each)
+//     memory, known from Open on without reading a segment body.
+//   - Batches: one ref per batch and log (offset, span, the log's LSN
+//     range; 24 bytes, segment.Refs). The active segment's refs are kept
+//     as its batches settle; a sealed segment's come from its index file
+//     (NNNNNN.log.idx, written when it was sealed), read at the first
+//     lookup that needs them into a cache bounded by
+//     Config.IndexCacheBytes. A missing or bad index file costs one scan of
+//     that segment, which writes it again.
 //
 // So Open reads no segment body, the first Read of any LSN reads at most
 // one index file and one batch, and the memory for reading does not grow
@@ -29,98 +33,160 @@ import (
 //   - segs lists the segments present in ID order, the active one (if any)
 //     last; a batch is added only once it settled successfully, so a read
 //     never sees a failed batch nor one in flight;
-//   - refs and .meta hold what was written, not what is live: deletions
-//     are applied at lookup (segment.State), so no index ever needs
-//     rewriting when something is deleted;
-//   - a segment's live range is its .meta range clipped by the log state
-//     (segment.State.Clip), kept up to date as batches settle and records
-//     are written: it bounds the segment's live entries, so a lookup skips
-//     segments whose live range misses the LSN;
-//   - ordered holds when every segment's live range is above the previous
-//     one's: then a lookup finds its one segment by binary search, else it
-//     tries every segment whose live range holds the LSN, newest first
-//     (the first live entry found wins). Inside a segment the same holds
-//     of its refs' ranges as written.
+//   - refs and metas hold what was written, not what is live: deletions
+//     are applied at lookup (segment.LogState), so no index is rewritten
+//     when something is deleted;
+//   - a log's segment is live when the log's state may leave an entry of
+//     it live (its range clipped by the state, segment.LogState.Clip); the
+//     log's live segments are kept sorted by that range, and ordered holds
+//     when the ranges do not overlap: then a lookup finds its one segment
+//     by binary search, else it tries every live segment whose range holds
+//     the LSN, newest first (the first live entry found wins). Inside a
+//     segment the same holds of the log's refs, as written.
 type lsnIndex struct {
-	mu      sync.RWMutex
-	segs    []*segIndex // every segment, by ID
-	live    []*segIndex // of them, those with live entries, by ID
-	ordered bool
-	cache   refCache
-	write   sync.Mutex // orders the writers of index files (a leaf lock)
+	mu    sync.RWMutex
+	segs  []*segIndex          // every segment, by ID
+	logs  map[uint64]*logIndex // each log's segments
+	cache refCache
+	write sync.Mutex // orders the writers of index files (a leaf lock)
 }
 
 // segIndex is what the index knows of one segment.
 type segIndex struct {
-	id     uint64
-	hdr    segment.Header
-	meta   segment.Meta // what it holds; grows while it is active
-	lo, hi uint64       // its live range, when live
-	live   bool
-	// The active segment's index, built as its batches settle (nil once it
-	// is sealed: its refs then come through the cache).
-	active  *segment.Index
-	ordered bool // the active segment's refs are ordered
-}
-
-// segView is a copy of what a lookup needs of one segment, taken under
-// the index's lock.
-type segView struct {
 	id      uint64
 	hdr     segment.Header
-	meta    segment.Meta
+	meta    segment.Meta // every log's data entries (its .meta); grows while it is active
+	records bool         // it holds records: it may go only once a checkpoint covers it
+	logs    []*logSeg    // the logs with data entries in it
+	// The active segment's index, built as its batches settle (nil once it
+	// is sealed: its refs then come through the cache).
+	active *segment.Index
+}
+
+// logIndex is one log's segments.
+type logIndex struct {
+	segs    []*logSeg // by segment ID
+	live    []*logSeg // of them, the live ones, by live range
+	ordered bool      // the live ranges do not overlap
+}
+
+// logSeg is one log's part of one segment.
+type logSeg struct {
+	seg     *segIndex
+	log     uint64
+	meta    segment.Meta // the log's data entries in the segment
+	lo, hi  uint64       // its live range, when live
+	live    bool
+	ordered bool // the active segment's refs of the log are ordered
+}
+
+// segView is a copy of what a lookup needs of one log's part of one
+// segment, taken under the index's lock.
+type segView struct {
+	id      uint64
+	log     uint64
+	hdr     segment.Header
+	segMeta segment.Meta // the whole segment's
+	meta    segment.Meta // the log's
 	refs    segment.Refs // the active segment's (a snapshot), or none
 	active  bool
 	ordered bool
 }
 
+func (ix *lsnIndex) init(cacheBytes int) {
+	ix.logs = map[uint64]*logIndex{}
+	ix.cache.init(cacheBytes)
+}
+
+// indexed is what recovery hands the index of one segment: its file, and
+// (when recovery read or built it) its index.
+type indexed struct {
+	f *segFile
+	x *segment.Index
+}
+
 // reset makes the index the segments recovery kept, all sealed, with the
-// log state st.
-func (ix *lsnIndex) reset(segs []*segFile, st *segment.LogState) {
+// logs' states.
+func (ix *lsnIndex) reset(segs []indexed, states *logStates) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.segs = ix.segs[:0]
+	clear(ix.logs)
 	for _, s := range segs {
-		ix.segs = append(ix.segs, &segIndex{id: s.id, hdr: s.hdr, meta: s.meta})
+		si := &segIndex{id: s.f.id, hdr: s.f.hdr, meta: s.f.meta}
+		switch {
+		case s.x != nil:
+			for _, l := range s.x.Logs {
+				si.records = si.records || len(l.Records) > 0
+				if l.Meta.Entries > 0 {
+					si.logs = append(si.logs, &logSeg{seg: si, log: l.Log, meta: l.Meta})
+				}
+			}
+		case s.f.hdr.OneLog() && s.f.meta.Entries > 0:
+			si.logs = append(si.logs, &logSeg{seg: si, log: 0, meta: s.f.meta})
+		}
+		ix.segs = append(ix.segs, si)
+		for _, ls := range si.logs {
+			li := ix.logOf(ls.log)
+			li.segs = append(li.segs, ls)
+		}
 	}
-	ix.reliveLocked(st)
+	for id, li := range ix.logs {
+		li.relive(states.of(id))
+	}
 }
 
-// relive recomputes every segment's live range under st, a log state just
-// written (under pipeline.mu).
-func (ix *lsnIndex) relive(st *segment.LogState) {
+// logOf returns log id's segments, made when missing (under mu).
+func (ix *lsnIndex) logOf(id uint64) *logIndex {
+	li := ix.logs[id]
+	if li == nil {
+		li = &logIndex{}
+		ix.logs[id] = li
+	}
+	return li
+}
+
+// relive recomputes log id's live segments under st, its state just
+// changed (under pipeline.mu).
+func (ix *lsnIndex) relive(id uint64, st *segment.LogState) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.reliveLocked(st)
-}
-
-func (ix *lsnIndex) reliveLocked(st *segment.LogState) {
-	for _, s := range ix.segs {
-		s.clip(st)
-	}
-	ix.reorder()
-}
-
-// clip sets s's live range under st.
-func (s *segIndex) clip(st *segment.LogState) {
-	s.live = false
-	if s.meta.Entries > 0 {
-		s.lo, s.hi, s.live = st.Clip(segment.Whole(s.id), s.meta.MinLSN, s.meta.MaxLSN)
+	if li := ix.logs[id]; li != nil {
+		li.relive(st)
 	}
 }
 
-// reorder recomputes live and ordered (under mu, held for writing).
-func (ix *lsnIndex) reorder() {
-	ix.ordered = true
-	ix.live = ix.live[:0]
-	for _, s := range ix.segs {
-		if !s.live {
-			continue
+// relive recomputes li's live ranges under st and sorts them.
+func (li *logIndex) relive(st *segment.LogState) {
+	for _, ls := range li.segs {
+		ls.clip(st)
+	}
+	li.reorder()
+}
+
+// clip sets ls's live range under st.
+func (ls *logSeg) clip(st *segment.LogState) {
+	ls.live = false
+	if ls.meta.Entries > 0 {
+		ls.lo, ls.hi, ls.live = st.Clip(segment.Whole(ls.seg.id), ls.meta.MinLSN, ls.meta.MaxLSN)
+	}
+}
+
+// reorder rebuilds li.live from li.segs and recomputes ordered.
+func (li *logIndex) reorder() {
+	li.live = li.live[:0]
+	for _, ls := range li.segs {
+		if ls.live {
+			li.live = append(li.live, ls)
 		}
-		if n := len(ix.live); n > 0 && s.lo <= ix.live[n-1].hi {
-			ix.ordered = false
+	}
+	slices.SortStableFunc(li.live, func(a, b *logSeg) int { return cmp.Compare(a.lo, b.lo) })
+	li.ordered = true
+	for i := 1; i < len(li.live); i++ {
+		if li.live[i].lo <= li.live[i-1].hi {
+			li.ordered = false
+			return
 		}
-		ix.live = append(ix.live, s)
 	}
 }
 
@@ -128,39 +194,57 @@ func (ix *lsnIndex) reorder() {
 func (ix *lsnIndex) start(hdr segment.Header) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.segs = append(ix.segs, &segIndex{id: hdr.ID, hdr: hdr, active: segment.NewIndex(&hdr), ordered: true})
+	ix.segs = append(ix.segs, &segIndex{id: hdr.ID, hdr: hdr, active: segment.NewIndex(&hdr)})
 }
 
-// add records settled batch f of the active segment, under the log state
-// st (under pipeline.mu).
-func (ix *lsnIndex) add(f *flight, st *segment.LogState) {
+// add records settled batch f of the active segment, under the logs'
+// states (under pipeline.mu).
+func (ix *lsnIndex) add(f *flight, states *logStates) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	n := len(ix.segs)
-	s := ix.segs[n-1]
+	s := ix.segs[len(ix.segs)-1]
 	if invariants {
 		assertf(s.active != nil && s.id == f.a.id, "batch of segment %d indexed in segment %d", f.a.id, s.id)
 		assertf(f.off >= s.active.End, "batch at %d indexed after the log's end %d", f.off, s.active.End)
 	}
-	lo, hi := uint64(f.minLSN), uint64(f.maxLSN)
-	if s.meta.Entries > 0 && lo <= s.meta.MaxLSN {
-		s.ordered = false
+	for _, e := range f.recs {
+		s.active.AddRecord(e.Log, f.off, e)
+		s.records = true
 	}
-	s.active.Add(0, f.off, int64(f.span), lo, hi, uint64(f.n))
-	s.active.AddBatch()
-	s.meta.Add(lo, hi, uint64(f.n))
-	s.clip(st)
-	if !s.live {
-		return
+	s.active.AddLogs(f.off, int64(f.span), &f.logs)
+	for _, r := range f.logs.Logs() {
+		s.meta.Add(r.MinLSN, r.MaxLSN, r.Count)
+		ix.addLog(s, r, states.of(r.Log))
 	}
-	k := len(ix.live)
-	if k > 0 && ix.live[k-1] == s {
-		k-- // s is live already: compare with the one before it
+}
+
+// addLog adds log range r of a batch to segment s's part of the log.
+func (ix *lsnIndex) addLog(s *segIndex, r segment.LogRange, st *segment.LogState) {
+	li := ix.logOf(r.Log)
+	var ls *logSeg
+	if n := len(li.segs); n > 0 && li.segs[n-1].seg == s {
+		ls = li.segs[n-1]
 	} else {
-		ix.live = append(ix.live, s)
+		ls = &logSeg{seg: s, log: r.Log, ordered: true}
+		li.segs = append(li.segs, ls)
+		s.logs = append(s.logs, ls)
 	}
-	if k > 0 && s.lo <= ix.live[k-1].hi {
-		ix.ordered = false
+	if ls.meta.Entries > 0 && r.MinLSN <= ls.meta.MaxLSN {
+		ls.ordered = false
+	}
+	was, lo := ls.live, ls.lo
+	ls.meta.Add(r.MinLSN, r.MaxLSN, r.Count)
+	ls.clip(st)
+	n := len(li.live)
+	switch {
+	case !ls.live && !was:
+	case was && ls.live && lo == ls.lo && n > 0 && li.live[n-1] == ls:
+		// NB: the common case (a log appending in LSN order to the active
+		// segment): only its high end grew.
+	case !was && ls.live && (n == 0 || li.live[n-1].hi < ls.lo):
+		li.live = append(li.live, ls)
+	default:
+		li.reorder()
 	}
 }
 
@@ -177,7 +261,7 @@ func (ix *lsnIndex) seal(id uint64) *segment.Index {
 	s := ix.segs[n-1]
 	x := s.active
 	s.active = nil
-	if s.meta.Entries == 0 {
+	if s.meta.Entries == 0 && !s.records {
 		ix.segs = ix.segs[:n-1]
 		return nil
 	}
@@ -189,8 +273,19 @@ func (ix *lsnIndex) seal(id uint64) *segment.Index {
 // retired.
 func (ix *lsnIndex) drop(id uint64) {
 	ix.mu.Lock()
-	ix.segs = slices.DeleteFunc(ix.segs, func(s *segIndex) bool { return s.id == id })
-	ix.reorder()
+	i := slices.IndexFunc(ix.segs, func(s *segIndex) bool { return s.id == id })
+	if i >= 0 {
+		s := ix.segs[i]
+		ix.segs = slices.Delete(ix.segs, i, i+1)
+		for _, ls := range s.logs {
+			li := ix.logs[ls.log]
+			li.segs = slices.DeleteFunc(li.segs, func(x *logSeg) bool { return x == ls })
+			li.reorder()
+			if len(li.segs) == 0 {
+				delete(ix.logs, ls.log)
+			}
+		}
+	}
 	ix.mu.Unlock()
 	ix.cache.drop(id)
 }
@@ -207,47 +302,109 @@ func (ix *lsnIndex) has(id, salt uint64) bool {
 	return false
 }
 
-// view copies what a lookup needs of s (under mu).
-func (s *segIndex) view() segView {
-	v := segView{id: s.id, hdr: s.hdr, meta: s.meta}
+// ids returns the segments indexed, ascending.
+func (ix *lsnIndex) ids() []uint64 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	out := make([]uint64, len(ix.segs))
+	for i, s := range ix.segs {
+		out[i] = s.id
+	}
+	return out
+}
+
+// hasRecords reports whether segment id holds records.
+func (ix *lsnIndex) hasRecords(id uint64) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	for _, s := range ix.segs {
+		if s.id == id {
+			return s.records
+		}
+	}
+	return false
+}
+
+// dead reports whether no log has a live entry in segment id, under the
+// logs' states (as their ranges tell: a segment may be kept that holds
+// none, never removed while it holds one).
+func (ix *lsnIndex) dead(id uint64, states *logStates) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	for _, s := range ix.segs {
+		if s.id != id {
+			continue
+		}
+		for _, ls := range s.logs {
+			if states.of(ls.log).Covers(segment.Whole(id), ls.meta, true) != segment.DeletesAll {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// liveLogs returns the logs with a live segment, sorted.
+func (ix *lsnIndex) liveLogs() []uint64 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	var out []uint64
+	for id, li := range ix.logs {
+		if len(li.live) > 0 {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// view copies what a lookup needs of ls (under mu).
+func (ls *logSeg) view() segView {
+	s := ls.seg
+	v := segView{id: s.id, log: ls.log, hdr: s.hdr, segMeta: s.meta, meta: ls.meta}
 	if s.active != nil {
-		if l, ok := s.active.Log(0); ok {
+		if l, ok := s.active.Log(ls.log); ok {
 			v.refs = l.Refs
 		}
-		v.active, v.ordered = true, s.ordered
+		v.active, v.ordered = true, ls.ordered
 	}
 	return v
 }
 
-// segmentsFor appends to out the views of the segments whose live range
+// segmentsFor appends to out the views of log's segments whose live range
 // holds lsn, newest first (one at most while ordered).
-func (ix *lsnIndex) segmentsFor(lsn LSN, out []segView) []segView {
+func (ix *lsnIndex) segmentsFor(log uint64, lsn LSN, out []segView) []segView {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
+	li := ix.logs[log]
+	if li == nil {
+		return out
+	}
 	l := uint64(lsn)
-	if ix.ordered {
-		i, _ := slices.BinarySearchFunc(ix.live, l, func(s *segIndex, l uint64) int {
+	if li.ordered {
+		i, _ := slices.BinarySearchFunc(li.live, l, func(s *logSeg, l uint64) int {
 			if s.hi < l {
 				return -1
 			}
 			return 1
 		})
-		if i < len(ix.live) && ix.live[i].lo <= l {
-			out = append(out, ix.live[i].view())
+		if i < len(li.live) && li.live[i].lo <= l {
+			out = append(out, li.live[i].view())
 		}
 		return out
 	}
-	for i := len(ix.live) - 1; i >= 0; i-- {
-		if s := ix.live[i]; s.lo <= l && l <= s.hi {
+	for i := len(li.segs) - 1; i >= 0; i-- {
+		if s := li.segs[i]; s.live && s.lo <= l && l <= s.hi {
 			out = append(out, s.view())
 		}
 	}
 	return out
 }
 
-// refsOf returns the refs of segment v and whether they are ordered: the
-// active segment's snapshot, or a sealed segment's from the cache (read
-// from its index file, or rebuilt by a scan).
+// refsOf returns the log's refs in segment v and whether they are ordered:
+// the active segment's snapshot, or a sealed segment's from the cache
+// (read from its index file, or rebuilt by a scan).
 func (c *Coordinator) refsOf(v segView) (segment.Refs, bool, error) {
 	if v.active {
 		return v.refs, v.ordered, nil
@@ -256,7 +413,7 @@ func (c *Coordinator) refsOf(v segView) (segment.Refs, bool, error) {
 	if err != nil {
 		return segment.Refs{}, false, err
 	}
-	return e.refs, e.ordered, nil
+	return e.refsOf(v.log)
 }
 
 // loadIndex reads segment v's index file and checks it against the
@@ -268,7 +425,7 @@ func (c *Coordinator) loadIndex(v segView, why string) (*segment.Index, error) {
 	if why == "" {
 		x, ok, err := segment.ReadIndex(c.fs, v.id)
 		if err == nil && ok {
-			if err = x.Matches(&v.hdr, v.meta, true); err == nil {
+			if err = x.Matches(&v.hdr, v.segMeta, true); err == nil {
 				return x, nil
 			}
 		}
@@ -278,17 +435,17 @@ func (c *Coordinator) loadIndex(v segView, why string) (*segment.Index, error) {
 		}
 	}
 	c.log.Warn("dwal: segment index rebuilt by a scan", "segment", v.id, "why", why)
-	res, x, err := c.scanIndex(v.id, &v.hdr)
+	res, err := c.scanIndex(v.id, &v.hdr)
 	if err != nil {
 		return nil, err
 	}
-	if res.Meta != v.meta {
+	if res.Meta != v.segMeta {
 		// The segment does not hold what its .meta says it holds: media
 		// corruption, or bytes changed by hand. Not an index problem.
-		return nil, segment.MetaMismatch(segment.Name(v.id), res, v.meta)
+		return nil, segment.MetaMismatch(segment.Name(v.id), res, v.segMeta)
 	}
 	c.ctr.indexRebuilds.Add(1)
-	if err := c.writeIndex(x); err != nil {
+	if err := c.writeIndex(res.Index); err != nil {
 		c.log.Error("dwal: cannot write a rebuilt segment index; the next use rebuilds it again", "segment", v.id, "err", err)
 	} else if !c.idx.has(v.id, v.hdr.Salt) {
 		// NB: retired meanwhile. Its retirement removes its index after
@@ -296,29 +453,29 @@ func (c *Coordinator) loadIndex(v segView, why string) (*segment.Index, error) {
 		// unless removed here (recovery removes such orphans too).
 		c.fs.Remove(segment.IndexName(v.id))
 	}
-	return x, nil
+	return res.Index, nil
 }
 
 // scanIndex builds segment id's index by reading it through.
-func (c *Coordinator) scanIndex(id uint64, hdr *segment.Header) (segment.Result, *segment.Index, error) {
+func (c *Coordinator) scanIndex(id uint64, hdr *segment.Header) (segment.Result, error) {
 	name := segment.Name(id)
 	f, err := c.fs.Open(name, true)
 	if err != nil {
-		return segment.Result{}, nil, fmt.Errorf("dwal: index %s: %w", name, err)
+		return segment.Result{}, fmt.Errorf("dwal: index %s: %w", name, err)
 	}
 	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
-		return segment.Result{}, nil, fmt.Errorf("dwal: index %s: %w", name, err)
+		return segment.Result{}, fmt.Errorf("dwal: index %s: %w", name, err)
 	}
-	res, x, err := segment.ScanIndex(f, c.align, size, false)
+	res, err := segment.Scan(f, c.align, size, segment.ScanOptions{Index: true, Keys: c.keys})
 	if err != nil {
-		return res, nil, fmt.Errorf("dwal: index %s: %w", name, err)
+		return res, fmt.Errorf("dwal: index %s: %w", name, err)
 	}
 	if res.Header.Salt != hdr.Salt {
-		return res, nil, fmt.Errorf("%w: %s was replaced while it was indexed", ErrCorrupt, name)
+		return res, fmt.Errorf("%w: %s was replaced while it was indexed", ErrCorrupt, name)
 	}
-	return res, x, nil
+	return res, nil
 }
 
 // writeIndex writes segment x.SegID's index file atomically: temp file,
@@ -352,14 +509,23 @@ type refCache struct {
 	m     map[uint64]*refEntry
 }
 
-// refEntry is one segment's refs in the cache.
+// refEntry is one segment's index in the cache.
 type refEntry struct {
-	refs    segment.Refs
-	ordered bool
+	x       *segment.Index
+	ordered map[uint64]bool // by log: its refs are ordered
 	size    int
 	used    atomic.Uint64 // the cache's tick at the last use
 	ready   chan struct{} // closed once loaded (or failed)
 	err     error
+}
+
+// refsOf returns log's refs in the entry's segment and whether they are
+// ordered (none when the segment holds none of the log).
+func (e *refEntry) refsOf(log uint64) (segment.Refs, bool, error) {
+	if l, ok := e.x.Log(log); ok {
+		return l.Refs, e.ordered[log], nil
+	}
+	return segment.Refs{}, false, nil
 }
 
 func (rc *refCache) init(limit int) { rc.limit, rc.m = limit, map[uint64]*refEntry{} }
@@ -416,11 +582,14 @@ func (rc *refCache) put(id uint64, x *segment.Index) {
 // fill sets e from x, accounts for it and evicts what exceeds the bound
 // (under mu).
 func (rc *refCache) fill(id uint64, e *refEntry, x *segment.Index) {
-	if l, ok := x.Log(0); ok {
-		e.refs = l.Refs
+	e.x, e.ordered, e.size = x, map[uint64]bool{}, 64
+	for _, l := range x.Logs {
+		e.ordered[l.Log] = l.Refs.Ordered()
+		e.size += l.Refs.Bytes() + 48
+		for _, r := range l.Records {
+			e.size += 32 + len(r.Data)
+		}
 	}
-	e.ordered = e.refs.Ordered()
-	e.size = e.refs.Bytes() + 64
 	e.used.Store(rc.tick.Add(1))
 	if rc.m[id] != e {
 		return // dropped while loading: hand it out once, keep nothing
@@ -480,26 +649,24 @@ func (rc *refCache) held() int {
 // ends of the log; otherwise it reads those segments' index files (kept in
 // the cache) and at most a batch at each end. A sealed segment whose index
 // file is missing or bad is scanned once to rebuild it.
-func (c *Coordinator) Bounds() (first, last LSN, ok bool, err error) {
+func (c *Coordinator) Bounds() (first, last LSN, ok bool, err error) { return c.bounds(0) }
+
+// bounds is Bounds of log; it takes no pipeline.mu.
+func (c *Coordinator) bounds(log uint64) (first, last LSN, ok bool, err error) {
 	if c.rd.shut.Load() {
 		return 0, 0, false, ErrClosed
 	}
-	return c.bounds()
-}
-
-// bounds is Bounds; it takes no pipeline.mu.
-func (c *Coordinator) bounds() (first, last LSN, ok bool, err error) {
 	err = c.trustingIndexes(func() (err error) {
-		first, last, ok, err = c.boundsOnce()
+		first, last, ok, err = c.boundsOnce(log)
 		return err
 	})
 	return first, last, ok, err
 }
 
 // boundsOnce is one try of bounds.
-func (c *Coordinator) boundsOnce() (first, last LSN, ok bool, err error) {
-	st := c.state.log0()
-	views, ordered := c.idx.liveViews()
+func (c *Coordinator) boundsOnce(log uint64) (first, last LSN, ok bool, err error) {
+	st := c.state.of(log)
+	views, ordered := c.idx.liveViews(log)
 	lo, okLo, err := c.edge(views, ordered, st, true)
 	if err != nil || !okLo {
 		return 0, 0, false, err
@@ -511,16 +678,20 @@ func (c *Coordinator) boundsOnce() (first, last LSN, ok bool, err error) {
 	return LSN(lo), LSN(hi), true, nil
 }
 
-// liveViews returns the views of the segments with live entries, by ID,
-// and whether their live ranges are ordered.
-func (ix *lsnIndex) liveViews() ([]segView, bool) {
+// liveViews returns the views of log's live segments, by live range, and
+// whether those ranges are ordered.
+func (ix *lsnIndex) liveViews(log uint64) ([]segView, bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	out := make([]segView, len(ix.live))
-	for i, s := range ix.live {
+	li := ix.logs[log]
+	if li == nil {
+		return nil, true
+	}
+	out := make([]segView, len(li.live))
+	for i, s := range li.live {
 		out[i] = s.view()
 	}
-	return out, ix.ordered
+	return out, li.ordered
 }
 
 // edge finds the smallest (low) or largest live LSN of the segments
@@ -548,18 +719,19 @@ func (c *Coordinator) edge(views []segView, ordered bool, st *segment.LogState, 
 	return best, found, nil
 }
 
-// segmentEdge finds segment v's smallest (low) or largest live LSN. Its
-// .meta range's end is an entry's LSN: when the deletions leave that end
-// live it is the answer. Else its refs are asked the same way, and a
-// batch whose end the deletions cut is read.
+// segmentEdge finds the smallest (low) or largest live LSN of the log's
+// entries in segment v. Its range's end is an entry's LSN: when the
+// deletions leave that end live it is the answer. Else its refs are asked
+// the same way, and a batch whose end the deletions cut is read.
 func (c *Coordinator) segmentEdge(v segView, st *segment.LogState, low bool) (uint64, bool, error) {
 	lo, hi, ok := st.Clip(segment.Whole(v.id), v.meta.MinLSN, v.meta.MaxLSN)
+	full := !st.PartlyCut(segment.Whole(v.id))
 	switch {
 	case !ok:
 		return 0, false, nil
-	case low && lo == v.meta.MinLSN:
+	case full && low && lo == v.meta.MinLSN:
 		return lo, true, nil
-	case !low && hi == v.meta.MaxLSN:
+	case full && !low && hi == v.meta.MaxLSN:
 		return hi, true, nil
 	}
 	refs, ordered, err := c.refsOf(v)
@@ -588,11 +760,12 @@ func (c *Coordinator) segmentEdge(v segView, st *segment.LogState, low bool) (ui
 	return best, found, nil
 }
 
-// refEdge finds the smallest (low) or largest live LSN of batch ref of
-// segment v: its range's end when the deletions leave it live, else what
-// reading the batch finds.
+// refEdge finds the smallest (low) or largest live LSN of the log's
+// entries in batch ref of segment v: its range's end when the deletions
+// leave it live, else what reading the batch finds.
 func (c *Coordinator) refEdge(v segView, ref segment.Ref, st *segment.LogState, low bool) (uint64, bool, error) {
-	lo, hi, ok := st.Clip(segment.At(segment.Pos{Seg: v.id, Off: ref.Off}), ref.MinLSN, ref.MaxLSN)
+	at := segment.Pos{Seg: v.id, Off: ref.Off}
+	lo, hi, ok := st.Clip(segment.At(at), ref.MinLSN, ref.MaxLSN)
 	switch {
 	case !ok:
 		return 0, false, nil
@@ -604,8 +777,9 @@ func (c *Coordinator) refEdge(v segView, ref segment.Ref, st *segment.LogState, 
 	var best uint64
 	found := false
 	err := c.withBatch(v, ref, func(body []byte) {
-		segment.EachEntry(body, func(l uint64, _ []byte) {
-			if l < lo || l > hi || st.Dead(segment.Pos{Seg: v.id, Off: ref.Off}, l) {
+		segment.EachEntry(body, v.hdr.Layout(), func(e segment.Entry) {
+			l := e.LSN
+			if e.Kind != segment.KindData || e.Log != v.log || l < lo || l > hi || st.Dead(at, l) {
 				return
 			}
 			if !found || low && l < best || !low && l > best {
@@ -614,4 +788,20 @@ func (c *Coordinator) refEdge(v segView, ref segment.Ref, st *segment.LogState, 
 		})
 	})
 	return best, found, err
+}
+
+// views returns the views of log's segments, by ID (under the caller's
+// pipeline.mu, so that the active one's settled end goes with them).
+func (ix *lsnIndex) views(log uint64) []segView {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	li := ix.logs[log]
+	if li == nil {
+		return nil
+	}
+	out := make([]segView, len(li.segs))
+	for i, s := range li.segs {
+		out[i] = s.view()
+	}
+	return out
 }

@@ -159,7 +159,10 @@ func TestReadUnorderedLSNs(t *testing.T) {
 		mustFlush(t, c, es, true)
 	}
 	checkReads(t, c, 1, 500)
-	if c.idx.ordered {
+	c.idx.mu.RLock()
+	ordered := c.idx.logs[0].ordered
+	c.idx.mu.RUnlock()
+	if ordered {
 		t.Fatal("shuffled LSNs left the index ordered")
 	}
 }

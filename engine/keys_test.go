@@ -239,7 +239,10 @@ func TestSegmentKeysAcrossRollbackCrashAndReopen(t *testing.T) {
 	if recycled := c.Stats().SegmentsRecycled + c3.Stats().SegmentsRecycled; recycled == 0 {
 		t.Fatal("no segment file was recycled")
 	}
-	t.Logf("segments %d, keys asked %d, encryptions %d, recycled %d", c3.CurrentSegmentID(), len(log.asked), len(log.sealed), c.Stats().SegmentsRecycled+c3.Stats().SegmentsRecycled)
+	log.mu.Lock()
+	asked, sealed := len(log.asked), len(log.sealed)
+	log.mu.Unlock()
+	t.Logf("segments %d, keys asked %d, encryptions %d, recycled %d", c3.CurrentSegmentID(), asked, sealed, c.Stats().SegmentsRecycled+c3.Stats().SegmentsRecycled)
 	log.check(t, int(c3.CurrentSegmentID())-1)
 	replayAll(t, c3, 0) // and every segment still decrypts
 }
@@ -283,8 +286,8 @@ func TestKeyRotation(t *testing.T) {
 	}
 	for _, id := range logIDs(t, cfg.Dir) {
 		h := headerOf(t, cfg.Dir, id)
-		if wantKey := uint32(map[bool]int{true: 1, false: 2}[id <= last1]); h.Version != segment.Version2 || !h.Encrypted() || h.KeyID != wantKey {
-			t.Fatalf("segment %d: format %d, flags %x, key %d; want format 2, encrypted, key %d", id, h.Version, h.Flags, h.KeyID, wantKey)
+		if wantKey := uint32(map[bool]int{true: 1, false: 2}[id <= last1]); h.Version != segment.Version3 || !h.Encrypted() || h.KeyID != wantKey {
+			t.Fatalf("segment %d: format %d, flags %x, key %d; want format 3, encrypted, key %d", id, h.Version, h.Flags, h.KeyID, wantKey)
 		}
 	}
 
@@ -383,7 +386,7 @@ func TestFormat1EncryptedDirectoryOpens(t *testing.T) {
 			}
 			mustFlush(t, c, []*PendingEntry{NewAsyncEntry(23, marker(23))}, true)
 			h := headerOf(t, cfg.Dir, c.CurrentSegmentID())
-			if h.Version != segment.Version2 || h.KeyID != ciph.KeyID() {
+			if h.Version != segment.Version3 || h.KeyID != ciph.KeyID() {
 				t.Fatalf("new segment: format %d key %d", h.Version, h.KeyID)
 			}
 			c.Close()

@@ -196,10 +196,20 @@ type flight struct {
 	bytes  int
 	minLSN LSN
 	maxLSN LSN
-	dur    time.Duration // of its I/O
-	err    error         // of its I/O
+	logs   segment.BatchLogs // its data entries, by log
+	recs   []segment.Entry   // its records
+	dur    time.Duration     // of its I/O
+	err    error             // of its I/O
 	next   *flight
 	ad     [segment.ADLen]byte // associated data of an encrypted batch (here, not on the stack: it would escape into the Cipher call)
+}
+
+// reset clears f for the pool, keeping what it allocated.
+func (f *flight) reset() {
+	logs, recs := f.logs, f.recs
+	logs.Reset()
+	clear(recs)
+	*f = flight{logs: logs, recs: recs[:0]}
 }
 
 // flightPool recycles flights: with one writer every entry is a batch, and
@@ -220,7 +230,8 @@ func (c *Coordinator) reserve(n int, sz batchSize, sync bool, st *FlushStats) (*
 	}
 	a := p.act
 	f := flightPool.Get().(*flight)
-	*f = flight{a: a, off: a.off, span: sz.span, seq: a.seq, n: n, bytes: st.BytesWritten, mode: vfs.NoSync}
+	logs, recs := f.logs, f.recs
+	*f = flight{a: a, off: a.off, span: sz.span, seq: a.seq, n: n, bytes: st.BytesWritten, mode: vfs.NoSync, logs: logs, recs: recs}
 	if synced {
 		f.mode = vfs.DSync
 		if c.cfg.SyncMethod == SyncFdatasync {
@@ -334,7 +345,7 @@ func (c *Coordinator) finish(f *flight, st FlushStats) (FlushStats, error) {
 	if invariants {
 		p.check()
 	}
-	*f = flight{}
+	f.reset()
 	flightPool.Put(f)
 	return st, err
 }
@@ -362,14 +373,17 @@ func (c *Coordinator) settle(f *flight, st *FlushStats) error {
 	}
 	c.observe(f)
 	a.settled = f.off + int64(f.span)
-	c.idx.add(f, c.state.log0())
+	c.idx.add(f, &c.state)
 	if f.mode == vfs.NoSync {
 		a.unsynced = true
 	}
-	a.meta.Add(uint64(f.minLSN), uint64(f.maxLSN), uint64(f.n))
+	if data := f.n - len(f.recs); data > 0 {
+		a.meta.Add(uint64(f.minLSN), uint64(f.maxLSN), uint64(data))
+	}
+	c.applyRecords(f)
 	p.curSize.Store(uint64(a.settled))
 	c.ctr.written(f)
-	st.EntriesFlushed = f.n
+	st.EntriesFlushed = f.n - len(f.recs)
 	st.DiskBytes = f.span
 	if f.fills && p.act == a {
 		c.rotate()

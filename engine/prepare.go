@@ -189,8 +189,11 @@ func (c *Coordinator) makeSegment(id uint64, mode initMode) (*prepared, error) {
 	if _, err := rand.Read(saltb[:]); err != nil {
 		return fail(err)
 	}
-	h := segment.Header{Version: segment.Version1, Align: uint32(c.align), ID: id,
+	h := segment.Header{Version: segment.Version3, Align: uint32(c.align), ID: id,
 		Salt: binary.LittleEndian.Uint64(saltb[:]), Created: time.Now().UnixNano()}
+	if c.oneLog {
+		h.Flags |= segment.FlagOneLog
+	}
 	if err := c.newKeyHeader(&h); err != nil {
 		return fail(err)
 	}

@@ -71,13 +71,16 @@ var ErrNotFound = errors.New("dwal: LSN not in the log")
 // batch breaks that order, lookups try every segment, and every batch of
 // a segment, whose range holds the LSN, newest first; duplicate LSNs then
 // read as the newest.
-func (c *Coordinator) Read(lsn LSN, dst []byte) ([]byte, error) {
+func (c *Coordinator) Read(lsn LSN, dst []byte) ([]byte, error) { return c.readLog(0, lsn, dst) }
+
+// readLog is Read of log.
+func (c *Coordinator) readLog(log uint64, lsn LSN, dst []byte) ([]byte, error) {
 	if c.rd.shut.Load() {
 		return dst, ErrClosed
 	}
 	var out []byte
 	err := c.trustingIndexes(func() (err error) {
-		out, err = c.read(lsn, dst)
+		out, err = c.read(log, lsn, dst)
 		return err
 	})
 	return out, err
@@ -99,11 +102,11 @@ func (c *Coordinator) trustingIndexes(lookup func() error) error {
 	return lookup()
 }
 
-// read is one lookup of Read.
-func (c *Coordinator) read(lsn LSN, dst []byte) ([]byte, error) {
+// read is one lookup of readLog.
+func (c *Coordinator) read(log uint64, lsn LSN, dst []byte) ([]byte, error) {
 	var one [1]segView
 	var hits [4]int
-	for _, v := range c.idx.segmentsFor(lsn, one[:0]) {
+	for _, v := range c.idx.segmentsFor(log, lsn, one[:0]) {
 		refs, ordered, err := c.refsOf(v)
 		if err != nil {
 			return dst, err
@@ -135,7 +138,7 @@ func (c *Coordinator) readIn(v segView, ref segment.Ref, lsn LSN, dst []byte) ([
 	var data []byte
 	var found bool
 	err := c.withBatch(v, ref, func(body []byte) {
-		data, found = segment.FindEntry(body, uint64(lsn))
+		data, found = segment.FindEntry(body, v.hdr.Layout(), v.log, uint64(lsn))
 		if found {
 			dst = append(dst, data...)
 		}
@@ -143,7 +146,7 @@ func (c *Coordinator) readIn(v segView, ref segment.Ref, lsn LSN, dst []byte) ([
 	if err != nil || !found {
 		return dst, false, err
 	}
-	if c.state.log0().Dead(segment.Pos{Seg: v.id, Off: ref.Off}, uint64(lsn)) {
+	if c.state.of(v.log).Dead(segment.Pos{Seg: v.id, Off: ref.Off}, uint64(lsn)) {
 		return dst[:len(dst)-len(data)], false, nil
 	}
 	return dst, true, nil

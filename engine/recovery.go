@@ -28,6 +28,10 @@ type segFile struct {
 	meta    segment.Meta
 	hasMeta bool  // a whole .meta
 	fence   int64 // from NNNNNN.log.end: the log ends here whatever follows (0: none)
+	// x is the segment's index when recovery built it (resealing it) or
+	// read it (the logs of a set's segment; the records of a segment the
+	// checkpoint does not cover).
+	x *segment.Index
 }
 
 // What recovery finds of a segment's header.
@@ -139,10 +143,17 @@ func (c *Coordinator) recover() error {
 	if err := c.checkKeys(kept); err != nil {
 		return err
 	}
+	if err := c.replayRecords(kept); err != nil {
+		return err
+	}
+	ixs := make([]indexed, len(kept))
+	for i, s := range kept {
+		ixs[i] = indexed{f: s, x: s.x}
+	}
+	c.idx.reset(ixs, &c.state)
 	if kept, err = c.removeDead(kept); err != nil {
 		return err
 	}
-	c.idx.reset(kept, c.state.log0())
 	c.rep.Segments = len(kept)
 	var maxID uint64
 	if len(segs) > 0 {
@@ -185,8 +196,69 @@ func (c *Coordinator) readSegments(l *segment.Listing, segs []*segFile) error {
 		if r := decide(s); r.action == refuse {
 			return refusal(l, s, r)
 		}
+		if c.oneLog && s.state == headerOK && !s.hdr.OneLog() {
+			return fmt.Errorf("%w: %s is a segment of a set of logs: open the directory with OpenSet", ErrBadConfig, segment.Name(s.id))
+		}
 	}
 	return nil
+}
+
+// replayRecords brings the logs' states from the checkpoint's to the
+// end of the log: it reads the indexes of the segments whose records the
+// checkpoint does not cover, and of a set's segments (whose logs only
+// their index names), and applies the records in the order written.
+func (c *Coordinator) replayRecords(segs []*segFile) error {
+	for _, s := range segs {
+		uncovered := s.hdr.Version >= segment.Version3 && s.id >= c.state.covered
+		if s.x == nil && (uncovered || !s.hdr.OneLog()) {
+			x, err := c.readSegmentIndex(s)
+			if err != nil {
+				return err
+			}
+			s.x = x
+		}
+		if !uncovered || s.x == nil {
+			continue
+		}
+		rec := c.state.record(c.state.floor, c.state.covered)
+		if rec.ApplyIndex(s.id, s.x) {
+			for id, st := range rec.Logs {
+				c.state.view(id).st.Store(st)
+			}
+			c.state.dirty = true
+		}
+	}
+	return nil
+}
+
+// readSegmentIndex reads sealed segment s's index file at recovery, or
+// rebuilds it by a scan (and writes it) when it is missing or does not
+// match the segment.
+func (c *Coordinator) readSegmentIndex(s *segFile) (*segment.Index, error) {
+	x, ok, err := segment.ReadIndex(c.fs, s.id)
+	if err == nil && ok {
+		if err = x.Matches(&s.hdr, s.meta, true); err == nil {
+			return x, nil
+		}
+	}
+	why := "missing"
+	if err != nil {
+		why = err.Error()
+	}
+	c.log.Warn("dwal: segment index rebuilt by a scan", "segment", s.id, "why", why)
+	res, err := c.scanIndex(s.id, &s.hdr)
+	if err != nil {
+		return nil, err
+	}
+	if res.Meta != s.meta {
+		return nil, segment.MetaMismatch(segment.Name(s.id), res, s.meta)
+	}
+	c.ctr.indexRebuilds.Add(1)
+	if err := c.writeIndex(res.Index); err != nil {
+		c.log.Error("dwal: cannot write a rebuilt segment index; the next Open rebuilds it again", "segment", s.id, "err", err)
+	}
+	c.repaired("rebuilt the index of %s (%s)", segment.Name(s.id), why)
+	return res.Index, nil
 }
 
 // readHeader reads s's header and classifies it; only an I/O error is
@@ -347,7 +419,7 @@ func (c *Coordinator) reseal(s *segFile, open bool) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if sc.Meta.Entries == 0 {
+	if sc.Batches == 0 {
 		if err := c.fs.Remove(name); err != nil {
 			return false, fmt.Errorf("remove empty %s: %w", name, err)
 		}
@@ -358,6 +430,7 @@ func (c *Coordinator) reseal(s *segFile, open bool) (bool, error) {
 	if err := c.writeIndex(x); err != nil {
 		return false, fmt.Errorf("write %s: %w", segment.IndexName(s.id), err)
 	}
+	s.x = x
 	if err := c.writeMeta(s.id, sc.Meta); err != nil {
 		return false, fmt.Errorf("write %s: %w", segment.MetaName(s.id), err)
 	}
@@ -389,7 +462,8 @@ func (c *Coordinator) resealScan(f vfs.File, s *segFile, open bool) (segment.Res
 		c.repaired("%s: log ends at offset %d as %s records (a failed write could not be rolled back)",
 			name, s.fence, segment.FenceName(s.id))
 	}
-	sc, x, err := segment.ScanIndex(f, c.align, limit, open)
+	sc, err := segment.Scan(f, c.align, limit, segment.ScanOptions{FindTorn: open, Index: true, Keys: c.keys})
+	x := sc.Index
 	if err != nil {
 		return sc, nil, fmt.Errorf("scan %s: %w", name, err)
 	}

@@ -46,7 +46,7 @@ func makeCase(t *testing.T, dir string, sf segFile) {
 		t.Fatal(err)
 	}
 	b = append(b, make([]byte, 4096)...)
-	h, err := segment.DecodeHeader(b[:segment.HeaderLen])
+	h, err := segment.DecodeHeader(b[:4096])
 	if err != nil {
 		t.Fatal(err)
 	}

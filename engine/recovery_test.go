@@ -171,7 +171,7 @@ func TestRecoveryCorruptionTable(t *testing.T) {
 			patchFile(t, seg(dir), func(b []byte) []byte { b[offs[1]+25] ^= 0x10; return b }) // min LSN
 		}},
 		{name: "bit flip in payload", batches: 0, broken: true, corrupt: func(t *testing.T, dir string, offs []int64) {
-			patchFile(t, seg(dir), func(b []byte) []byte { b[offs[0]+segment.BatchHeaderLen+segment.EntryHeaderLen+1] ^= 1; return b })
+			patchFile(t, seg(dir), func(b []byte) []byte { b[offs[0]+segment.BatchHeaderLen+segment.EntryHeaderLen2+1] ^= 1; return b })
 		}},
 		{name: "stale bytes after the end", batches: 3, corrupt: func(t *testing.T, dir string, offs []int64) {
 			patchFile(t, seg(dir), func(b []byte) []byte {
@@ -352,7 +352,7 @@ func TestReplayDetectsCorruptSealedSegment(t *testing.T) {
 		c := openT(t, cfg)
 		p := filepath.Join(cfg.Dir, segment.Name(1))
 		offs := batchOffsets(t, p)
-		patchFile(t, p, func(b []byte) []byte { b[offs[1]+segment.BatchHeaderLen+segment.EntryHeaderLen] ^= 1; return b })
+		patchFile(t, p, func(b []byte) []byte { b[offs[1]+segment.BatchHeaderLen+segment.EntryHeaderLen2] ^= 1; return b })
 		var got []LSN
 		err := c.Replay(0, func(l LSN, _ []byte) error { got = append(got, l); return nil })
 		if !errors.Is(err, ErrCorrupt) {

@@ -1,61 +1,68 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 
 	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
 // Replay calls fn for every live entry (not deleted by DeleteBefore or
-// TruncateAfter) with LSN >= from, in write order: segment
-// by segment, batch by batch, entry by entry. It reads what was written when
-// it starts (later writes are not seen) and stops at the end of each
-// segment's log; it returns fn's first error, or an error wrapping ErrCorrupt
-// when a sealed segment holds fewer or more entries than its .meta says. The
+// TruncateAfter) with LSN >= from, in write order: segment by segment,
+// batch by batch, entry by entry. It reads what was written when it starts
+// (later writes are not seen) and stops at the end of each segment's log;
+// it returns fn's first error, or an error wrapping ErrCorrupt when a
+// sealed segment holds fewer or more entries than its .meta says. The
 // bytes given to fn are only valid during the call.
 func (c *Coordinator) Replay(from LSN, fn func(LSN, []byte) error) error {
+	return c.replay(0, from, fn)
+}
+
+// replay is Replay of log: it reads the segments that hold its data
+// entries through, in ID order.
+func (c *Coordinator) replay(log uint64, from LSN, fn func(LSN, []byte) error) error {
 	p := &c.pipe
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	ids, err := c.segmentIDs()
-	st := c.state.log0() // what is deleted (DeleteBefore, TruncateAfter) is not replayed
+	views := c.idx.views(log)
 	actID, actOff := uint64(0), int64(0)
 	if p.act != nil {
 		actID, actOff = p.act.id, p.act.settled
 	}
 	p.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		meta, hasMeta := c.ReadSegmentMetadata(id)
-		if hasMeta && meta.MaxLSN < from || st.Covers(segment.Whole(id), meta.format(), hasMeta) == segment.DeletesAll {
+	for _, v := range views {
+		st := c.state.of(log) // what is deleted is not replayed
+		if v.meta.MaxLSN < uint64(from) || st.Covers(segment.Whole(v.id), v.meta, true) == segment.DeletesAll {
 			continue
 		}
-		live := func(lsn LSN, b []byte) error {
-			if st.Dead(segment.SegmentStart(id), uint64(lsn)) {
+		live := func(off int64, e segment.Entry) error {
+			if e.Kind != segment.KindData || e.Log != log || e.LSN < uint64(from) || st.Dead(segment.Pos{Seg: v.id, Off: off}, e.LSN) {
 				return nil
 			}
-			return fn(lsn, b)
+			return fn(LSN(e.LSN), e.Data)
 		}
-		if err := c.replaySegment(id, id == actID, actOff, meta, hasMeta, from, live); err != nil {
+		if err := c.replaySegment(v, v.id == actID, actOff, live); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (c *Coordinator) replaySegment(id uint64, isActive bool, actOff int64, meta SegmentMetadata, hasMeta bool, from LSN, fn func(LSN, []byte) error) error {
-	name := segment.Name(id)
+// replaySegment scans segment v up to the end of its log (actOff for the
+// active one), handing its entries to fn, and checks a sealed one against
+// its .meta.
+func (c *Coordinator) replaySegment(v segView, isActive bool, actOff int64, fn func(int64, segment.Entry) error) error {
+	name := segment.Name(v.id)
 	f, err := c.fs.Open(name, true)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil // removed by retention or truncation since the listing
+			return nil // removed by retention or a deletion since the lookup
 		}
 		return fmt.Errorf("dwal: replay %s: %w", name, err)
 	}
@@ -66,17 +73,143 @@ func (c *Coordinator) replaySegment(id uint64, isActive bool, actOff int64, meta
 			return fmt.Errorf("dwal: replay %s: %w", name, err)
 		}
 	}
-	sc, err := segment.Scan(f, c.align, limit, false, c.keys, func(lsn uint64, b []byte) error {
-		if LSN(lsn) < from {
-			return nil
+	sc, err := segment.Scan(f, c.align, limit, segment.ScanOptions{Keys: c.keys, Entry: fn})
+	if err != nil {
+		return err
+	}
+	if sc.Header.Salt != v.hdr.Salt {
+		return nil // retired and reused since the lookup
+	}
+	if !isActive && sc.Meta != v.segMeta {
+		return segment.MetaMismatch(name, sc, v.segMeta)
+	}
+	return nil
+}
+
+// replayLog is Replay of a set's log: it reads the log's own batches
+// through the index, never another log's. The batches go in LSN order
+// when their live LSN ranges do not overlap (a log that writes ascending
+// LSNs, whose rewritten oldest entries then come first, where they were
+// written), else in stream order (a log whose LSNs do not ascend, which is
+// never rewritten). Like Replay, it sees what was written when it starts.
+func (c *Coordinator) replayLog(log uint64, from LSN, fn func(LSN, []byte) error) error {
+	p := &c.pipe
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	views, _ := c.idx.liveViews(log)
+	p.mu.Unlock()
+	st := c.state.of(log) // what is deleted is not replayed
+	r := logReplay{c: c, log: log, from: uint64(from), st: st, fn: fn}
+	for {
+		err := r.run(views)
+		var lie *indexLie
+		if !errors.As(err, &lie) {
+			return err
 		}
-		return fn(LSN(lsn), b)
+		// A sealed segment's index file led to a batch it does not
+		// describe: rebuilt from the segment, and the replay goes on after
+		// the last batch replayed.
+		c.idx.cache.drop(lie.v.id)
+		if _, err := c.idx.cache.get(lie.v.id, func() (*segment.Index, error) { return c.loadIndex(lie.v, lie.why) }); err != nil {
+			return err
+		}
+	}
+}
+
+// logReplay is one replayLog.
+type logReplay struct {
+	c       *Coordinator
+	log     uint64
+	from    uint64
+	st      *segment.LogState
+	fn      func(LSN, []byte) error
+	done    bool      // a batch was replayed: resume after last
+	byLSN   bool      // the order of the first run, kept by the runs after it
+	ordered bool      // byLSN was decided
+	last    replayRef // the last batch replayed
+	body    []byte    // scratch: a batch's entries, copied out of the read buffers
+}
+
+// replayRef is one batch of the log to replay, with its live LSN range.
+type replayRef struct {
+	v      int // in the views
+	ref    segment.Ref
+	at     segment.Pos
+	lo, hi uint64
+}
+
+func (r *logReplay) less(a, b *replayRef) int {
+	if r.byLSN {
+		if c := cmp.Compare(a.lo, b.lo); c != 0 {
+			return c
+		}
+	}
+	return a.at.Compare(b.at)
+}
+
+// run replays the batches of views after the last one replayed.
+func (r *logReplay) run(views []segView) error {
+	var refs []replayRef
+	for i := range views {
+		v := &views[i]
+		rs, _, err := r.c.refsOf(*v)
+		if err != nil {
+			return err
+		}
+		for k := range rs.Len() {
+			ref := rs.At(k)
+			at := segment.Pos{Seg: v.id, Off: ref.Off}
+			lo, hi, ok := r.st.Clip(segment.At(at), ref.MinLSN, ref.MaxLSN)
+			if ok && hi >= r.from {
+				refs = append(refs, replayRef{v: i, ref: ref, at: at, lo: lo, hi: hi})
+			}
+		}
+	}
+	if !r.ordered {
+		slices.SortFunc(refs, func(a, b replayRef) int { return cmp.Compare(a.lo, b.lo) })
+		r.byLSN = true
+		for i := 1; i < len(refs); i++ {
+			if refs[i].lo <= refs[i-1].hi {
+				r.byLSN = false
+				break
+			}
+		}
+		r.ordered = true
+	}
+	slices.SortFunc(refs, func(a, b replayRef) int { return r.less(&a, &b) })
+	for i := range refs {
+		x := &refs[i]
+		if r.done && r.less(x, &r.last) <= 0 {
+			continue
+		}
+		if err := r.batch(&views[x.v], x); err != nil {
+			return err
+		}
+		r.done, r.last = true, *x
+	}
+	return nil
+}
+
+// batch replays the log's live entries of one batch.
+func (r *logReplay) batch(v *segView, x *replayRef) error {
+	r.body = r.body[:0]
+	err := r.c.withBatch(*v, x.ref, func(body []byte) {
+		// NB: copied out, so that fn runs with no read handle held (fn may
+		// write, and a write may retire a segment).
+		r.body = append(r.body, body...)
 	})
 	if err != nil {
 		return err
 	}
-	if hasMeta && !isActive && metadataOf(sc.Meta) != meta {
-		return segment.MetaMismatch(name, sc, meta.format())
-	}
-	return nil
+	var ferr error
+	segment.EachEntry(r.body, v.hdr.Layout(), func(e segment.Entry) {
+		if ferr != nil || e.Kind != segment.KindData || e.Log != r.log || e.LSN < r.from || r.st.Dead(x.at, e.LSN) {
+			return
+		}
+		ferr = r.fn(LSN(e.LSN), e.Data)
+	})
+	return ferr
 }

@@ -239,7 +239,7 @@ func TestSeedWalHeader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(data) < 4096 || string(data[:8]) != segment.Magic || data[8] != segment.Version1 { // plain segments keep format 1
+		if len(data) < 4096 || string(data[:8]) != segment.Magic || data[8] != segment.Version3 { // every segment this build writes
 			t.Fatalf("header %q", data[:16])
 		}
 		h, err := segment.DecodeHeader(data)

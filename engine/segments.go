@@ -21,8 +21,7 @@ func (c *Coordinator) startSegment() error {
 	p := &c.pipe
 	id := p.curID.Load() + 1
 	if invariants {
-		st := c.state.load()
-		assertf(id >= st.Floor, "segment %d started below the log state's floor %d", id, st.Floor)
+		assertf(id >= c.state.floor, "segment %d started below the log state's floor %d", id, c.state.floor)
 	}
 	s := c.prep.take(id)
 	if s == nil {
@@ -87,13 +86,14 @@ func (c *Coordinator) seal() {
 	a.f.Close()
 	c.rec.sealed(a)
 	x := c.idx.seal(a.id)
-	if a.meta.Entries == 0 {
+	if a.settled == int64(c.align) { // it holds no batch
 		if err := c.fs.Remove(segment.Name(a.id)); err == nil {
 			p.dirDirty = true
 		}
 		return
 	}
 	c.writeSealed(a, x)
+	c.writeCheckpoint(a.id)
 	c.ctr.rotations.Add(1)
 	c.log.Debug("dwal: segment sealed", "segment", a.id, "entries", a.meta.Entries)
 }
@@ -152,6 +152,7 @@ func (c *Coordinator) syncDir() error {
 	err := c.fs.SyncDir()
 	if err == nil {
 		p.dirDirty = false
+		c.state.covered = max(c.state.covered, c.state.pending)
 	}
 	c.rec.dirSynced(err == nil)
 	return err
@@ -190,7 +191,9 @@ func (c *Coordinator) retire(id uint64) error {
 // SegmentsToRetain (under mu).
 func (c *Coordinator) retain() {
 	cur := c.pipe.curID.Load()
-	if cur <= uint64(c.cfg.SegmentsToRetain) {
+	if !c.oneLog || cur <= uint64(c.cfg.SegmentsToRetain) {
+		// A set's segments hold other logs' live entries: they go when
+		// dead, never by count.
 		return
 	}
 	from := cur - uint64(c.cfg.SegmentsToRetain)
@@ -202,6 +205,9 @@ func (c *Coordinator) retain() {
 	for _, id := range ids {
 		if id >= from {
 			break
+		}
+		if !c.removable(id) {
+			continue // its records wait for a durable checkpoint
 		}
 		if err := c.retire(id); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			c.log.Error("dwal: retention: remove", "segment", id, "err", err)
@@ -246,6 +252,9 @@ func (c *Coordinator) MinLSN() (LSN, bool) {
 	var min LSN
 	ok := false
 	for _, s := range c.Segments() {
+		if s.Meta.EntryCount == 0 {
+			continue // records only
+		}
 		if !ok || s.Meta.MinLSN < min {
 			min, ok = s.Meta.MinLSN, true
 		}
@@ -273,7 +282,7 @@ func (c *Coordinator) TruncateToLSN(lsn LSN) (removed int, err error) {
 			break
 		}
 		m, ok := c.ReadSegmentMetadata(id)
-		if !ok || m.MaxLSN >= lsn {
+		if !ok || m.MaxLSN >= lsn || !c.removable(id) {
 			continue
 		}
 		if err := c.retire(id); err != nil {

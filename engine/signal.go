@@ -3,6 +3,8 @@ package engine
 import (
 	"sync"
 	"time"
+
+	"github.com/dwal-project/dwal/engine/internal/segment"
 )
 
 // FlushSignal is a sticky "flush now" request: Request sets it and wakes a
@@ -183,8 +185,8 @@ func (t *FlushThread) launch() {
 	t.pending = t.pending[:0]
 	t.last = len(j.entries)
 	entries := j.entries
-	f, st, err := t.c.begin(len(entries), func(i int) (LSN, []byte) {
-		return entries[i].LSN, entries[i].Data
+	f, st, err := t.c.begin(len(entries), func(i int) segment.Entry {
+		return segment.Entry{LSN: uint64(entries[i].LSN), Data: entries[i].Data}
 	}, true)
 	if err != nil {
 		t.settled(entries, err)

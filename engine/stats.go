@@ -79,7 +79,7 @@ type counters struct {
 
 // written counts settled batch f.
 func (k *counters) written(f *flight) {
-	k.entries.Add(uint64(f.n))
+	k.entries.Add(uint64(f.n - len(f.recs)))
 	k.payload.Add(uint64(f.bytes))
 	k.disk.Add(uint64(f.span))
 	k.batches.Add(1)

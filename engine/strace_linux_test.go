@@ -508,10 +508,10 @@ func checkTrace(calls []sysCall, dir string) traceReport {
 			switch {
 			case l.path == dir:
 				r.dirSyncs++
-			case filepath.Dir(l.path) == dir && (strings.HasSuffix(base, segment.MetaSuffix+segment.TmpSuffix) || strings.HasSuffix(base, segment.IndexSuffix+segment.TmpSuffix) || strings.HasSuffix(base, segment.FenceSuffix+segment.TmpSuffix)):
+			case filepath.Dir(l.path) == dir && (strings.HasSuffix(base, segment.MetaSuffix+segment.TmpSuffix) || strings.HasSuffix(base, segment.IndexSuffix+segment.TmpSuffix) || strings.HasSuffix(base, segment.FenceSuffix+segment.TmpSuffix) || base == segment.StateTmpName):
 				r.tmpSyncs++
 			case filepath.Dir(l.path) == dir:
-				bad("%s on %s: only the directory and .meta/.idx/.end temp files may be synced outside the ring", c.name, l.path)
+				bad("%s on %s: only the directory and .meta/.idx/.end/log.state temp files may be synced outside the ring", c.name, l.path)
 			}
 		case "rename", "renameat", "renameat2":
 			var from, to string

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/dwal-project/dwal/engine/internal/segment"
@@ -10,58 +9,36 @@ import (
 // TruncateAfter deletes every entry with LSN > lsn, exact to the entry,
 // without rewriting a byte of what stays: Replay, Read, Bounds, recovery
 // and the inspect tools no longer see them, and no crash brings them back.
-// It waits for the batches in flight, seals the active segment, durably
-// records the cut, and the writes after it go to a fresh segment. When it
-// leaves no entry at all the log is as new: the next write may carry any
-// LSN (a first LSN set by DeleteBefore no longer holds). Nothing to delete
-// (no live entry above lsn) changes nothing. It is durable when it returns
-// nil. When the record's directory sync fails the log turns read-only
-// (ErrReadOnly): whether the cut survives a crash is unknown, and a write
-// into the fresh segment could otherwise sit beside an uncut suffix.
-func (c *Coordinator) TruncateAfter(lsn LSN) error {
-	c.state.write.Lock()
-	defer c.state.write.Unlock()
-	p := &c.pipe
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.drain()
-	if err := p.writable(); err != nil {
+// The cut is a record written to the log and synced: it deletes what the
+// batches written before it hold, never what later ones do, so the writes
+// after it may carry the same LSNs. When it leaves no entry at all the log
+// is as new: the next write may carry any LSN (a first LSN set by
+// DeleteBefore no longer holds). Nothing to delete (no live entry above
+// lsn) changes nothing. It is durable when it returns nil. Writes racing
+// it are cut when their batch comes before the record's.
+func (c *Coordinator) TruncateAfter(lsn LSN) error { return c.truncateAfter(0, lsn) }
+
+// truncateAfter is TruncateAfter of log.
+func (c *Coordinator) truncateAfter(log uint64, lsn LSN) error {
+	v := c.state.view(log)
+	v.rec.Lock() // a rewrite of the log must not copy what the cut deletes
+	defer v.rec.Unlock()
+	if err := c.writable(); err != nil {
 		return err
 	}
-	// Exact bounds, with every batch settled (nothing in flight). NB:
-	// bounds takes no pipeline.mu (it may read index files and batches).
-	first, last, ok, err := c.bounds()
+	first, last, ok, err := c.bounds(log)
 	if err != nil {
 		return err
 	}
 	if !ok || last <= lsn {
 		return nil
 	}
-	below := first <= lsn
-	if p.act != nil {
-		c.rotate()
-		if p.roErr != nil {
-			return p.roErr
-		}
+	kind := segment.KindTruncate
+	if first > lsn {
+		kind = segment.KindTruncateAll
 	}
-	r := p.curID.Load() + 1 // the next segment: what is written after the cut
-	l := c.state.log0().Clone()
-	if below {
-		l.Cuts = append(l.Cuts, segment.Cut{After: uint64(lsn), Below: segment.SegmentStart(r)})
-		l.Prune(segment.SegmentStart(c.lowestSegment()))
-	} else {
-		l = &segment.LogState{Base: segment.SegmentStart(r), User: l.User}
+	if err := c.writeRecord(log, kind, lsn, nil); err != nil {
+		return fmt.Errorf("dwal: log %d: truncate after LSN %d: %w", log, lsn, err)
 	}
-	st := c.state.with0(l)
-	st.Floor = max(st.Floor, r)
-	if err := c.writeState(&st); err != nil {
-		if errors.Is(err, errStateUnknown) {
-			p.roErr = fmt.Errorf("%w: truncate after LSN %d: %w", ErrReadOnly, lsn, err)
-			c.log.Error("dwal: turned read-only", "err", p.roErr)
-		}
-		return fmt.Errorf("dwal: truncate after LSN %d: %w", lsn, err)
-	}
-	c.applyState(&st)
-	c.removeDeadLocked()
 	return nil
 }

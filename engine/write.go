@@ -8,11 +8,13 @@ import (
 
 // One batch's way through the write pipeline (pipeline.go): measured,
 // reserved, encoded into a pooled aligned buffer outside any lock, then
-// written and settled.
+// written and settled. Its entries are data entries of any logs and their
+// records (segment.Entry), in layout 2, the layout of every segment this
+// build writes.
 
 // writeBatch writes n entries (got through at) as one batch and waits for
 // its outcome.
-func (c *Coordinator) writeBatch(n int, at func(int) (LSN, []byte), sync bool) (FlushStats, error) {
+func (c *Coordinator) writeBatch(n int, at func(int) segment.Entry, sync bool) (FlushStats, error) {
 	f, st, err := c.begin(n, at, sync)
 	if err != nil {
 		return st, err
@@ -22,7 +24,7 @@ func (c *Coordinator) writeBatch(n int, at func(int) (LSN, []byte), sync bool) (
 
 // begin checks and reserves a batch and encodes it. The returned flight
 // must be passed to finish.
-func (c *Coordinator) begin(n int, at func(int) (LSN, []byte), sync bool) (*flight, FlushStats, error) {
+func (c *Coordinator) begin(n int, at func(int) segment.Entry, sync bool) (*flight, FlushStats, error) {
 	var st FlushStats
 	sz, err := c.measure(n, at, &st)
 	if err != nil {
@@ -44,16 +46,18 @@ type batchSize struct {
 }
 
 // measure checks the entries against MaxEntrySize and the batch limit and
-// sizes the batch; it counts their payload bytes into st.
-func (c *Coordinator) measure(n int, at func(int) (LSN, []byte), st *FlushStats) (batchSize, error) {
+// sizes the batch; it counts their data bytes into st.
+func (c *Coordinator) measure(n int, at func(int) segment.Entry, st *FlushStats) (batchSize, error) {
 	var sz batchSize
 	for i := range n {
-		_, d := at(i)
-		if len(d) > c.cfg.MaxEntrySize {
-			return sz, fmt.Errorf("%w: entry %d is %d bytes, limit %d", ErrEntryTooLarge, i, len(d), c.cfg.MaxEntrySize)
+		e := at(i)
+		if len(e.Data) > c.cfg.MaxEntrySize {
+			return sz, fmt.Errorf("%w: entry %d is %d bytes, limit %d", ErrEntryTooLarge, i, len(e.Data), c.cfg.MaxEntrySize)
 		}
-		sz.plain += segment.EntryHeaderLen + len(d)
-		st.BytesWritten += len(d)
+		sz.plain += segment.EntryHeaderLen2 + len(e.Data)
+		if e.Kind == segment.KindData {
+			st.BytesWritten += len(e.Data)
+		}
 	}
 	sz.payload = sz.plain
 	if c.cfg.Cipher != nil {
@@ -67,8 +71,9 @@ func (c *Coordinator) measure(n int, at func(int) (LSN, []byte), st *FlushStats)
 }
 
 // encode writes the reserved batch f into a pooled buffer, outside mu:
-// header, entries (encrypted in an encrypted segment), zeros to its span.
-func (c *Coordinator) encode(f *flight, at func(int) (LSN, []byte), sz batchSize) {
+// header, entries (encrypted in an encrypted segment), zeros to its span;
+// and sums its entries up by log for the index (f.logs, f.recs).
+func (c *Coordinator) encode(f *flight, at func(int) segment.Entry, sz batchSize) {
 	a := f.a
 	f.buf = c.pool.Get(sz.span)
 	buf := *f.buf
@@ -81,10 +86,17 @@ func (c *Coordinator) encode(f *flight, at func(int) (LSN, []byte), sz batchSize
 		plainBuf = c.pool.Get(sz.plain)
 		buf, p = *plainBuf, 0
 	}
+	f.logs.Reset()
+	f.recs = f.recs[:0]
 	var used int
-	h.MinLSN, h.MaxLSN, used = segment.EncodeEntries(buf[p:], f.n, func(i int) (uint64, []byte) {
-		lsn, d := at(i)
-		return uint64(lsn), d
+	h.MinLSN, h.MaxLSN, used = segment.EncodeEntries(buf[p:], segment.Layout2, f.n, func(i int) segment.Entry {
+		e := at(i)
+		if e.Kind == segment.KindData {
+			f.logs.Add(e)
+		} else {
+			f.recs = append(f.recs, e)
+		}
+		return e
 	})
 	p += used
 	if a.encrypter != nil {

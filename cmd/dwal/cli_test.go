@@ -66,7 +66,7 @@ func entryOffset(t *testing.T, dir string, lsn engine.LSN) (uint64, int64) {
 	t.Helper()
 	var seg uint64
 	off := int64(-1)
-	inspect.Dump(dir, inspect.DumpOptions{From: lsn, To: lsn}, func(s uint64, o int64, _ engine.LSN, _ []byte) error {
+	inspect.Dump(dir, inspect.DumpOptions{From: lsn, To: lsn}, func(s uint64, o int64, _ uint64, _ engine.LSN, _ []byte) error {
 		seg, off = s, o
 		return nil
 	})
@@ -216,7 +216,7 @@ func TestInspectCommand(t *testing.T) {
 	if !strings.Contains(out, "5 segments, 13 batches, 39 entries") {
 		t.Errorf("summary missing:\n%s", out)
 	}
-	rows := regexp.MustCompile(`(?m)^(\d{6})\s+(\w+)\s+\d+\s+\d+\s+0\s+(\d+)\s+(\d+)\s+(\S+)\s+(\w+)\s+(\S+)\s+1\s+\d+\s+no\s+[0-9a-f]{16}`).FindAllStringSubmatch(out, -1)
+	rows := regexp.MustCompile(`(?m)^(\d{6})\s+(\w+)\s+\d+\s+\d+\s+0\s+(\d+)\s+(\d+)\s+(\S+)\s+(\w+)\s+(\S+)\s+3\s+\d+\s+no\s+[0-9a-f]{16}`).FindAllStringSubmatch(out, -1)
 	if len(rows) != 5 {
 		t.Fatalf("%d segment rows, want 5:\n%s", len(rows), out)
 	}
@@ -312,7 +312,7 @@ func TestVerifyTornTailIsAWarning(t *testing.T) {
 	}
 }
 
-var dumpLine = regexp.MustCompile(`^(\d{6})\s+(\d+)\s+(\d+)\s+(\d+)\s+\|(.*)\|$`)
+var dumpLine = regexp.MustCompile(`^(\d{6})\s+(\d+)\s+0\s+(\d+)\s+(\d+)\s+\|(.*)\|$`) // segment, offset, log 0, LSN, length, preview
 
 // entryLines splits dump's output after its header line.
 func entryLines(out string) []string {
@@ -505,7 +505,7 @@ func TestDumpWithRotatedKeys(t *testing.T) {
 
 	code, out, _ := runCLI(t, "inspect", dir)
 	if code != 0 || !regexp.MustCompile(`(?m)^000001\s.*\s+key 0\s+[0-9a-f]{16}`).MatchString(out) ||
-		!regexp.MustCompile(`(?m)^000002\s.*\s2\s+4096\s+key 3\s+[0-9a-f]{16}`).MatchString(out) {
+		!regexp.MustCompile(`(?m)^000002\s.*\s3\s+4096\s+key 3\s+[0-9a-f]{16}`).MatchString(out) {
 		t.Errorf("inspect does not show each segment's format and key: %d\n%s", code, out)
 	}
 	kdir := t.TempDir()

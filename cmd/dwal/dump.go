@@ -17,13 +17,15 @@ import (
 	"github.com/dwal-project/dwal/engine/inspect"
 )
 
-const dumpUsage = `usage: dwal dump DIR [--from LSN] [--to LSN] [--hex|--raw] [--key-file F]...
+const dumpUsage = `usage: dwal dump DIR [--log ID] [--from LSN] [--to LSN] [--hex|--raw] [--key-file F]...
 
-Prints the entries of the WAL directory DIR in write order (segment by
+Prints the live entries of the WAL directory DIR in write order (segment by
 segment, batch by batch), each segment up to the end of its log: nothing past
-it (a torn tail, preallocated zeros) is ever printed. --from and --to bound
-the LSNs, both inclusive (LSNs may be unordered inside a batch, so every
-segment that may hold one is read). Encrypted segments need --key-file.
+it (a torn tail, preallocated zeros) is ever printed, nor what a log's
+deletions delete. --log picks one log of a set of logs (a directory of one
+log holds log 0's entries). --from and --to bound the LSNs, both inclusive
+(LSNs may be unordered inside a batch, so every segment that may hold one is
+read). Encrypted segments need --key-file.
 
 Keys: --key-file may be given several times; the keys of all the files form
 one keyring, and each segment opens with the key its header names. A file
@@ -33,7 +35,7 @@ or lines ID:HEX, a decimal key ID and 64 hex digits (blank lines and lines
 starting with # are skipped), as a keyring of engine.NewAESGCMKeyring.
 
 Output: a header line, then one line per entry:
-  SEGMENT OFFSET LSN LENGTH |preview|
+  SEGMENT OFFSET LOG LSN LENGTH |preview|
 where OFFSET is the entry's byte offset in the segment file (for an encrypted
 segment, its batch's) and the preview shows its first bytes, '.' for a byte
 that is not printable ASCII. --hex adds a hex dump of every entry; --raw
@@ -45,8 +47,8 @@ with its .meta (the other segments are still printed).`
 
 const (
 	previewLen = 32
-	dumpHead   = "%-7s  %10s  %12s  %8s  %s\n"
-	dumpRow    = "%06d   %10d  %12d  %8d  %s\n"
+	dumpHead   = "%-7s  %10s  %8s  %12s  %8s  %s\n"
+	dumpRow    = "%06d   %10d  %8d  %12d  %8d  %s\n"
 )
 
 func runDump(args []string, stdout, stderr io.Writer) int {
@@ -56,6 +58,8 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 	fl.Var(&to, "to", "last LSN to print (default: the largest)")
 	asHex := fl.Bool("hex", false, "follow each line with a hex dump of the entry")
 	raw := fl.Bool("raw", false, "write the entries' bytes only, back to back")
+	var logID lsnFlag
+	fl.Var(&logID, "log", "the log of a set whose entries to print (default: every log)")
 	var keyFiles keyFileFlag
 	fl.Var(&keyFiles, "key-file", "file holding AES-256 keys of encrypted segments: one key (32 bytes, or 64 hex digits) or ID:HEX lines; repeatable")
 	dir, code, ok := parseDir(fl, args, stderr)
@@ -73,6 +77,9 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 		return badUsage(fl, stderr, "--from %d is above --to %d", from.v, hi)
 	}
 	opts := inspect.DumpOptions{From: engine.LSN(from.v), To: hi}
+	if logID.set {
+		opts.Logs = []uint64{logID.v}
+	}
 	if len(keyFiles) > 0 {
 		c, err := loadKeyring(keyFiles)
 		if err != nil {
@@ -82,7 +89,7 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 	}
 	out := bufio.NewWriterSize(stdout, 1<<16)
 	if !*raw {
-		fmt.Fprintf(out, dumpHead, "SEGMENT", "OFFSET", "LSN", "LENGTH", "DATA")
+		fmt.Fprintf(out, dumpHead, "SEGMENT", "OFFSET", "LOG", "LSN", "LENGTH", "DATA")
 	}
 	var (
 		n        uint64
@@ -90,7 +97,7 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 		segs     = map[uint64]bool{}
 		werr     error
 	)
-	err := inspect.Dump(dir, opts, func(seg uint64, off int64, lsn engine.LSN, data []byte) error {
+	err := inspect.Dump(dir, opts, func(seg uint64, off int64, log uint64, lsn engine.LSN, data []byte) error {
 		if n == 0 || lsn < min {
 			min = lsn
 		}
@@ -103,7 +110,7 @@ func runDump(args []string, stdout, stderr io.Writer) int {
 		case *raw:
 			_, werr = out.Write(data)
 		default:
-			_, werr = fmt.Fprintf(out, dumpRow, seg, off, lsn, len(data), "|"+preview(data)+"|")
+			_, werr = fmt.Fprintf(out, dumpRow, seg, off, log, lsn, len(data), "|"+preview(data)+"|")
 			if werr == nil && *asHex {
 				_, werr = out.WriteString(hex.Dump(data))
 			}

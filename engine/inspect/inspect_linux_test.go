@@ -31,7 +31,7 @@ func TestReadOnlyToolsCreateNothing(t *testing.T) {
 	if _, err := Verify(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := Dump(dir, DumpOptions{}, func(uint64, int64, engine.LSN, []byte) error { return nil }); err != nil {
+	if err := Dump(dir, DumpOptions{}, func(uint64, int64, uint64, engine.LSN, []byte) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 64<<10)

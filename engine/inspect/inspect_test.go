@@ -133,13 +133,13 @@ func TestInspectCleanDirectory(t *testing.T) {
 		if s.MinLSN != first || s.MaxLSN != first+engine.LSN(3*wantBatches)-1 || s.Entries != 3*wantBatches {
 			t.Errorf("segment %d: LSN %d..%d, %d entries", id, s.MinLSN, s.MaxLSN, s.Entries)
 		}
-		if s.Header == nil || s.Header.ID != id || s.Header.Version != segment.Version1 || s.Header.Encrypted || s.Header.Salt == 0 ||
+		if s.Header == nil || s.Header.ID != id || s.Header.Version != segment.Version3 || s.Header.Flags&segment.FlagOneLog == 0 || s.Header.Encrypted || s.Header.Salt == 0 ||
 			s.Header.Alignment < 4096 || s.Header.Created.IsZero() {
 			t.Errorf("segment %d: header %+v", id, s.Header)
 		}
 		offs := inspectBatchOffsets(t, filepath.Join(dir, s.File))
 		last := offs[len(offs)-1]
-		if want := last + int64(segment.BatchSpan(3*(segment.EntryHeaderLen+1000), int(s.Header.Alignment))); s.Used != want {
+		if want := last + int64(segment.BatchSpan(3*(segment.EntryHeaderLen2+1000), int(s.Header.Alignment))); s.Used != want {
 			t.Errorf("segment %d: used %d, want %d", id, s.Used, want)
 		}
 		if s.FileSize < s.Used || s.Torn != 0 {
@@ -362,7 +362,7 @@ type dumped struct {
 
 func dumpAll(t *testing.T, dir string, from, to engine.LSN) ([]dumped, error) {
 	var out []dumped
-	err := Dump(dir, DumpOptions{From: from, To: to}, func(seg uint64, off int64, lsn engine.LSN, b []byte) error {
+	err := Dump(dir, DumpOptions{From: from, To: to}, func(seg uint64, off int64, _ uint64, lsn engine.LSN, b []byte) error {
 		out = append(out, dumped{seg, off, lsn, string(b)})
 		return nil
 	})
@@ -391,8 +391,10 @@ func TestDumpWriteOrderAndOffsets(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec := f[d.off:]
-		if binary.LittleEndian.Uint32(rec) != uint32(len(d.b)) || engine.LSN(binary.LittleEndian.Uint64(rec[4:])) != d.lsn ||
-			!bytes.Equal(rec[segment.EntryHeaderLen:segment.EntryHeaderLen+len(d.b)], []byte(d.b)) {
+		// Layout 2: | length u32 | kind u32 | log u64 | LSN u64 | data |.
+		if binary.LittleEndian.Uint32(rec) != uint32(len(d.b)) || binary.LittleEndian.Uint32(rec[4:]) != uint32(segment.KindData) ||
+			binary.LittleEndian.Uint64(rec[8:]) != 0 || engine.LSN(binary.LittleEndian.Uint64(rec[16:])) != d.lsn ||
+			!bytes.Equal(rec[segment.EntryHeaderLen2:segment.EntryHeaderLen2+len(d.b)], []byte(d.b)) {
 			t.Fatalf("entry %d: offset %d does not hold it", i, d.off)
 		}
 	}
@@ -412,7 +414,7 @@ func TestDumpWriteOrderAndOffsets(t *testing.T) {
 	// fn's error stops it and comes back as it is.
 	stop := errors.New("stop")
 	n := 0
-	err = Dump(dir, DumpOptions{}, func(uint64, int64, engine.LSN, []byte) error {
+	err = Dump(dir, DumpOptions{}, func(uint64, int64, uint64, engine.LSN, []byte) error {
 		if n++; n == 5 {
 			return stop
 		}
@@ -465,7 +467,7 @@ func ExampleVerify() {
 
 	probs, err := Verify(dir)
 	fmt.Println(len(probs), err)
-	Dump(dir, DumpOptions{}, func(seg uint64, off int64, lsn engine.LSN, data []byte) error {
+	Dump(dir, DumpOptions{}, func(seg uint64, off int64, _ uint64, lsn engine.LSN, data []byte) error {
 		fmt.Printf("segment %d LSN %d: %s\n", seg, lsn, data)
 		return nil
 	})
@@ -515,7 +517,7 @@ func TestDumpAndInspectEncryptedSegments(t *testing.T) {
 	}
 	// With it: the plaintext, in write order; off names the entry's batch.
 	var out []dumped
-	err = Dump(dir, DumpOptions{To: ^engine.LSN(0), Cipher: ciph}, func(seg uint64, off int64, lsn engine.LSN, b []byte) error {
+	err = Dump(dir, DumpOptions{To: ^engine.LSN(0), Cipher: ciph}, func(seg uint64, off int64, _ uint64, lsn engine.LSN, b []byte) error {
 		out = append(out, dumped{seg, off, lsn, string(b)})
 		return nil
 	})

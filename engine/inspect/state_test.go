@@ -95,7 +95,7 @@ func TestInspectHonoursDeletions(t *testing.T) {
 	if len(probs) == 0 || probs[0].File != segment.StateName || probs[0].Severity != SeverityError {
 		t.Fatalf("Verify of a corrupt %s: %v", segment.StateName, probs)
 	}
-	if err := Dump(dir, DumpOptions{}, func(uint64, int64, engine.LSN, []byte) error { return nil }); err == nil {
+	if err := Dump(dir, DumpOptions{}, func(uint64, int64, uint64, engine.LSN, []byte) error { return nil }); err == nil {
 		t.Fatal("Dump of a directory with a corrupt log-state record succeeded")
 	}
 }

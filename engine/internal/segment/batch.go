@@ -11,11 +11,59 @@ import (
 const (
 	BatchMagic      = 0x31425744 // "DWB1" little endian
 	BatchHeaderLen  = 48
-	EntryHeaderLen  = 12        // u32 length + u64 LSN
+	EntryHeaderLen  = 12        // layout 1: u32 length + u64 LSN
+	EntryHeaderLen2 = 24        // layout 2: u32 length, u32 kind, u64 log, u64 LSN
 	MaxBatchPayload = 1<<31 - 1 // bytes of entries in one batch (u32 length field, kept signed-safe)
 )
 
+// Layout is how a segment's entries are laid out: its header's format
+// says which (Header.Layout).
+type Layout uint8
+
+const (
+	// Layout1 (segment formats 1 and 2): | length u32 | LSN u64 | bytes |,
+	// every entry a data entry of log 0.
+	Layout1 Layout = 1
+	// Layout2 (format 3): | length u32 | kind u32 | log u64 | LSN u64 |
+	// bytes |: the entries of many logs, and their records, in one stream.
+	Layout2 Layout = 2
+)
+
+// HeaderLen is the bytes before an entry's data.
+func (l Layout) HeaderLen() int {
+	if l == Layout2 {
+		return EntryHeaderLen2
+	}
+	return EntryHeaderLen
+}
+
+// Kind is what an entry is: data, or a record of what its log's owner
+// did (layout 2 only). A record's LSN is its argument; its data is empty
+// but for a user record's.
+type Kind uint32
+
+// NB: never change these.
+const (
+	KindData         Kind = 0 // the log's data entry LSN
+	KindDeleteBefore Kind = 1 // the log's entries below LSN are deleted
+	KindTruncate     Kind = 2 // the log's entries above LSN in earlier batches are deleted
+	KindTruncateAll  Kind = 3 // every entry of the log in earlier batches is deleted, and its deletions forgotten
+	KindUser         Kind = 4 // the log's user record is data
+	KindRewrite      Kind = 5 // the log's entries with LSN <= LSN in batches before the rewrite's first (Data, or this batch) are deleted: copied forward
+	maxKind               = KindRewrite
+)
+
+// Entry is one entry of a batch.
+type Entry struct {
+	Kind Kind
+	Log  uint64
+	LSN  uint64
+	Data []byte
+}
+
 // BatchHeader starts every batch, at an aligned offset of its segment.
+// Count is the number of entries, records included; MinLSN and MaxLSN
+// bound the data entries' LSNs (0 and 0 when there is none).
 type BatchHeader struct {
 	CRC       uint32
 	Length    uint32 // bytes of entries after the header
@@ -24,7 +72,8 @@ type BatchHeader struct {
 	MinLSN    uint64
 	MaxLSN    uint64
 	Salt      uint64
-	Encrypted bool // not encoded: the segment is encrypted, and so are the entries
+	Encrypted bool   // not encoded: the segment is encrypted, and so are the entries
+	Layout    Layout // not encoded: the segment's entry layout
 }
 
 // Span is the aligned size a batch with this header occupies.
@@ -54,22 +103,56 @@ func EncodeBatchHeader(b []byte, h *BatchHeader) {
 }
 
 // EncodeEntries writes n entries (got through at) into b as a batch body
-// (length, LSN, bytes each) and returns their LSN range and the bytes used.
-func EncodeEntries(b []byte, n int, at func(int) (uint64, []byte)) (minLSN, maxLSN uint64, used int) {
+// in layout l and returns the data entries' LSN range and the bytes used.
+// Layout 1 holds data entries of log 0 only.
+func EncodeEntries(b []byte, l Layout, n int, at func(int) Entry) (minLSN, maxLSN uint64, used int) {
+	data := 0
 	for i := range n {
-		lsn, d := at(i)
-		if i == 0 || lsn < minLSN {
-			minLSN = lsn
+		e := at(i)
+		if e.Kind == KindData {
+			if data == 0 || e.LSN < minLSN {
+				minLSN = e.LSN
+			}
+			if data == 0 || e.LSN > maxLSN {
+				maxLSN = e.LSN
+			}
+			data++
 		}
-		if i == 0 || lsn > maxLSN {
-			maxLSN = lsn
+		binary.LittleEndian.PutUint32(b[used:], uint32(len(e.Data)))
+		if l == Layout2 {
+			binary.LittleEndian.PutUint32(b[used+4:], uint32(e.Kind))
+			binary.LittleEndian.PutUint64(b[used+8:], e.Log)
+			binary.LittleEndian.PutUint64(b[used+16:], e.LSN)
+		} else {
+			binary.LittleEndian.PutUint64(b[used+4:], e.LSN)
 		}
-		binary.LittleEndian.PutUint32(b[used:], uint32(len(d)))
-		binary.LittleEndian.PutUint64(b[used+4:], lsn)
-		copy(b[used+EntryHeaderLen:], d)
-		used += EntryHeaderLen + len(d)
+		hl := l.HeaderLen()
+		copy(b[used+hl:], e.Data)
+		used += hl + len(e.Data)
 	}
 	return minLSN, maxLSN, used
+}
+
+// decodeEntry reads the entry at the start of body in layout l; ok is
+// false when body does not hold one whole.
+func decodeEntry(body []byte, l Layout) (e Entry, n int, ok bool) {
+	hl := l.HeaderLen()
+	if len(body) < hl {
+		return e, 0, false
+	}
+	dl := binary.LittleEndian.Uint32(body[0:])
+	if uint64(dl) > uint64(len(body)-hl) {
+		return e, 0, false
+	}
+	if l == Layout2 {
+		e.Kind = Kind(binary.LittleEndian.Uint32(body[4:]))
+		e.Log = binary.LittleEndian.Uint64(body[8:])
+		e.LSN = binary.LittleEndian.Uint64(body[16:])
+	} else {
+		e.LSN = binary.LittleEndian.Uint64(body[4:])
+	}
+	e.Data = body[hl : hl+int(dl)]
+	return e, hl + int(dl), true
 }
 
 // Problem says why a batch does not continue the log ("" when it does).
@@ -143,30 +226,30 @@ func CheckBatch(b []byte, h *BatchHeader) Problem {
 	return why
 }
 
-// WalkBatch walks the entries of batch b, calling fn (if not nil) for each.
-// fn's data aliases b.
-func WalkBatch(b []byte, h *BatchHeader, fn func(lsn uint64, data []byte) error) (Problem, error) {
+// WalkBatch walks the entries of batch b (in h's layout), calling fn (if
+// not nil) for each. fn's data aliases b.
+func WalkBatch(b []byte, h *BatchHeader, fn func(Entry) error) (Problem, error) {
 	body := b[BatchHeaderLen : BatchHeaderLen+int(h.Length)]
+	l := h.Layout
+	if l == 0 {
+		l = Layout1
+	}
 	var n uint32
 	for len(body) > 0 {
-		if len(body) < EntryHeaderLen {
+		e, used, ok := decodeEntry(body, l)
+		if !ok || e.Kind > maxKind {
 			return BadFill, nil
 		}
-		l := binary.LittleEndian.Uint32(body[0:])
-		lsn := binary.LittleEndian.Uint64(body[4:])
-		if uint64(l) > uint64(len(body)-EntryHeaderLen) {
-			return BadFill, nil
-		}
-		if lsn < h.MinLSN || lsn > h.MaxLSN {
+		if e.Kind == KindData && (e.LSN < h.MinLSN || e.LSN > h.MaxLSN) {
 			return BadLSN, nil
 		}
 		n++
 		if fn != nil {
-			if err := fn(lsn, body[EntryHeaderLen:EntryHeaderLen+int(l)]); err != nil {
+			if err := fn(e); err != nil {
 				return OK, err
 			}
 		}
-		body = body[EntryHeaderLen+int(l):]
+		body = body[used:]
 	}
 	if n != h.Count {
 		return BadFill, nil

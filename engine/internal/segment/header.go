@@ -20,14 +20,20 @@ import (
 // as a torn segment).
 const (
 	Magic         = "DWALSEG\x00" // first 8 bytes of every segment
-	Version1      = 1             // format 1: no key fields (plain segments are still written in it)
-	Version2      = 2             // format 2: format 1, then a key ID and a key salt (encrypted segments)
-	Version       = Version2      // the newest segment format this build reads
+	Version1      = 1             // format 1: no key fields, entries in layout 1
+	Version2      = 2             // format 2: format 1, then a key ID and a key salt; entries in layout 1
+	Version3      = 3             // format 3: format 2's header, entries in layout 2 (each names its log); written by this build
+	Version       = Version3      // the newest segment format this build reads
 	HeaderLen     = 44            // a format 1 header, CRC included (the part every format shares)
 	HeaderLen2    = 68            // a format 2 header, both CRCs included
 	KeySaltLen    = 16            // random bytes of a format 2 header its key is derived with
 	KeyInfoLen    = 4 + 8 + 8 + KeySaltLen
 	FlagEncrypted = 1 << 0 // header flag: entry bytes are encrypted by a cipher
+	// FlagOneLog (format 3): every entry of the segment is log 0's, so its
+	// .meta says where log 0's entries are without its index (a log's
+	// segment, written by an engine.Coordinator); a segment of a set of logs
+	// has it clear. Formats 1 and 2 hold log 0 only, flag or not.
+	FlagOneLog = 1 << 1
 )
 
 // Castagnoli is the CRC32C table of every checksum in the format.
@@ -48,6 +54,17 @@ type Header struct {
 
 // Encrypted reports whether the segment's entries are encrypted.
 func (h *Header) Encrypted() bool { return h.Flags&FlagEncrypted != 0 }
+
+// OneLog reports whether every entry of the segment is log 0's.
+func (h *Header) OneLog() bool { return h.Version < Version3 || h.Flags&FlagOneLog != 0 }
+
+// Layout is the segment's entry layout.
+func (h *Header) Layout() Layout {
+	if h.Version >= Version3 {
+		return Layout2
+	}
+	return Layout1
+}
 
 // KeyInfo returns what the key of an encrypted segment is derived from,
 // with its master key: the master key's ID, the segment's ID and salt and

@@ -34,7 +34,8 @@ const (
 	IndexVersion = 1
 
 	indexHeaderLen = 52 // magic, version, flags, align, seg ID, salt, end, batches, logs
-	indexLogLen    = 40 // log ID, min, max, entries, refs, flags
+	indexLogLen    = 40 // log ID, min, max, entries, refs, records
+	indexRecLen    = 20 // kind, block, LSN, data length (then the data)
 	indexCRCLen    = 4
 	// RefLen is the size of one encoded ref: min LSN u64, max LSN u64,
 	// first block u32, blocks u32.
@@ -132,10 +133,48 @@ func (r Refs) Find(lsn uint64, ordered bool, out []int) []int {
 
 // IndexLog is one log's part of a segment index.
 type IndexLog struct {
-	Log  uint64
-	Meta Meta // its entries' LSN range and count in the segment
-	Refs Refs
+	Log     uint64
+	Meta    Meta // its data entries' LSN range and count in the segment
+	Refs    Refs
+	Records []Record // its records in the segment, in write order
 }
+
+// Record is one record of a log (an entry of a kind other than data): what
+// the log's owner deleted, or its user record, at the batch at Off.
+type Record struct {
+	Off  int64
+	Kind Kind
+	LSN  uint64
+	Data []byte
+}
+
+// BatchLogs sums one batch's data entries up by log, for its refs.
+type BatchLogs struct{ logs []LogRange }
+
+// LogRange is one log's data entries in a batch.
+type LogRange struct {
+	Log            uint64
+	MinLSN, MaxLSN uint64
+	Count          uint64
+}
+
+// Reset empties b for the next batch.
+func (b *BatchLogs) Reset() { b.logs = b.logs[:0] }
+
+// Add counts data entry e.
+func (b *BatchLogs) Add(e Entry) {
+	for i := range b.logs {
+		if r := &b.logs[i]; r.Log == e.Log {
+			r.MinLSN, r.MaxLSN = min(r.MinLSN, e.LSN), max(r.MaxLSN, e.LSN)
+			r.Count++
+			return
+		}
+	}
+	b.logs = append(b.logs, LogRange{Log: e.Log, MinLSN: e.LSN, MaxLSN: e.LSN, Count: 1})
+}
+
+// Logs returns the logs counted, in the order first seen.
+func (b *BatchLogs) Logs() []LogRange { return b.logs }
 
 // Index is a segment's index.
 type Index struct {
@@ -162,6 +201,22 @@ func (x *Index) Add(log uint64, off, span int64, minLSN, maxLSN, count uint64) {
 
 // AddBatch counts one batch (after Add for each of its logs).
 func (x *Index) AddBatch() { x.Batches++ }
+
+// AddLogs records the batch at off of span bytes whose data entries sum
+// says, one ref per log, and counts it.
+func (x *Index) AddLogs(off, span int64, sum *BatchLogs) {
+	for _, r := range sum.logs {
+		x.Add(r.Log, off, span, r.MinLSN, r.MaxLSN, r.Count)
+	}
+	x.End = max(x.End, off+span)
+	x.AddBatch()
+}
+
+// AddRecord records e, a record of log in the batch at off.
+func (x *Index) AddRecord(log uint64, off int64, e Entry) {
+	l := x.logOf(log)
+	l.Records = append(l.Records, Record{Off: off, Kind: e.Kind, LSN: e.LSN, Data: slices.Clone(e.Data)})
+}
 
 // logOf returns log's part, added in ID order when missing.
 func (x *Index) logOf(log uint64) *IndexLog {
@@ -207,6 +262,9 @@ func (x *Index) Encode() []byte {
 	refs := 0
 	for _, l := range x.Logs {
 		refs += len(l.Refs.b)
+		for _, r := range l.Records {
+			refs += indexRecLen + len(r.Data)
+		}
 	}
 	b := make([]byte, indexHeaderLen, indexHeaderLen+len(x.Logs)*indexLogLen+2*indexCRCLen+refs)
 	copy(b, IndexMagic)
@@ -223,12 +281,21 @@ func (x *Index) Encode() []byte {
 		b = binary.LittleEndian.AppendUint64(b, l.Meta.MaxLSN)
 		b = binary.LittleEndian.AppendUint64(b, l.Meta.Entries)
 		b = binary.LittleEndian.AppendUint32(b, uint32(l.Refs.Len()))
-		b = binary.LittleEndian.AppendUint32(b, 0) // flags: none yet
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(l.Records)))
 	}
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, Castagnoli))
 	start := len(b)
 	for _, l := range x.Logs {
 		b = append(b, l.Refs.b...)
+	}
+	for _, l := range x.Logs {
+		for _, r := range l.Records {
+			b = binary.LittleEndian.AppendUint32(b, uint32(r.Kind))
+			b = binary.LittleEndian.AppendUint32(b, uint32(r.Off/int64(x.Align)))
+			b = binary.LittleEndian.AppendUint64(b, r.LSN)
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(r.Data)))
+			b = append(b, r.Data...)
+		}
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], Castagnoli))
 }
@@ -275,10 +342,10 @@ func DecodeIndex(b []byte) (*Index, error) {
 	}
 	refs := 0
 	for _, n := range counts {
-		refs += n
+		refs += n.refs
 	}
 	body := b[tableEnd+indexCRCLen:]
-	if len(body) != refs*RefLen+indexCRCLen {
+	if len(body) < refs*RefLen+indexCRCLen {
 		return nil, errIndex("%d refs in %d bytes", refs, len(body))
 	}
 	body, sum := body[:len(body)-indexCRCLen], binary.LittleEndian.Uint32(body[len(body)-indexCRCLen:])
@@ -287,33 +354,66 @@ func DecodeIndex(b []byte) (*Index, error) {
 	}
 	for i, n := range counts {
 		l := &x.Logs[i]
-		l.Refs = Refs{b: body[: n*RefLen : n*RefLen], align: int64(x.Align)}
-		body = body[n*RefLen:]
-		if err := x.checkLog(l); err != nil {
+		l.Refs = Refs{b: body[: n.refs*RefLen : n.refs*RefLen], align: int64(x.Align)}
+		body = body[n.refs*RefLen:]
+	}
+	for i, n := range counts {
+		if body, err = x.decodeRecords(&x.Logs[i], n.records, body); err != nil {
 			return nil, err
 		}
+		if err := x.checkLog(&x.Logs[i]); err != nil {
+			return nil, err
+		}
+	}
+	if len(body) != 0 {
+		return nil, errIndex("%d bytes after the last record", len(body))
 	}
 	return x, nil
 }
 
-// decodeLogs reads the log table into x.Logs (without their refs) and
-// returns each log's ref count.
-func (x *Index) decodeLogs(t []byte, logs int) ([]int, error) {
-	counts := make([]int, 0, logs)
+// decodeRecords reads n records of log l from the start of p and returns
+// what follows them.
+func (x *Index) decodeRecords(l *IndexLog, n int, p []byte) ([]byte, error) {
+	for range n {
+		if len(p) < indexRecLen {
+			return nil, errIndex("log %d: a record runs past the end", l.Log)
+		}
+		r := Record{Kind: Kind(binary.LittleEndian.Uint32(p)), Off: int64(binary.LittleEndian.Uint32(p[4:])) * int64(x.Align),
+			LSN: binary.LittleEndian.Uint64(p[8:])}
+		dl := int(binary.LittleEndian.Uint32(p[16:]))
+		p = p[indexRecLen:]
+		if r.Kind == KindData || r.Kind > maxKind || dl > len(p) || dl > MaxStateUser {
+			return nil, errIndex("log %d: record of kind %d with %d bytes", l.Log, r.Kind, dl)
+		}
+		r.Data = p[:dl:dl]
+		p = p[dl:]
+		l.Records = append(l.Records, r)
+	}
+	return p, nil
+}
+
+// logCounts is how many refs and records a log of the table has.
+type logCounts struct{ refs, records int }
+
+// decodeLogs reads the log table into x.Logs (without their refs and
+// records) and returns each log's counts.
+func (x *Index) decodeLogs(t []byte, logs int) ([]logCounts, error) {
+	counts := make([]logCounts, 0, logs)
 	for i := range logs {
 		p := t[i*indexLogLen:]
 		l := IndexLog{Log: binary.LittleEndian.Uint64(p[0:])}
 		l.Meta = Meta{MinLSN: binary.LittleEndian.Uint64(p[8:]), MaxLSN: binary.LittleEndian.Uint64(p[16:]),
 			Entries: binary.LittleEndian.Uint64(p[24:])}
 		n := int(binary.LittleEndian.Uint32(p[32:]))
+		rec := int(binary.LittleEndian.Uint32(p[36:]))
 		if i > 0 && l.Log <= x.Logs[i-1].Log {
 			return nil, errIndex("log %d listed after log %d", l.Log, x.Logs[i-1].Log)
 		}
-		if n == 0 || uint64(n) > l.Meta.Entries || n > MaxIndexLen/RefLen {
-			return nil, errIndex("log %d: %d refs for %d entries", l.Log, n, l.Meta.Entries)
+		if n == 0 && (l.Meta != Meta{} || rec == 0) || uint64(n) > l.Meta.Entries || n > MaxIndexLen/RefLen || rec > MaxIndexLen/indexRecLen {
+			return nil, errIndex("log %d: %d refs and %d records for %d entries", l.Log, n, rec, l.Meta.Entries)
 		}
 		x.Logs = append(x.Logs, l)
-		counts = append(counts, n)
+		counts = append(counts, logCounts{n, rec})
 	}
 	return counts, nil
 }
@@ -333,6 +433,13 @@ func (x *Index) checkLog(l *IndexLog) error {
 	}
 	if m.MinLSN != l.Meta.MinLSN || m.MaxLSN != l.Meta.MaxLSN {
 		return errIndex("log %d: refs span LSN %d..%d, the log table says %d..%d", l.Log, m.MinLSN, m.MaxLSN, l.Meta.MinLSN, l.Meta.MaxLSN)
+	}
+	prevRec := int64(0)
+	for i, r := range l.Records {
+		if r.Off < int64(x.Align) || r.Off >= x.End || r.Off < prevRec {
+			return errIndex("log %d record %d at offset %d (log ends at %d)", l.Log, i, r.Off, x.End)
+		}
+		prevRec = r.Off
 	}
 	return nil
 }

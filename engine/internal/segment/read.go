@@ -26,7 +26,7 @@ func PlainBatch(b []byte, h *Header, off int64, open Decrypter, dst []byte) ([]b
 	if BatchHeaderLen+int(bh.Length) > len(b) {
 		return nil, bh, BadLength, nil
 	}
-	bh.Encrypted = h.Encrypted()
+	bh.Encrypted, bh.Layout = h.Encrypted(), h.Layout()
 	if why := CheckBatch(b, &bh); why != OK {
 		return nil, bh, why, nil
 	}
@@ -50,31 +50,31 @@ func PlainBatch(b []byte, h *Header, off int64, open Decrypter, dst []byte) ([]b
 	return plain, ph, OK, nil
 }
 
-// FindEntry returns the bytes of the first entry with LSN lsn in the
-// entries body (a checked batch's bytes after its header), aliasing body.
-func FindEntry(body []byte, lsn uint64) ([]byte, bool) {
-	for len(body) >= EntryHeaderLen {
-		l := int(binary.LittleEndian.Uint32(body[0:]))
-		if l > len(body)-EntryHeaderLen {
+// FindEntry returns the bytes of the first data entry of log with LSN lsn
+// in the entries body (a checked batch's bytes after its header, in layout
+// l), aliasing body.
+func FindEntry(body []byte, l Layout, log, lsn uint64) ([]byte, bool) {
+	for {
+		e, n, ok := decodeEntry(body, l)
+		if !ok {
 			return nil, false
 		}
-		if binary.LittleEndian.Uint64(body[4:]) == lsn {
-			return body[EntryHeaderLen : EntryHeaderLen+l], true
+		if e.Kind == KindData && e.Log == log && e.LSN == lsn {
+			return e.Data, true
 		}
-		body = body[EntryHeaderLen+l:]
+		body = body[n:]
 	}
-	return nil, false
 }
 
 // EachEntry calls fn for every entry of the entries body (a checked
-// batch's bytes after its header); data aliases body.
-func EachEntry(body []byte, fn func(lsn uint64, data []byte)) {
-	for len(body) >= EntryHeaderLen {
-		l := int(binary.LittleEndian.Uint32(body[0:]))
-		if l > len(body)-EntryHeaderLen {
+// batch's bytes after its header, in layout l); data aliases body.
+func EachEntry(body []byte, l Layout, fn func(Entry)) {
+	for {
+		e, n, ok := decodeEntry(body, l)
+		if !ok {
 			return
 		}
-		fn(binary.LittleEndian.Uint64(body[4:]), body[EntryHeaderLen:EntryHeaderLen+l])
-		body = body[EntryHeaderLen+l:]
+		fn(e)
+		body = body[n:]
 	}
 }

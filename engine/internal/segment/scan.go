@@ -15,8 +15,16 @@ type Result struct {
 	End     int64   // offset where the log ends (first batch that does not continue it)
 	Why     Problem // why it ended there (OK when at the end of the readable range)
 	Batches uint64  // valid batches
-	Meta    Meta    // LSN range and entries of the valid batches
-	Torn    int64   // end of the bytes past End that look like batches of this segment (0: none)
+	// Meta is the LSN range and count of the data entries of the valid
+	// batches: from their headers in layout 1; from the entries themselves
+	// in layout 2 when they are walked (a plain segment, or keys given),
+	// else from the headers, records counted too.
+	Meta Meta
+	// Approx says Meta counts records too: a layout 2 segment whose
+	// entries were not walked (encrypted, no keys given).
+	Approx bool
+	Torn   int64  // end of the bytes past End that look like batches of this segment (0: none)
+	Index  *Index // the segment's index, when ScanOptions.Index asks for it
 }
 
 // Decrypter decrypts the entries of an encrypted segment's batches (the
@@ -29,55 +37,43 @@ type Decrypter interface {
 // or an error (wrapping ErrDecrypt when the key is missing).
 type Keys func(h *Header) (Decrypter, error)
 
+// ScanOptions say what Scan does besides finding where the log ends.
+type ScanOptions struct {
+	// FindTorn looks past the end for bytes that belong to this segment (a
+	// torn or cut-off tail), for recovery to keep a copy of them before
+	// cutting them off.
+	FindTorn bool
+	// Keys gives the Decrypter of an encrypted segment, asked once, when
+	// its entries are walked (Entry, or Index of a layout 2 segment).
+	Keys Keys
+	// Batch, when set, is called with the offset and header of every
+	// valid batch, in write order.
+	Batch func(off int64, h *BatchHeader) error
+	// Entry, when set, is called for every entry of every valid batch, in
+	// write order, with its batch's offset; a batch is checked whole
+	// before any of its entries is handed out, so it is handed out
+	// entirely or not at all. e.Data is valid only during the call.
+	Entry func(off int64, e Entry) error
+	// Index builds Result.Index: every batch's refs, by log, and its
+	// records.
+	Index bool
+}
+
 // Scan reads the batches of segment file f (read at alignment a) from its
-// first block up to limit bytes and finds where the log ends. fn, if not
-// nil, is called for every entry of every valid batch in write order; a
-// batch is checked whole before any of its entries is handed out, so it is
-// replayed entirely or not at all. fn's data is valid only during the call.
-// keys gives the Decrypter of an encrypted segment (asked, once, only when
-// fn is not nil). With findTorn Scan also looks past the end for bytes that belong to
-// this segment (a torn or cut-off tail), for recovery to keep a copy of
-// them before cutting them off.
-func Scan(f vfs.File, a int, limit int64, findTorn bool, keys Keys, fn func(lsn uint64, data []byte) error) (Result, error) {
-	return scan(f, a, limit, findTorn, keys, fn, nil)
-}
-
-// ScanBatches is Scan without the entries: it calls fn with the offset and
-// header of every valid batch up to limit, in write order (the engine's
-// LSN index is built from it), and finds where the log ends exactly as
-// Scan does.
-func ScanBatches(f vfs.File, a int, limit int64, fn func(off int64, h *BatchHeader) error) (Result, error) {
-	return scan(f, a, limit, false, nil, nil, fn)
-}
-
-// ScanIndex is ScanBatches building the segment's index as it goes (every
-// batch as log 0's: a segment of one log), up to limit; with findTorn it
-// looks past the end as Scan does.
-func ScanIndex(f vfs.File, a int, limit int64, findTorn bool) (Result, *Index, error) {
-	h, err := ReadHeader(f, a)
-	if err != nil {
-		return Result{}, nil, err
-	}
-	x := NewIndex(&h)
-	res, err := scan(f, a, limit, findTorn, nil, nil, func(off int64, bh *BatchHeader) error {
-		x.Add(0, off, bh.Span(x.Align), bh.MinLSN, bh.MaxLSN, uint64(bh.Count))
-		x.AddBatch()
-		return nil
-	})
-	return res, x, err
-}
-
-func scan(f vfs.File, a int, limit int64, findTorn bool, keys Keys, fn func(lsn uint64, data []byte) error, onBatch func(int64, *BatchHeader) error) (Result, error) {
+// first block up to limit bytes and finds where the log ends.
+func Scan(f vfs.File, a int, limit int64, o ScanOptions) (Result, error) {
 	var res Result
 	h, err := ReadHeader(f, a)
 	if err != nil {
 		return res, err
 	}
 	res.Header = h
+	layout := h.Layout()
+	walk := o.Entry != nil || o.Index && layout == Layout2
 	var open Decrypter
-	if h.Encrypted() && fn != nil {
-		if keys != nil {
-			if open, err = keys(&h); err != nil {
+	if h.Encrypted() && walk {
+		if o.Keys != nil {
+			if open, err = o.Keys(&h); err != nil {
 				return res, err
 			}
 		}
@@ -85,8 +81,16 @@ func scan(f vfs.File, a int, limit int64, findTorn bool, keys Keys, fn func(lsn 
 			return res, fmt.Errorf("%w: segment %d is encrypted and no cipher is set (Config.Cipher)", ErrDecrypt, h.ID)
 		}
 	}
+	if o.Index {
+		res.Index = NewIndex(&h)
+	}
+	// Layout 2's data entries are counted from the entries whenever they
+	// can be walked: a plain segment, or one whose key is at hand.
+	walk = walk || layout == Layout2 && !h.Encrypted()
+	res.Approx = layout == Layout2 && !walk
 	s := &scanner{r: newReader(f, a, limit), h: h, sa: int(h.Align), limit: limit, open: open}
 	defer s.r.close()
+	var sum BatchLogs
 	off, seq := int64(s.sa), uint64(1)
 	for {
 		b, bh, why, err := s.batch(off, seq)
@@ -100,26 +104,55 @@ func scan(f vfs.File, a int, limit int64, findTorn bool, keys Keys, fn func(lsn 
 		if b == nil {
 			break // the end of the readable range
 		}
-		if onBatch != nil {
-			if err := onBatch(off, &bh); err != nil {
+		if o.Batch != nil {
+			if err := o.Batch(off, &bh); err != nil {
 				return res, err
 			}
 		}
-		if fn != nil {
-			if err := s.emit(b, &bh, off, fn); err != nil {
-				return res, err
-			}
+		if err := s.batchEntries(b, &bh, off, walk, &sum, &res, o); err != nil {
+			return res, err
 		}
-		res.Meta.Add(bh.MinLSN, bh.MaxLSN, uint64(bh.Count))
 		res.Batches++
 		seq++
 		off += bh.Span(s.sa)
 	}
 	res.End = off
-	if findTorn && res.Why != OK {
+	if o.FindTorn && res.Why != OK {
 		res.Torn, err = s.tornEnd(off)
 	}
 	return res, err
+}
+
+// batchEntries counts the checked batch b at off into res (its Meta, its
+// Index) and hands its entries to o.Entry, walking them when walk says
+// so (else from the header alone).
+func (s *scanner) batchEntries(b []byte, bh *BatchHeader, off int64, walk bool, sum *BatchLogs, res *Result, o ScanOptions) error {
+	span := bh.Span(s.sa)
+	if !walk {
+		res.Meta.Add(bh.MinLSN, bh.MaxLSN, uint64(bh.Count))
+		if res.Index != nil {
+			res.Index.Add(0, off, span, bh.MinLSN, bh.MaxLSN, uint64(bh.Count))
+			res.Index.AddBatch()
+		}
+		return nil
+	}
+	sum.Reset()
+	err := s.emit(b, bh, off, func(e Entry) error {
+		if e.Kind == KindData {
+			sum.Add(e)
+			res.Meta.Add(e.LSN, e.LSN, 1)
+		} else if res.Index != nil {
+			res.Index.AddRecord(e.Log, off, e)
+		}
+		if o.Entry != nil {
+			return o.Entry(off, e)
+		}
+		return nil
+	})
+	if err == nil && res.Index != nil {
+		res.Index.AddLogs(off, span, sum)
+	}
+	return err
 }
 
 // scanner is Scan's state.
@@ -151,7 +184,7 @@ func (s *scanner) batch(off int64, seq uint64) (b []byte, bh BatchHeader, why Pr
 	if why != OK {
 		return nil, bh, why, nil
 	}
-	bh.Encrypted = s.h.Encrypted()
+	bh.Encrypted, bh.Layout = s.h.Encrypted(), s.h.Layout()
 	if off+bh.Span(s.sa) > s.limit {
 		return nil, bh, BadLength, nil
 	}
@@ -169,7 +202,7 @@ func (s *scanner) batch(off int64, seq uint64) (b []byte, bh BatchHeader, why Pr
 // batch is decrypted and its entries checked before any is handed out: the CRC held,
 // so a failure here is a wrong key or bytes altered on purpose, never a
 // torn write: an error, not an end of the log.
-func (s *scanner) emit(b []byte, bh *BatchHeader, off int64, fn func(uint64, []byte) error) error {
+func (s *scanner) emit(b []byte, bh *BatchHeader, off int64, fn func(Entry) error) error {
 	if !bh.Encrypted {
 		_, err := WalkBatch(b, bh, fn)
 		return err

@@ -31,11 +31,11 @@ const (
 	stateV1FixedLen = 44
 	stateV1CutLen   = 16
 	stateFixedLen   = 32 // v2: magic, version, flags, logs, floor, covers
-	stateLogLen     = 40 // v2 per log: ID, first, base (seg, off), cuts, user length
-	stateCutLen     = 24 // v2 per cut: after, below (seg, off)
+	stateLogLen     = 48 // v2 per log: ID, first, base (seg, off), cuts, moves, user length, zero
+	stateCutLen     = 24 // v2 per cut: after, below (seg, off); per move: through, below (seg, off)
 	stateCRCLen     = 4
 
-	MaxStateCuts   = 1 << 16 // per log
+	MaxStateCuts   = 1 << 16 // per log, and as many moves
 	MaxStateUser   = 1 << 20 // per log
 	MaxStateLogs   = 1 << 24
 	stateMaxLength = 1 << 30
@@ -51,6 +51,32 @@ type Pos struct {
 
 // Before reports whether p comes before q in the stream.
 func (p Pos) Before(q Pos) bool { return p.Seg < q.Seg || p.Seg == q.Seg && p.Off < q.Off }
+
+// Compare orders positions: -1 when p is before q, 1 after, 0 equal.
+func (p Pos) Compare(q Pos) int {
+	switch {
+	case p.Before(q):
+		return -1
+	case q.Before(p):
+		return 1
+	}
+	return 0
+}
+
+// RewriteDataLen is the size of a rewrite record's data: the position of
+// its rewrite's first batch (absent in that first batch itself).
+const RewriteDataLen = 16
+
+// EncodePos returns p as a rewrite record's data.
+func EncodePos(p Pos) []byte {
+	b := binary.LittleEndian.AppendUint64(make([]byte, 0, RewriteDataLen), p.Seg)
+	return binary.LittleEndian.AppendUint64(b, uint64(p.Off))
+}
+
+// DecodePos reads a position written by EncodePos.
+func DecodePos(b []byte) Pos {
+	return Pos{Seg: binary.LittleEndian.Uint64(b), Off: int64(binary.LittleEndian.Uint64(b[8:]))}
+}
 
 // SegmentStart is the position before every batch of segment id.
 func SegmentStart(id uint64) Pos { return Pos{Seg: id} }
@@ -71,20 +97,29 @@ func Whole(id uint64) Span {
 // owner's record (engine.Log.SetUserRecord).
 type LogState struct {
 	First uint64 // entries with a smaller LSN are deleted (0: none)
-	Base  Pos    // entries of batches before it are deleted (TruncateAfter of everything, a rewrite)
+	Base  Pos    // entries of batches before it are deleted (TruncateAfter of everything)
 	Cuts  []Cut  // by ascending Below
+	Moves []Move // by ascending Below
 	User  []byte
 }
 
-// Cut deletes the entries with LSN > After of the batches before Below.
+// Cut deletes the entries with LSN > After of the batches before Below
+// (TruncateAfter).
 type Cut struct {
 	After uint64
 	Below Pos
 }
 
+// Move deletes the entries with LSN <= Through of the batches before
+// Below: a rewrite copied the live ones into the batches from Below on.
+type Move struct {
+	Through uint64
+	Below   Pos
+}
+
 // Empty reports whether s deletes nothing and holds no user record.
 func (s *LogState) Empty() bool {
-	return s.First == 0 && s.Base == (Pos{}) && len(s.Cuts) == 0 && len(s.User) == 0
+	return s.First == 0 && s.Base == (Pos{}) && len(s.Cuts) == 0 && len(s.Moves) == 0 && len(s.User) == 0
 }
 
 // State is the log-state record.
@@ -106,8 +141,9 @@ func (s *State) Log(id uint64) *LogState {
 func (s *State) Encode() ([]byte, error) {
 	ids := make([]uint64, 0, len(s.Logs))
 	for id, l := range s.Logs {
-		if len(l.Cuts) > MaxStateCuts || len(l.User) > MaxStateUser {
-			return nil, fmt.Errorf("log %d: state of %d cuts and %d user bytes exceeds %d and %d", id, len(l.Cuts), len(l.User), MaxStateCuts, MaxStateUser)
+		if len(l.Cuts) > MaxStateCuts || len(l.Moves) > MaxStateCuts || len(l.User) > MaxStateUser {
+			return nil, fmt.Errorf("log %d: state of %d cuts, %d moves and %d user bytes exceeds %d, %d and %d",
+				id, len(l.Cuts), len(l.Moves), len(l.User), MaxStateCuts, MaxStateCuts, MaxStateUser)
 		}
 		if !l.Empty() {
 			ids = append(ids, id)
@@ -130,11 +166,18 @@ func (s *State) Encode() ([]byte, error) {
 		b = binary.LittleEndian.AppendUint64(b, l.Base.Seg)
 		b = binary.LittleEndian.AppendUint64(b, uint64(l.Base.Off))
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(l.Cuts)))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(l.Moves)))
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(l.User)))
+		b = binary.LittleEndian.AppendUint32(b, 0)
 		for _, k := range l.Cuts {
 			b = binary.LittleEndian.AppendUint64(b, k.After)
 			b = binary.LittleEndian.AppendUint64(b, k.Below.Seg)
 			b = binary.LittleEndian.AppendUint64(b, uint64(k.Below.Off))
+		}
+		for _, m := range l.Moves {
+			b = binary.LittleEndian.AppendUint64(b, m.Through)
+			b = binary.LittleEndian.AppendUint64(b, m.Below.Seg)
+			b = binary.LittleEndian.AppendUint64(b, uint64(m.Below.Off))
 		}
 		b = append(b, l.User...)
 	}
@@ -171,8 +214,9 @@ func errState(format string, args ...any) error {
 }
 
 // decodeStateV1 reads a version 1 record: one log's (log 0's) state, its
-// cuts and base segment IDs, which are segment starts. It covers every
-// segment: the segments of that version hold no records.
+// cuts and base segment IDs, which are segment starts. It covers no
+// segment (Covers 0): the segments its writer wrote (formats 1 and 2) hold
+// no records, and those written since do.
 //
 //	| magic | version u16 | flags u16 | cuts u32 | first u64 | base u64 | floor u64 | user length u32 |
 //	| cuts × (after u64, below u64) | user bytes | CRC32C u32 |
@@ -182,7 +226,7 @@ func decodeStateV1(body []byte) (State, error) {
 	}
 	n := int(binary.LittleEndian.Uint32(body[12:]))
 	l := &LogState{First: binary.LittleEndian.Uint64(body[16:]), Base: SegmentStart(binary.LittleEndian.Uint64(body[24:]))}
-	s := State{Floor: binary.LittleEndian.Uint64(body[32:]), Covers: math.MaxUint64, Logs: map[uint64]*LogState{0: l}}
+	s := State{Floor: binary.LittleEndian.Uint64(body[32:]), Logs: map[uint64]*LogState{0: l}}
 	u := int(binary.LittleEndian.Uint32(body[40:]))
 	if n > MaxStateCuts || u > MaxStateUser || stateV1FixedLen+n*stateV1CutLen+u != len(body) {
 		return State{}, errState("%d cuts and %d user bytes do not fill its %d bytes", n, u, len(body)+stateCRCLen)
@@ -214,13 +258,19 @@ func decodeStateV2(body []byte) (State, error) {
 		id := binary.LittleEndian.Uint64(p)
 		l := &LogState{First: binary.LittleEndian.Uint64(p[8:]),
 			Base: Pos{Seg: binary.LittleEndian.Uint64(p[16:]), Off: int64(binary.LittleEndian.Uint64(p[24:]))}}
-		cuts, u := int(binary.LittleEndian.Uint32(p[32:])), int(binary.LittleEndian.Uint32(p[36:]))
+		cuts, moves := int(binary.LittleEndian.Uint32(p[32:])), int(binary.LittleEndian.Uint32(p[36:]))
+		u := int(binary.LittleEndian.Uint32(p[40:]))
 		p = p[stateLogLen:]
-		if i > 0 && id <= prev || cuts > MaxStateCuts || u > MaxStateUser || cuts*stateCutLen+u > len(p) {
-			return State{}, errState("log %d: %d cuts and %d user bytes in the %d bytes left", id, cuts, u, len(p))
+		if i > 0 && id <= prev || cuts > MaxStateCuts || moves > MaxStateCuts || u > MaxStateUser || (cuts+moves)*stateCutLen+u > len(p) {
+			return State{}, errState("log %d: %d cuts, %d moves and %d user bytes in the %d bytes left", id, cuts, moves, u, len(p))
 		}
 		for range cuts {
 			l.Cuts = append(l.Cuts, Cut{After: binary.LittleEndian.Uint64(p),
+				Below: Pos{Seg: binary.LittleEndian.Uint64(p[8:]), Off: int64(binary.LittleEndian.Uint64(p[16:]))}})
+			p = p[stateCutLen:]
+		}
+		for range moves {
+			l.Moves = append(l.Moves, Move{Through: binary.LittleEndian.Uint64(p),
 				Below: Pos{Seg: binary.LittleEndian.Uint64(p[8:]), Off: int64(binary.LittleEndian.Uint64(p[16:]))}})
 			p = p[stateCutLen:]
 		}
@@ -267,7 +317,23 @@ func (s *LogState) Dead(p Pos, lsn uint64) bool {
 			return true
 		}
 	}
+	for _, m := range s.Moves {
+		if p.Before(m.Below) && lsn <= m.Through {
+			return true
+		}
+	}
 	return false
+}
+
+// Floor is the largest LSN the moves that reach every batch of span
+// delete up to; ok is false when none does.
+func (s *LogState) Floor(span Span) (f uint64, ok bool) {
+	for _, m := range s.Moves {
+		if span.To.Before(m.Below) && (!ok || m.Through > f) {
+			f, ok = m.Through, true
+		}
+	}
+	return f, ok
 }
 
 // Ceiling is the largest LSN the cuts that reach every batch of span
@@ -291,10 +357,36 @@ func (s *LogState) Clip(span Span, lo, hi uint64) (uint64, uint64, bool) {
 		return 0, 0, false
 	}
 	lo = max(lo, s.First)
+	if f, ok := s.Floor(span); ok {
+		if f == math.MaxUint64 {
+			return 0, 0, false
+		}
+		lo = max(lo, f+1)
+	}
 	if c, ok := s.Ceiling(span); ok {
 		hi = min(hi, c)
 	}
 	return lo, hi, lo <= hi
+}
+
+// PartlyCut reports whether the base or a cut reaches some of span's
+// batches but not all: Clip then bounds the live entries loosely (its
+// range's ends may be deleted).
+func (s *LogState) PartlyCut(span Span) bool {
+	if span.From.Before(s.Base) && !span.To.Before(s.Base) {
+		return true
+	}
+	for _, k := range s.Cuts {
+		if span.From.Before(k.Below) && !span.To.Before(k.Below) {
+			return true
+		}
+	}
+	for _, m := range s.Moves {
+		if span.From.Before(m.Below) && !span.To.Before(m.Below) {
+			return true
+		}
+	}
+	return false
 }
 
 // Coverage is how much of a segment a record deletes.
@@ -330,6 +422,11 @@ func (s *LogState) Covers(span Span, m Meta, ok bool) Coverage {
 			return DeletesSome
 		}
 	}
+	for _, m := range s.Moves {
+		if span.From.Before(m.Below) && !span.To.Before(m.Below) && lo <= m.Through {
+			return DeletesSome
+		}
+	}
 	return DeletesNone
 }
 
@@ -346,12 +443,69 @@ func (s *LogState) Prune(lowest Pos) {
 			s.Cuts = slices.Delete(s.Cuts, i-1, i)
 		}
 	}
+	// Moves likewise, mirrored: a later move whose Through is at or above
+	// an earlier one's deletes all the earlier one does; and one whose
+	// Through is below First deletes nothing First does not.
+	s.Moves = slices.DeleteFunc(s.Moves, func(m Move) bool {
+		return !lowest.Before(m.Below) || !s.Base.Before(m.Below) || s.First > 0 && m.Through < s.First
+	})
+	for i := len(s.Moves) - 1; i > 0; i-- {
+		if s.Moves[i-1].Through <= s.Moves[i].Through {
+			s.Moves = slices.Delete(s.Moves, i-1, i)
+		}
+	}
+}
+
+// Apply returns the state after record e (of a kind other than data) of
+// the batch at p; s is not changed. A record of an unknown kind changes
+// nothing.
+func (s *LogState) Apply(p Pos, e Entry) *LogState {
+	n := s.Clone()
+	switch e.Kind {
+	case KindDeleteBefore:
+		n.First = max(n.First, e.LSN)
+	case KindTruncate:
+		n.Cuts = append(n.Cuts, Cut{After: e.LSN, Below: p})
+	case KindTruncateAll:
+		n = &LogState{Base: p, User: n.User}
+	case KindUser:
+		n.User = slices.Clone(e.Data)
+	case KindRewrite:
+		below := p
+		if len(e.Data) == RewriteDataLen {
+			below = DecodePos(e.Data)
+		}
+		if !p.Before(below) {
+			n.Moves = append(n.Moves, Move{Through: e.LSN, Below: below})
+			slices.SortStableFunc(n.Moves, func(a, b Move) int { return a.Below.Compare(b.Below) })
+		}
+	}
+	n.Prune(n.Base)
+	return n
 }
 
 // Clone returns a copy of s that shares no slice with it.
 func (s *LogState) Clone() *LogState {
 	c := *s
 	c.Cuts = slices.Clone(s.Cuts)
+	c.Moves = slices.Clone(s.Moves)
 	c.User = slices.Clone(s.User)
 	return &c
+}
+
+// ApplyIndex applies the records of segment id (its index x) to the
+// record's logs, in the order written: what a checkpoint that does not
+// cover id lacks of it. It reports whether any record was applied.
+func (s *State) ApplyIndex(id uint64, x *Index) bool {
+	applied := false
+	for _, l := range x.Logs {
+		for _, r := range l.Records {
+			if s.Logs == nil {
+				s.Logs = map[uint64]*LogState{}
+			}
+			s.Logs[l.Log] = s.Log(l.Log).Apply(Pos{Seg: id, Off: r.Off}, Entry{Kind: r.Kind, Log: l.Log, LSN: r.LSN, Data: r.Data})
+			applied = true
+		}
+	}
+	return applied
 }

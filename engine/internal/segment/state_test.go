@@ -13,9 +13,9 @@ func randomPos(r *rand.Rand) Pos { return Pos{Seg: uint64(r.IntN(6)), Off: int64
 
 // randomLogState draws a log's state over small positions and LSNs, so
 // that every case of the rule (before the base, below first, above a cut
-// that reaches a span whole or in part, two cuts) comes up often. Its cuts
-// are by ascending Below, as the engine makes them (each cut reaches the
-// batches written before it).
+// or at or below a move that reaches a span whole or in part, two cuts,
+// two moves) comes up often. Its cuts and moves are by ascending Below, as
+// the engine makes them (each reaches the batches written before it).
 func randomLogState(r *rand.Rand) *LogState {
 	s := &LogState{First: uint64(r.IntN(12))}
 	if r.IntN(3) == 0 {
@@ -28,6 +28,14 @@ func randomLogState(r *rand.Rand) *LogState {
 			below.Seg, below.Off = below.Seg+1, below.Off-4
 		}
 		s.Cuts = append(s.Cuts, Cut{After: uint64(r.IntN(20)), Below: below})
+	}
+	below = Pos{}
+	for range r.IntN(3) {
+		below.Off += int64(1 + r.IntN(3))
+		if below.Off > 3 {
+			below.Seg, below.Off = below.Seg+1, below.Off-4
+		}
+		s.Moves = append(s.Moves, Move{Through: uint64(r.IntN(20)), Below: below})
 	}
 	return s
 }
@@ -148,7 +156,7 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &LogState{First: 4, Base: SegmentStart(2), Cuts: []Cut{{After: 5, Below: SegmentStart(3)}}, User: []byte("u")}
-	if got.Floor != 9 || len(got.Logs) != 1 || !reflect.DeepEqual(got.Logs[0], want) {
+	if got.Floor != 9 || got.Covers != 0 || len(got.Logs) != 1 || !reflect.DeepEqual(got.Logs[0], want) {
 		t.Fatalf("version 1 record read as %+v (log 0 %+v)", got, got.Logs[0])
 	}
 	bad := append([]byte(nil), b...)
@@ -181,4 +189,49 @@ func appendU64(b []byte, x uint64) []byte {
 func appendCRC(b []byte) []byte {
 	c := crc32.Checksum(b, Castagnoli)
 	return append(b, byte(c), byte(c>>8), byte(c>>16), byte(c>>24))
+}
+
+// TestRewriteRecords checks what a rewrite's records do, applied as the
+// engine writes them: the first batch's record names no position (its
+// own), the later ones the first's; the originals of the copied LSNs die,
+// the copies live, later entries are untouched, and the later records of
+// one rewrite leave one move.
+func TestRewriteRecords(t *testing.T) {
+	s := &LogState{First: 3}
+	p1, p2 := Pos{Seg: 5, Off: 4096}, Pos{Seg: 6, Off: 0}
+	s = s.Apply(p1, Entry{Kind: KindRewrite, Log: 1, LSN: 10})
+	s = s.Apply(p2, Entry{Kind: KindRewrite, Log: 1, LSN: 20, Data: EncodePos(p1)})
+	if len(s.Moves) != 1 || s.Moves[0] != (Move{Through: 20, Below: p1}) {
+		t.Fatalf("moves %+v, want one through 20 below %+v", s.Moves, p1)
+	}
+	old, copy1, copy2, later := Pos{Seg: 2}, p1, p2, Pos{Seg: 6, Off: 8192}
+	for _, c := range []struct {
+		at   Pos
+		lsn  uint64
+		dead bool
+	}{
+		{old, 2, true}, {old, 3, true}, {old, 20, true}, {old, 21, false},
+		{copy1, 3, false}, {copy1, 10, false}, {copy2, 15, false}, {later, 25, false}, {later, 5, false},
+	} {
+		if got := s.Dead(c.at, c.lsn); got != c.dead {
+			t.Errorf("batch %+v LSN %d: dead %v, want %v", c.at, c.lsn, got, c.dead)
+		}
+	}
+	// A segment before the rewrite whose entries it copied whole is dead;
+	// one holding later LSNs too is not.
+	if got := s.Covers(Whole(2), Meta{MinLSN: 3, MaxLSN: 20, Entries: 18}, true); got != DeletesAll {
+		t.Errorf("copied segment: %v", got)
+	}
+	if got := s.Covers(Whole(3), Meta{MinLSN: 18, MaxLSN: 30, Entries: 13}, true); got != DeletesSome {
+		t.Errorf("segment with later LSNs: %v", got)
+	}
+	// A record at a position before the one it names is not the engine's:
+	// it changes nothing.
+	if n := s.Apply(Pos{Seg: 1}, Entry{Kind: KindRewrite, Log: 1, LSN: 99, Data: EncodePos(p2)}); len(n.Moves) != 1 {
+		t.Errorf("record before its rewrite's start applied: %+v", n.Moves)
+	}
+	// TruncateAfter of everything forgets the moves with the rest.
+	if n := s.Apply(Pos{Seg: 7}, Entry{Kind: KindTruncateAll, Log: 1}); len(n.Moves) != 0 {
+		t.Errorf("moves after TruncateAll: %+v", n.Moves)
+	}
 }
