@@ -364,6 +364,8 @@ func runWorkload(o *Options, w string, systems []System, p *runParams, pr *progr
 		if p.process == "main" {
 			out = append(out, raftFloor(o, p, pr)...)
 		}
+	case wlPartitions:
+		out = append(out, runPartitions(o, p, pr)...)
 	case wlRestart:
 		each(cell{workload: wlRestart, writers: o.RestartWriters, entrySize: o.EntrySize, perOp: 1, segSize: o.SegmentSize}, func(s System, c cell) []Result {
 			pr.step("restart C=%d %s%s (%d entries per phase)", c.writers, s.Name(), warmLabel(c.warm), o.RestartEntries)

@@ -563,3 +563,63 @@ func TestRaftTargets(t *testing.T) {
 		t.Fatalf("raft targets %v, want %v", got, want)
 	}
 }
+
+// TestPartitionsWorkload runs the partitions workload briefly and checks
+// its cells: every system at every N, the set's disk use independent of N
+// and below N Coordinators', the resources counted, the plot written.
+func TestPartitionsWorkload(t *testing.T) {
+	rep, out := runQuick(t, "--workloads", "partitions", "--systems", "dwal", "--partitions", "1,4", "--duration", "150ms")
+	cells := map[string]Result{}
+	for _, r := range rep.Results {
+		if r.Workload != wlPartitions {
+			t.Errorf("result of workload %q", r.Workload)
+		}
+		if r.Error != "" || r.Skipped != "" {
+			t.Errorf("%s N=%d: %s%s", r.System, r.Writers, r.Error, r.Skipped)
+			continue
+		}
+		if r.Entries <= 0 || r.EntriesPerS <= 0 {
+			t.Errorf("%s N=%d: no commits: %+v", r.System, r.Writers, r)
+		}
+		checkLatency(t, r)
+		cells[fmt.Sprintf("%s/%d", r.System, r.Writers)] = r
+	}
+	for _, sys := range []string{"dwal-set", "dwal-logs", "dwal-one-log", "floor-files", "floor-group"} {
+		for _, n := range []int{1, 4} {
+			if _, ok := cells[fmt.Sprintf("%s/%d", sys, n)]; !ok && (runtime.GOOS == "linux" || strings.HasPrefix(sys, "dwal-")) {
+				t.Errorf("no %s cell at N=%d", sys, n)
+			}
+		}
+	}
+	set1, set4, logs4 := cells["dwal-set/1"], cells["dwal-set/4"], cells["dwal-logs/4"]
+	if set1.DiskBytes <= 0 || set4.DiskBytes > set1.DiskBytes*3/2 {
+		t.Errorf("set's disk use %d bytes at N=4, %d at N=1: not independent of N", set4.DiskBytes, set1.DiskBytes)
+	}
+	if logs4.DiskBytes < 3*set4.DiskBytes {
+		t.Errorf("4 Coordinators allocate %d bytes, the set of 4 logs %d: the cells do not measure what they say", logs4.DiskBytes, set4.DiskBytes)
+	}
+	if logs4.OpenFiles <= set4.OpenFiles || logs4.Goroutines <= set4.Goroutines || set4.MaxRSSBytes <= 0 {
+		t.Errorf("resources: set %d files %d goroutines %d RSS, 4 Coordinators %d files %d goroutines",
+			set4.OpenFiles, set4.Goroutines, set4.MaxRSSBytes, logs4.OpenFiles, logs4.Goroutines)
+	}
+	if _, err := os.Stat(filepath.Join(out, "partitions.png")); err != nil {
+		t.Errorf("no partitions plot: %v", err)
+	}
+	found := false
+	for _, tg := range rep.Targets {
+		if strings.HasPrefix(tg.Name, "partitions disk use") {
+			found = tg.Status == "PASS"
+		}
+		if tg.System != "dwal-set" && strings.HasPrefix(tg.Name, "partitions") {
+			t.Errorf("target %q of %s", tg.Name, tg.System)
+		}
+	}
+	if !found {
+		t.Errorf("the disk-use target did not pass: %+v", rep.Targets)
+	}
+	var table bytes.Buffer
+	printTable(&table, rep)
+	if !strings.Contains(table.String(), "partitions (N logs x 1 writer") {
+		t.Errorf("no partitions table:\n%s", table.String())
+	}
+}

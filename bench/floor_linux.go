@@ -52,7 +52,7 @@ func (s *floorSystem) Open(cfg Config) (Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.name, err)
 	}
-	return &floorLog{f: f, fd: int(f.Fd()), align: a, dsync: s.dsync}, nil
+	return &floorLog{f: f, fd: int(f.Fd()), align: a, dsync: s.dsync, size: floorFileSize}, nil
 }
 
 // OpenPreZeroed creates path (it must not exist) with O_DIRECT
@@ -88,6 +88,7 @@ type floorLog struct {
 	fd    int
 	align int
 	dsync bool
+	size  int64        // of the file
 	off   atomic.Int64 // next offset, before wrapping
 	syncs atomic.Uint64
 	bufs  sync.Pool // *floorBuf: one per writer in flight
@@ -97,10 +98,10 @@ type floorLog struct {
 // pwrite+fdatasync (or pwritev2 RWF_DSYNC), no batching.
 func (l *floorLog) write(fb *floorBuf, n int) error {
 	p := fb.b[:align.Up(n, l.align)]
-	if len(p) > floorFileSize {
-		return fmt.Errorf("a %d-byte write is larger than the floor's %d-byte file", len(p), floorFileSize)
+	if int64(len(p)) > l.size {
+		return fmt.Errorf("a %d-byte write is larger than the floor's %d-byte file", len(p), l.size)
 	}
-	off := (l.off.Add(int64(len(p))) - int64(len(p))) % (floorFileSize - int64(len(p)) + 1)
+	off := (l.off.Add(int64(len(p))) - int64(len(p))) % (l.size - int64(len(p)) + 1)
 	off = off / int64(l.align) * int64(l.align)
 	var err error
 	if l.dsync {
@@ -180,3 +181,61 @@ func dropCache(dir string) error {
 const dropCacheNote = "page cache of the written files dropped (fdatasync + POSIX_FADV_DONTNEED) before each replay"
 
 func fdatasync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
+
+// partFloorFileSize is each file's size in floor-files (small: N files are
+// pre-zeroed before the cell).
+const partFloorFileSize = 1 << 20
+
+// floorFilesSystem is the partitions workload's floor for N separate logs:
+// N pre-zeroed O_DIRECT files, writer w making its own record durable in
+// file w with pwrite + fdatasync (one device flush per record, per file).
+type floorFilesSystem struct{}
+
+func (floorFilesSystem) Name() string { return "floor-files" }
+
+func (floorFilesSystem) Open(cfg Config) (Log, error) {
+	l := &floorFiles{}
+	for w := range cfg.Writers {
+		f, a, err := OpenPreZeroed(filepath.Join(cfg.Dir, fmt.Sprintf("floor-%d.dat", w)), partFloorFileSize)
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("floor-files: %w", err)
+		}
+		l.files = append(l.files, &floorLog{f: f, fd: int(f.Fd()), align: a, size: partFloorFileSize})
+	}
+	return l, nil
+}
+
+type floorFiles struct{ files []*floorLog }
+
+func (l *floorFiles) CommitAs(w int, lsn uint64, data []byte) error {
+	return l.files[w].Commit(lsn, data)
+}
+
+func (l *floorFiles) Commit(lsn uint64, data []byte) error { return l.files[0].Commit(lsn, data) }
+
+func (l *floorFiles) Flush(lsn uint64, entries [][]byte) error {
+	return l.files[0].Flush(lsn, entries)
+}
+
+func (l *floorFiles) Syncs() uint64 {
+	var n uint64
+	for _, f := range l.files {
+		n += f.Syncs()
+	}
+	return n
+}
+
+func (l *floorFiles) Close() error {
+	var err error
+	for _, f := range l.files {
+		if e := f.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// partitionFloors are the partitions workload's floors: N files, each its
+// own pwrite + fdatasync; one file with one flusher's group commit for all.
+func partitionFloors() []System { return []System{floorFilesSystem{}, FloorGroupSystem()} }

@@ -79,6 +79,9 @@ func (ld *load) op(w int) error {
 	if ld.c.flush {
 		return ld.log.Flush(first, ld.bufs[w])
 	}
+	if pl, ok := ld.log.(perWriterLog); ok {
+		return pl.CommitAs(w, first, ld.bufs[w][0])
+	}
 	return ld.log.Commit(first, ld.bufs[w][0])
 }
 

@@ -29,6 +29,7 @@ type Options struct {
 	RestartEntries int64         `json:"restart_entries"`
 	RestartWriters int           `json:"restart_writers"`
 	ScaleSizes     []int64       `json:"scale_sizes"`
+	Partitions     []int         `json:"partitions"`
 	Warm           bool          `json:"warm"`
 	SegmentSize    int64         `json:"segment_size"`
 	Dir            string        `json:"dir"`
@@ -60,7 +61,7 @@ var (
 // rawFlags are the flags parsed into Options only once every flag is set
 // (lists and sizes, which --quick may change).
 type rawFlags struct {
-	workloads, systems, writers, entry, io, batch, bulkWarm, replay, rotSeg, seg, restart, scale string
+	workloads, systems, writers, entry, io, batch, bulkWarm, replay, rotSeg, seg, restart, scale, partitions string
 }
 
 // newFlagSet defines the flags into o; finish, called after Parse, applies
@@ -88,6 +89,7 @@ func newFlagSet(o *Options, stderr io.Writer) (fl *flag.FlagSet, finish func() e
 	fl.StringVar(&r.restart, "restart-entries", "100000", "entries (of --entry-size) the restart workload commits before closing the log, and again after reopening it")
 	fl.IntVar(&o.RestartWriters, "restart-writers", 16, "writers of the restart workload")
 	fl.StringVar(&r.scale, "scale-sizes", "256MiB,1GiB,4GiB", "log sizes (bytes of dwal segments) of the scale workload")
+	fl.StringVar(&r.partitions, "partitions", "1,16,64,256", "log counts N of the partitions workload (N logs, one writer each)")
 	fl.StringVar(&r.seg, "segment-size", "0", "segment size of the commit, latency, bulk and replay workloads (0: each system's default)")
 	fl.StringVar(&o.Dir, "dir", "", "directory on the disk to measure (default: the system's temporary directory)")
 	fl.StringVar(&o.Format, "format", "table", "stdout format: table or json")
@@ -139,9 +141,25 @@ func quickPreset(o *Options, r *rawFlags, set map[string]bool) {
 	if !set["scale-sizes"] {
 		r.scale = "16MiB,64MiB"
 	}
+	if !set["partitions"] {
+		r.partitions = "1,16"
+	}
 	if !set["fio-runtime"] {
 		o.FioRuntime = time.Second
 	}
+}
+
+// counts parses a list of positive counts.
+func counts(list, what string) ([]int, error) {
+	var out []int
+	for _, s := range splitList(list) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad %s %q", what, s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // parse sets o's lists and sizes from r.
@@ -156,13 +174,11 @@ func (r *rawFlags) parse(o *Options) error {
 	if o.Systems, err = expandSystems(splitList(r.systems), o.Backend); err != nil {
 		return err
 	}
-	o.Writers = nil
-	for _, s := range splitList(r.writers) {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("bad writer count %q", s)
-		}
-		o.Writers = append(o.Writers, n)
+	if o.Writers, err = counts(r.writers, "writer count"); err != nil {
+		return err
+	}
+	if o.Partitions, err = counts(r.partitions, "--partitions count"); err != nil {
+		return err
 	}
 	sizes := []struct {
 		s   string

@@ -72,7 +72,7 @@ func writePlots(rep *Report, dir string) ([]string, error) {
 	for _, pl := range []struct {
 		name string
 		draw func(string, []Result) (bool, error)
-	}{{"commit-throughput.png", plotThroughput}, {"scale-first-read.png", plotScale}} {
+	}{{"commit-throughput.png", plotThroughput}, {"scale-first-read.png", plotScale}, {"partitions.png", plotPartitions}} {
 		name := filepath.Join(dir, pl.name)
 		ok, err := pl.draw(name, rs)
 		if err != nil {
@@ -104,6 +104,14 @@ func style(system string) (color.Color, vg.Length, []vg.Length) {
 		return rgb(0x1f, 0x4e, 0xc8), thin, nil
 	case "dwal-uring-linked":
 		return rgb(0x1f, 0x4e, 0xc8), thin, []vg.Length{vg.Points(2), vg.Points(2)}
+	case "dwal-set":
+		return rgb(0x1f, 0x4e, 0xc8), wide, nil
+	case "dwal-logs":
+		return rgb(0x4f, 0xa3, 0xe0), thin, nil
+	case "dwal-one-log":
+		return rgb(0x10, 0x20, 0x70), thin, []vg.Length{vg.Points(6), vg.Points(3)}
+	case "floor-files":
+		return rgb(0, 0, 0), thin, []vg.Length{vg.Points(5), vg.Points(3)}
 	case "seed":
 		return rgb(0x80, 0x80, 0x80), thin, nil
 	case "floor-pwrite":
@@ -170,13 +178,24 @@ func plotCDF(file, title string, series []cdfSeries) error {
 // plotThroughput plots commit entries/s against writers, one line per
 // system; it reports false when there is nothing to plot.
 func plotThroughput(file string, rs []Result) (bool, error) {
+	return plotRate(file, rs, wlCommit, "commit: durable entries/s vs writers (%d B entries; dashed: --warm)", "writers C (log scale)")
+}
+
+// plotPartitions plots the partitions workload's commits/s against N.
+func plotPartitions(file string, rs []Result) (bool, error) {
+	return plotRate(file, rs, wlPartitions, "partitions: N logs x 1 writer, durable commits/s (%d B entries)", "logs N (log scale; one log: N writers)")
+}
+
+// plotRate plots a workload's entries/s against its writers, one line per
+// system.
+func plotRate(file string, rs []Result, workload, title, xlabel string) (bool, error) {
 	bySys := map[string]plotter.XYs{}
 	var order []string
 	var cs []int
 	size := 0
 	warm := map[string]bool{}
 	for _, r := range rs {
-		if r.Workload != wlCommit || r.Error != "" || r.Skipped != "" || r.EntriesPerS <= 0 {
+		if r.Workload != workload || r.Error != "" || r.Skipped != "" || r.EntriesPerS <= 0 {
 			continue
 		}
 		n := r.label()
@@ -194,8 +213,8 @@ func plotThroughput(file string, rs []Result) (bool, error) {
 		return false, nil
 	}
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("commit: durable entries/s vs writers (%d B entries; dashed: --warm)", size)
-	p.X.Label.Text = "writers C (log scale)"
+	p.Title.Text = fmt.Sprintf(title, size)
+	p.X.Label.Text = xlabel
 	p.Y.Label.Text = "entries/s (log scale)"
 	p.X.Scale = plot.LogScale{}
 	p.Y.Scale = plot.LogScale{}

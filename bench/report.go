@@ -43,7 +43,7 @@ func findCell(rs []Result, system, workload string, writers int, warm bool) (Res
 func dwalNames(rs []Result) []string {
 	var out []string
 	for _, r := range rs {
-		if strings.HasPrefix(r.System, "dwal-") && !contains(out, r.System) {
+		if strings.HasPrefix(r.System, "dwal-") && r.Workload != wlPartitions && !contains(out, r.System) {
 			out = append(out, r.System)
 		}
 	}
@@ -69,7 +69,8 @@ func evalTargets(rep *Report) []Target {
 		e.allocations()
 		ts = append(ts, e.ts...)
 	}
-	return append(ts, raftTargets(rep)...)
+	ts = append(ts, raftTargets(rep)...)
+	return append(ts, partitionTargets(rep)...)
 }
 
 // raftTargets: each 3-node cluster cell of the Raft workload (in memory,
@@ -240,7 +241,7 @@ func (e *targetEval) allocations() {
 }
 
 // workloadOrder sorts results for the table.
-var workloadOrder = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlRotateNone, wlReplay, wlRestart, wlRaft, wlScale}
+var workloadOrder = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlRotateNone, wlReplay, wlRestart, wlRaft, wlScale, wlPartitions}
 
 var systemOrder = []string{"dwal-uring", "dwal-fallback", "dwal-auto", "dwal-uring-aes", "dwal-uring-d1", "dwal-uring-linked", "seed",
 	"floor-pwrite", "floor-pwritev2", "floor-group", "pebble", "etcd", "tidwall", "raftwal"}
@@ -338,6 +339,7 @@ func render(w io.Writer, rep *Report) {
 	failed, skipped := renderResults(w, rep)
 	renderOpenTimes(w, rep.Results)
 	renderScale(w, rep.Results)
+	renderPartitions(w, rep.Results)
 	renderProblems(w, failed, skipped)
 	renderBackends(w, rep.Results)
 	renderTargets(w, rep.Targets)

@@ -164,6 +164,9 @@ func runCell(sys System, c cell, p *runParams) Result {
 	if r, ok := log.(Rotator); ok {
 		res.Rotations = r.Rotations()
 	}
+	if m, ok := log.(cellMeasurer); ok {
+		m.measure(&res)
+	}
 	if err := log.Close(); err != nil {
 		res.Error = "close: " + err.Error()
 	}

@@ -26,9 +26,9 @@ var AllWorkloads = []string{wlCommit, wlLatency, wlBulk, wlRotate, wlReplay, wlR
 // (--workloads raft), in the peers' process, where the other stores live.
 const wlRaft = "raft"
 
-// KnownWorkloads are the workloads --workloads accepts (raft and scale
-// only when named: they run in the peers' process).
-var KnownWorkloads = append(slices.Clone(AllWorkloads), wlRaft, wlScale)
+// KnownWorkloads are the workloads --workloads accepts (raft, scale and
+// partitions only when named; raft and scale run in the peers' process).
+var KnownWorkloads = append(slices.Clone(AllWorkloads), wlRaft, wlScale, wlPartitions)
 
 // The phases of the restart workload.
 const (
@@ -66,6 +66,12 @@ type Result struct {
 	FirstReadUS    float64 `json:"first_read_us,omitempty"`
 	MaxRSSBytes    int64   `json:"max_rss_bytes,omitempty"`
 	DiskPerPayload float64 `json:"disk_per_payload,omitempty"`
+	// The partitions workload's: bytes allocated on disk at the end of
+	// the cell, and the goroutines and open files of the process beyond
+	// the writers and what it had before Open.
+	DiskBytes  int64 `json:"disk_bytes,omitempty"`
+	Goroutines int   `json:"goroutines,omitempty"`
+	OpenFiles  int   `json:"open_files,omitempty"`
 
 	DurationS      float64 `json:"duration_s"`
 	Ops            int64   `json:"ops"`
