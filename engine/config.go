@@ -143,6 +143,12 @@ type Config struct {
 	// it; the least recently used go first. The active segment's index is
 	// always in memory.
 	IndexCacheBytes int
+	// RewriteDeadFraction (a Set's): once this share of the sealed
+	// segments' entry bytes is deleted, the live entries that the logs pinning
+	// the oldest segment hold in sealed segments are rewritten forward, so
+	// that a log that lags (never deletes) does not keep the disk for ever
+	// (default 0.5; 1 never rewrites; a Coordinator never does).
+	RewriteDeadFraction float64
 
 	// fromDefault marks a Config made by DefaultConfig, whose SyncOnFlush is
 	// meant as written (see SyncOnFlush).
@@ -157,6 +163,8 @@ const (
 	DefaultMaxEntrySize     = 64 << 20
 	DefaultGroupCommitDepth = 4
 	DefaultIndexCacheBytes  = 16 << 20
+	// DefaultRewriteDeadFraction is Config.RewriteDeadFraction's default.
+	DefaultRewriteDeadFraction = 0.5
 )
 
 // RetainAll, as Config.SegmentsToRetain, keeps every sealed segment:
@@ -207,6 +215,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.IndexCacheBytes == 0 {
 		c.IndexCacheBytes = DefaultIndexCacheBytes
+	}
+	if !(c.RewriteDeadFraction >= 0 && c.RewriteDeadFraction <= 1) {
+		return c, fmt.Errorf("%w: RewriteDeadFraction %v outside 0..1", ErrBadConfig, c.RewriteDeadFraction)
+	}
+	if c.RewriteDeadFraction == 0 {
+		c.RewriteDeadFraction = DefaultRewriteDeadFraction
 	}
 	if c.SlowSyncThreshold < 0 {
 		return c, fmt.Errorf("%w: negative SlowSyncThreshold %v", ErrBadConfig, c.SlowSyncThreshold)

@@ -29,6 +29,7 @@ type Coordinator struct {
 	idx   lsnIndex       // where each batch is, by LSN (index.go)
 	rd    readers        // read-only handles of the segments being read (readers.go)
 	cache *batchCache    // recent batches (cache.go); nil: Config.ReadCacheBytes is 0
+	rw    *rewriter      // a set's rewriter of lagging logs (rewrite.go); nil for Open's one log
 	ctr   counters       // what was written, and how fast (stats.go)
 	rep   RecoveryReport // what Open repaired (recovery.go)
 }
@@ -107,6 +108,9 @@ func open(cfg Config, oneLog bool) (*Coordinator, error) {
 	c.group = newGroupCommit(c)
 	c.prep = newPreparer(c)
 	c.prepareFirst()
+	if !oneLog {
+		c.startRewriter()
+	}
 	return c, nil
 }
 
@@ -163,6 +167,11 @@ func (c *Coordinator) flush(log uint64, entries []*PendingEntry, sync bool) (Flu
 		return FlushStats{}, nil
 	}
 	start := time.Now()
+	if !c.oneLog {
+		v := c.state.view(log)
+		v.gate.RLock() // a rewrite of the log waits for this batch, or it for the rewrite
+		defer v.gate.RUnlock()
+	}
 	st, err := c.writeBatch(len(entries), func(i int) segment.Entry {
 		return segment.Entry{Log: log, LSN: uint64(entries[i].LSN), Data: entries[i].Data}
 	}, sync)
@@ -179,6 +188,7 @@ func (c *Coordinator) flush(log uint64, entries []*PendingEntry, sync bool) (Flu
 // files instead of the last segment's batches: after a crash (no .meta) it
 // reads that segment through to find where its log ends.
 func (c *Coordinator) Close() error {
+	c.stopRewriter()
 	c.group.close()
 	c.prep.close()
 	p := &c.pipe

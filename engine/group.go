@@ -84,6 +84,11 @@ func (c *Coordinator) Append(ctx context.Context, lsn LSN, data []byte) error {
 
 // appendData is Append of log.
 func (c *Coordinator) appendData(ctx context.Context, log uint64, lsn LSN, data []byte) error {
+	if !c.oneLog {
+		v := c.state.view(log)
+		v.gate.RLock() // a rewrite of the log waits for this entry, or it for the rewrite
+		defer v.gate.RUnlock()
+	}
 	return c.appendEntry(ctx, segment.Entry{Log: log, LSN: uint64(lsn), Data: data})
 }
 

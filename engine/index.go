@@ -57,6 +57,7 @@ type segIndex struct {
 	hdr     segment.Header
 	meta    segment.Meta // every log's data entries (its .meta); grows while it is active
 	records bool         // it holds records: it may go only once a checkpoint covers it
+	bytes   uint64       // its data entries' bytes (estimated for a segment of a past process)
 	logs    []*logSeg    // the logs with data entries in it
 	// The active segment's index, built as its batches settle (nil once it
 	// is sealed: its refs then come through the cache).
@@ -75,6 +76,7 @@ type logSeg struct {
 	seg     *segIndex
 	log     uint64
 	meta    segment.Meta // the log's data entries in the segment
+	bytes   uint64       // their bytes (estimated for a segment of a past process)
 	lo, hi  uint64       // its live range, when live
 	live    bool
 	ordered bool // the active segment's refs of the log are ordered
@@ -116,10 +118,17 @@ func (ix *lsnIndex) reset(segs []indexed, states *logStates) {
 		si := &segIndex{id: s.f.id, hdr: s.f.hdr, meta: s.f.meta}
 		switch {
 		case s.x != nil:
+			// Bytes per log are not in the index file: each log's share of
+			// the segment's bytes by its count of entries.
+			per := 0.0
+			if s.f.meta.Entries > 0 {
+				per = float64(max(s.x.End, 0)) / float64(s.f.meta.Entries)
+			}
+			si.bytes = uint64(max(s.x.End, 0))
 			for _, l := range s.x.Logs {
 				si.records = si.records || len(l.Records) > 0
 				if l.Meta.Entries > 0 {
-					si.logs = append(si.logs, &logSeg{seg: si, log: l.Log, meta: l.Meta})
+					si.logs = append(si.logs, &logSeg{seg: si, log: l.Log, meta: l.Meta, bytes: uint64(per * float64(l.Meta.Entries))})
 				}
 			}
 		case s.f.hdr.OneLog() && s.f.meta.Entries > 0:
@@ -214,6 +223,7 @@ func (ix *lsnIndex) add(f *flight, states *logStates) {
 	s.active.AddLogs(f.off, int64(f.span), &f.logs)
 	for _, r := range f.logs.Logs() {
 		s.meta.Add(r.MinLSN, r.MaxLSN, r.Count)
+		s.bytes += r.Bytes
 		ix.addLog(s, r, states.of(r.Log))
 	}
 }
@@ -234,6 +244,7 @@ func (ix *lsnIndex) addLog(s *segIndex, r segment.LogRange, st *segment.LogState
 	}
 	was, lo := ls.live, ls.lo
 	ls.meta.Add(r.MinLSN, r.MaxLSN, r.Count)
+	ls.bytes += r.Bytes
 	ls.clip(st)
 	n := len(li.live)
 	switch {
@@ -656,16 +667,20 @@ func (c *Coordinator) bounds(log uint64) (first, last LSN, ok bool, err error) {
 	if c.rd.shut.Load() {
 		return 0, 0, false, ErrClosed
 	}
-	err = c.trustingIndexes(func() (err error) {
-		first, last, ok, err = c.boundsOnce(log)
-		return err
-	})
-	return first, last, ok, err
+	for {
+		st := c.state.of(log) // NB: before the index, and again if it changed (see readLog)
+		err = c.trustingIndexes(func() (err error) {
+			first, last, ok, err = c.boundsOnce(log, st)
+			return err
+		})
+		if err != nil || c.state.of(log) == st {
+			return first, last, ok, err
+		}
+	}
 }
 
-// boundsOnce is one try of bounds.
-func (c *Coordinator) boundsOnce(log uint64) (first, last LSN, ok bool, err error) {
-	st := c.state.of(log)
+// boundsOnce is one try of bounds under the log's state st.
+func (c *Coordinator) boundsOnce(log uint64, st *segment.LogState) (first, last LSN, ok bool, err error) {
 	views, ordered := c.idx.liveViews(log)
 	lo, okLo, err := c.edge(views, ordered, st, true)
 	if err != nil || !okLo {

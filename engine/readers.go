@@ -78,12 +78,22 @@ func (c *Coordinator) readLog(log uint64, lsn LSN, dst []byte) ([]byte, error) {
 	if c.rd.shut.Load() {
 		return dst, ErrClosed
 	}
-	var out []byte
-	err := c.trustingIndexes(func() (err error) {
-		out, err = c.read(log, lsn, dst)
-		return err
-	})
-	return out, err
+	for {
+		// NB: the state before the index: a state at most as new as the
+		// index's batches never deletes an entry whose newer copy (a
+		// rewrite's) the lookup cannot see yet. And a lookup that found
+		// nothing while the log's state changed looks again: the batch it
+		// found may have gone with its segment, its entries moved.
+		st := c.state.of(log)
+		var out []byte
+		err := c.trustingIndexes(func() (err error) {
+			out, err = c.read(log, st, lsn, dst)
+			return err
+		})
+		if !errors.Is(err, ErrNotFound) || c.state.of(log) == st {
+			return out, err
+		}
+	}
 }
 
 // trustingIndexes runs lookup, and when a sealed segment's index led it
@@ -103,7 +113,7 @@ func (c *Coordinator) trustingIndexes(lookup func() error) error {
 }
 
 // read is one lookup of readLog.
-func (c *Coordinator) read(log uint64, lsn LSN, dst []byte) ([]byte, error) {
+func (c *Coordinator) read(log uint64, st *segment.LogState, lsn LSN, dst []byte) ([]byte, error) {
 	var one [1]segView
 	var hits [4]int
 	for _, v := range c.idx.segmentsFor(log, lsn, one[:0]) {
@@ -112,7 +122,7 @@ func (c *Coordinator) read(log uint64, lsn LSN, dst []byte) ([]byte, error) {
 			return dst, err
 		}
 		for _, i := range refs.Find(uint64(lsn), ordered, hits[:0]) {
-			out, ok, err := c.readIn(v, refs.At(i), lsn, dst)
+			out, ok, err := c.readIn(v, refs.At(i), st, lsn, dst)
 			if err != nil || ok {
 				return out, err
 			}
@@ -134,7 +144,7 @@ func (e *indexLie) Error() string {
 }
 
 // readIn looks for a live entry lsn in the batch ref of segment v.
-func (c *Coordinator) readIn(v segView, ref segment.Ref, lsn LSN, dst []byte) ([]byte, bool, error) {
+func (c *Coordinator) readIn(v segView, ref segment.Ref, st *segment.LogState, lsn LSN, dst []byte) ([]byte, bool, error) {
 	var data []byte
 	var found bool
 	err := c.withBatch(v, ref, func(body []byte) {
@@ -146,7 +156,7 @@ func (c *Coordinator) readIn(v segView, ref segment.Ref, lsn LSN, dst []byte) ([
 	if err != nil || !found {
 		return dst, false, err
 	}
-	if c.state.of(v.log).Dead(segment.Pos{Seg: v.id, Off: ref.Off}, uint64(lsn)) {
+	if st.Dead(segment.Pos{Seg: v.id, Off: ref.Off}, uint64(lsn)) {
 		return dst[:len(dst)-len(data)], false, nil
 	}
 	return dst, true, nil

@@ -99,12 +99,27 @@ func (c *Coordinator) replayLog(log uint64, from LSN, fn func(LSN, []byte) error
 		p.mu.Unlock()
 		return ErrClosed
 	}
+	st := c.state.of(log) // what is deleted is not replayed; NB: before the views (see read)
 	views, _ := c.idx.liveViews(log)
 	p.mu.Unlock()
-	st := c.state.of(log) // what is deleted is not replayed
 	r := logReplay{c: c, log: log, from: uint64(from), st: st, fn: fn}
 	for {
 		err := r.run(views)
+		r.above, r.rerun = r.lastLSN, r.done // a run after this one replays above it (byLSN)
+		if errors.Is(err, errStale) {
+			// A batch's segment went, because the log's state changed
+			// since the replay began (a rewrite moved the entries, whose
+			// copies the views predate): on from the state now.
+			p.mu.Lock()
+			if p.closed {
+				p.mu.Unlock()
+				return ErrClosed
+			}
+			r.st = c.state.of(log)
+			views, _ = c.idx.liveViews(log)
+			p.mu.Unlock()
+			continue
+		}
 		var lie *indexLie
 		if !errors.As(err, &lie) {
 			return err
@@ -130,6 +145,9 @@ type logReplay struct {
 	byLSN   bool      // the order of the first run, kept by the runs after it
 	ordered bool      // byLSN was decided
 	last    replayRef // the last batch replayed
+	lastLSN uint64    // byLSN: the largest LSN replayed, or passed as dead
+	above   uint64    // byLSN, in a run after one that replayed: only LSNs above it are replayed
+	rerun   bool      // above holds
 	body    []byte    // scratch: a batch's entries, copied out of the read buffers
 }
 
@@ -182,13 +200,16 @@ func (r *logReplay) run(views []segView) error {
 	slices.SortFunc(refs, func(a, b replayRef) int { return r.less(&a, &b) })
 	for i := range refs {
 		x := &refs[i]
-		if r.done && r.less(x, &r.last) <= 0 {
+		if r.byLSN && r.rerun && x.hi <= r.above || !r.byLSN && r.done && r.less(x, &r.last) <= 0 {
 			continue
 		}
 		if err := r.batch(&views[x.v], x); err != nil {
 			return err
 		}
 		r.done, r.last = true, *x
+		if r.byLSN {
+			r.lastLSN = max(r.lastLSN, x.hi) // NB: its dead entries above the last replayed too
+		}
 	}
 	return nil
 }
@@ -196,20 +217,33 @@ func (r *logReplay) run(views []segView) error {
 // batch replays the log's live entries of one batch.
 func (r *logReplay) batch(v *segView, x *replayRef) error {
 	r.body = r.body[:0]
+	read := false
 	err := r.c.withBatch(*v, x.ref, func(body []byte) {
 		// NB: copied out, so that fn runs with no read handle held (fn may
 		// write, and a write may retire a segment).
 		r.body = append(r.body, body...)
+		read = true
 	})
 	if err != nil {
 		return err
 	}
+	if !read && r.c.state.of(r.log) != r.st {
+		return errStale
+	}
 	var ferr error
 	segment.EachEntry(r.body, v.hdr.Layout(), func(e segment.Entry) {
-		if ferr != nil || e.Kind != segment.KindData || e.Log != r.log || e.LSN < r.from || r.st.Dead(x.at, e.LSN) {
+		if ferr != nil || e.Kind != segment.KindData || e.Log != r.log || e.LSN < r.from || r.st.Dead(x.at, e.LSN) ||
+			r.byLSN && r.rerun && e.LSN <= r.above {
 			return
 		}
 		ferr = r.fn(LSN(e.LSN), e.Data)
+		if r.byLSN {
+			r.lastLSN = max(r.lastLSN, e.LSN)
+		}
 	})
 	return ferr
 }
+
+// errStale: a lookup's batch went with its segment because the log's
+// state changed since the lookup took its snapshot; it looks again.
+var errStale = errors.New("dwal: the log changed under the lookup")

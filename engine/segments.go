@@ -43,6 +43,11 @@ func (c *Coordinator) startSegment() error {
 		s.f.Close()
 		return fmt.Errorf("dwal: activate segment %d: sync dir: %w", id, err)
 	}
+	if !c.oneLog {
+		// The sync made the last seal's checkpoint durable: the dead
+		// segments whose records it covers may go now.
+		c.removeDeadLocked()
+	}
 	hdrLen := int64(c.align)
 	p.act = &active{id: id, f: s.f, salt: s.hdr.Salt, size: s.size, off: hdrLen, settled: hdrLen, seq: 1, encrypter: s.encrypter}
 	c.idx.start(s.hdr)
@@ -61,6 +66,7 @@ func (c *Coordinator) rotate() {
 	if c.pipe.roErr == nil {
 		c.retain()
 	}
+	c.pokeRewriter()
 }
 
 // seal closes the active segment: syncs what is not yet durable, closes it

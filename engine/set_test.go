@@ -154,6 +154,7 @@ func TestSetLogsKeepTheCoordinatorContract(t *testing.T) {
 		}
 		ctx := context.Background()
 		var seals uint64
+		rewrites := 0
 		for step := range steps {
 			id := ids[rng.IntN(len(ids))]
 			m := models[id]
@@ -211,7 +212,14 @@ func TestSetLogsKeepTheCoordinatorContract(t *testing.T) {
 					}
 				}
 				m.user = u
-			case r < 92:
+			case r < 95:
+				// A rewrite of the log now, whatever the dead fraction (and
+				// beside the background rewriter, when it is on).
+				if _, err := s.c.rewriteLog(id); err != nil && !errors.Is(err, errNotRewritable) {
+					t.Fatalf("%s: rewrite: %v", what, err)
+				}
+				rewrites++
+			case r < 97:
 				seals += s.Stats().Rotations
 				if err := s.Close(); err != nil {
 					t.Fatalf("%s: Close: %v", what, err)
@@ -238,16 +246,23 @@ func TestSetLogsKeepTheCoordinatorContract(t *testing.T) {
 		if seals += s.Stats().Rotations; seals < 3 {
 			t.Fatalf("only %d seals: the workload hardly sealed a segment", seals)
 		}
-		t.Logf("%d steps, %d seals", steps, seals)
+		t.Logf("%d steps, %d seals, %d rewrites", steps, seals, rewrites)
 	}
 	t.Run("memfs", func(t *testing.T) {
-		cfg := Config{FS: memfs.New(4096), SegmentSize: 32 << 10}
+		cfg := Config{FS: memfs.New(4096), SegmentSize: 32 << 10, RewriteDeadFraction: 1}
+		twin := Config{FS: memfs.New(4096), SegmentSize: 32 << 10}
+		run(t, cfg, twin, 1500)
+	})
+	t.Run("memfs, background rewrites", func(t *testing.T) {
+		// The rewriter moves logs while the workload reads and writes them.
+		cfg := Config{FS: memfs.New(4096), SegmentSize: 32 << 10, RewriteDeadFraction: 0.3}
 		twin := Config{FS: memfs.New(4096), SegmentSize: 32 << 10}
 		run(t, cfg, twin, 1500)
 	})
 	forEachBackend(t, func(t *testing.T, b backend) {
 		cfg, twin := b.config(t), b.config(t)
 		cfg.SegmentSize, twin.SegmentSize = 64<<10, 64<<10
+		cfg.RewriteDeadFraction = 1
 		run(t, cfg, twin, 300)
 	})
 }

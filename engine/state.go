@@ -54,6 +54,10 @@ type logView struct {
 	// rec orders the writers of the log's records that need the log's
 	// settled state to decide what to write (TruncateAfter, a rewrite).
 	rec sync.Mutex
+	// gate: a set's writes of the log's data hold it shared until their
+	// batch settles; a rewrite of the log holds it alone (rewrite.go).
+	// Taken after rec.
+	gate sync.RWMutex
 }
 
 func (s *logStates) init() { s.logs = map[uint64]*logView{} }
@@ -150,6 +154,7 @@ func (c *Coordinator) applyRecords(f *flight) {
 	c.state.dirty = true
 	if deleted {
 		c.removeDeadLocked()
+		c.pokeRewriter()
 	}
 }
 

@@ -17,6 +17,8 @@ type Stats struct {
 	SegmentsRecycled                                 uint64 // of them, retired segment files reused
 	PrepareErrors                                    uint64
 	IndexRebuilds                                    uint64 // sealed segments' index files rebuilt by a scan (missing or bad)
+	Rewrites                                         uint64 // a set's lagging logs rewritten forward
+	RewrittenEntries                                 uint64 // the entries those rewrites copied
 	ReadOnly                                         bool
 	ReadOnlyCause                                    string
 	BatchLatency                                     HistogramSnapshot // one batch's write (+ sync), as submitted
@@ -74,6 +76,7 @@ type counters struct {
 	entries, payload, disk, batches                       atomic.Uint64 // of settled batches (Card 1's totals)
 	rotations, syncErrors, prepared, recycled, prepErrors atomic.Uint64
 	indexRebuilds                                         atomic.Uint64 // sealed segments' indexes rebuilt by a scan
+	rewrites, rewritten                                   atomic.Uint64 // a set's logs rewritten forward, and the entries copied
 	batchLat, syncLat, prepLat                            latencyHist
 }
 
@@ -101,6 +104,8 @@ func (c *Coordinator) Stats() Stats {
 		SegmentsRecycled:    k.recycled.Load(),
 		PrepareErrors:       k.prepErrors.Load(),
 		IndexRebuilds:       k.indexRebuilds.Load(),
+		Rewrites:            k.rewrites.Load(),
+		RewrittenEntries:    k.rewritten.Load(),
 		BatchLatency:        k.batchLat.snapshot(),
 		SyncLatency:         k.syncLat.snapshot(),
 		PrepareLatency:      k.prepLat.snapshot(),

@@ -156,6 +156,7 @@ type LogRange struct {
 	Log            uint64
 	MinLSN, MaxLSN uint64
 	Count          uint64
+	Bytes          uint64 // the entries' encoded bytes (headers and data; not in the index file)
 }
 
 // Reset empties b for the next batch.
@@ -167,10 +168,11 @@ func (b *BatchLogs) Add(e Entry) {
 		if r := &b.logs[i]; r.Log == e.Log {
 			r.MinLSN, r.MaxLSN = min(r.MinLSN, e.LSN), max(r.MaxLSN, e.LSN)
 			r.Count++
+			r.Bytes += uint64(EntryHeaderLen2 + len(e.Data))
 			return
 		}
 	}
-	b.logs = append(b.logs, LogRange{Log: e.Log, MinLSN: e.LSN, MaxLSN: e.LSN, Count: 1})
+	b.logs = append(b.logs, LogRange{Log: e.Log, MinLSN: e.LSN, MaxLSN: e.LSN, Count: 1, Bytes: uint64(EntryHeaderLen2 + len(e.Data))})
 }
 
 // Logs returns the logs counted, in the order first seen.
