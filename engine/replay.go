@@ -87,11 +87,11 @@ func (c *Coordinator) replaySegment(v segView, isActive bool, actOff int64, fn f
 }
 
 // replayLog is Replay of a set's log: it reads the log's own batches
-// through the index, never another log's. The batches go in LSN order
-// when their live LSN ranges do not overlap (a log that writes ascending
-// LSNs, whose rewritten oldest entries then come first, where they were
-// written), else in stream order (a log whose LSNs do not ascend, which is
-// never rewritten). Like Replay, it sees what was written when it starts.
+// through the index, never another log's. The batches go in stream
+// order, as written; those of a log a rewrite moved go in LSN order (it
+// wrote ascending LSNs, and its copied oldest entries come first, where
+// they were written). Like Replay, it sees what was written when it
+// starts.
 func (c *Coordinator) replayLog(log uint64, from LSN, fn func(LSN, []byte) error) error {
 	p := &c.pipe
 	p.mu.Lock()
@@ -142,10 +142,9 @@ type logReplay struct {
 	st      *segment.LogState
 	fn      func(LSN, []byte) error
 	done    bool      // a batch was replayed: resume after last
-	byLSN   bool      // the order of the first run, kept by the runs after it
-	ordered bool      // byLSN was decided
+	byLSN   bool      // the order of the last run: by LSN, not stream position
 	last    replayRef // the last batch replayed
-	lastLSN uint64    // byLSN: the largest LSN replayed, or passed as dead
+	lastLSN uint64    // the largest LSN replayed (byLSN: or passed as dead)
 	above   uint64    // byLSN, in a run after one that replayed: only LSNs above it are replayed
 	rerun   bool      // above holds
 	body    []byte    // scratch: a batch's entries, copied out of the read buffers
@@ -186,17 +185,16 @@ func (r *logReplay) run(views []segView) error {
 			}
 		}
 	}
-	if !r.ordered {
-		slices.SortFunc(refs, func(a, b replayRef) int { return cmp.Compare(a.lo, b.lo) })
-		r.byLSN = true
-		for i := 1; i < len(refs); i++ {
-			if refs[i].lo <= refs[i-1].hi {
-				r.byLSN = false
-				break
-			}
-		}
-		r.ordered = true
+	// A log a rewrite moved wrote ascending LSNs (else it is not
+	// rewritten): its write order is its LSN order, the copies of its
+	// oldest entries first. Any other log goes in stream order, as written.
+	// A run that finds a rewrite since the last one resumes above the
+	// largest LSN replayed: the log wrote ascending LSNs up to it.
+	byLSN := len(r.st.Moves) > 0
+	if byLSN && !r.byLSN && r.done {
+		r.above, r.rerun = r.lastLSN, true
 	}
+	r.byLSN = byLSN
 	slices.SortFunc(refs, func(a, b replayRef) int { return r.less(&a, &b) })
 	for i := range refs {
 		x := &refs[i]
@@ -237,9 +235,7 @@ func (r *logReplay) batch(v *segView, x *replayRef) error {
 			return
 		}
 		ferr = r.fn(LSN(e.LSN), e.Data)
-		if r.byLSN {
-			r.lastLSN = max(r.lastLSN, e.LSN)
-		}
+		r.lastLSN = max(r.lastLSN, e.LSN)
 	})
 	return ferr
 }

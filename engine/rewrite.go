@@ -26,7 +26,7 @@ import (
 // and a rewrite record (KindRewrite, LSN t, the position p of the first
 // chunk): every entry of L with LSN <= t in a batch before p is deleted
 // (segment.Move). The chunks copy L's live batches in LSN order (a log
-// whose live batches' LSN ranges overlap is not rewritten), so after chunk
+// whose live batches do not ascend as written is not rewritten), so after chunk
 // k every entry of L at or below its t is copied in chunks 1..k; a crash
 // between chunks leaves a prefix moved and the rest where it was. While a
 // log is rewritten its writes wait (logView.gate) and its TruncateAfter
@@ -215,9 +215,9 @@ func (c *Coordinator) rewriteRound() bool {
 	return moved
 }
 
-// errNotRewritable: the log's live batches overlap in LSN (its LSNs do
-// not ascend), so no chunk order keeps the rewrite exact.
-var errNotRewritable = errors.New("its live batches' LSN ranges overlap")
+// errNotRewritable: the log's live batches do not ascend in LSN as
+// written, so no copy keeps both the rewrite exact and Replay's order.
+var errNotRewritable = errors.New("its live batches' LSNs do not ascend as written")
 
 // rewriteLog copies log id's live entries in sealed segments forward, in
 // chunks, each with its rewrite record; it returns the entries copied.
@@ -277,10 +277,17 @@ func (c *Coordinator) rewriteOnce(id uint64, st *segment.LogState) (int, error) 
 			}
 		}
 	}
-	slices.SortFunc(refs, func(a, b rewriteRef) int { return cmp.Compare(a.lo, b.lo) })
+	// The log's write order must be its LSN order (Replay's order after
+	// the rewrite): batches ascending as written, or, once moved, disjoint
+	// in LSN (the copies of the oldest come first).
+	if len(st.Moves) > 0 {
+		slices.SortFunc(refs, func(a, b rewriteRef) int { return cmp.Compare(a.lo, b.lo) })
+	} else {
+		slices.SortFunc(refs, func(a, b rewriteRef) int { return a.at.Compare(b.at) })
+	}
 	for i := 1; i < len(refs); i++ {
 		if refs[i].lo <= refs[i-1].hi {
-			return 0, fmt.Errorf("%w: LSN %d..%d in segment %d and %d..%d in segment %d", errNotRewritable,
+			return 0, fmt.Errorf("%w: LSN %d..%d in segment %d, then %d..%d in segment %d", errNotRewritable,
 				refs[i-1].lo, refs[i-1].hi, refs[i-1].at.Seg, refs[i].lo, refs[i].hi, refs[i].at.Seg)
 		}
 	}
@@ -370,7 +377,7 @@ type Pin struct {
 	SoleSegments int    // of them, those in which no other log has a live entry
 	LiveEntries  uint64 // its live entries in them (estimated from LSN ranges)
 	// NotRewritable says why the rewriter could not move the log forward
-	// (its live batches' LSN ranges overlap), when it tried.
+	// (its live batches do not ascend in LSN as written), when it tried.
 	NotRewritable string
 }
 

@@ -12,16 +12,60 @@ import (
 	"github.com/dwal-project/dwal/engine/vfs/memfs"
 )
 
-// waitRewrites waits until s has made at least n rewrites.
-func waitRewrites(t *testing.T, s *Set, n uint64) {
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Stats().Rewrites < n {
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d rewrites after 10 s, want %d; pins %+v, dead fraction %.2f", s.Stats().Rewrites, n, s.Pins(), s.DeadFraction())
+			t.Fatalf("after 10 s: %s", what)
 		}
-		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestPinsNameTheLaggingLogs: Pins says which logs keep the sealed
+// segments, and the rewriter leaves (and Pins names) a log whose LSNs do
+// not ascend as written, which no rewrite could move keeping its order.
+func TestPinsNameTheLaggingLogs(t *testing.T) {
+	cfg := Config{FS: memfs.New(4096), SegmentSize: 32 << 10, RewriteDeadFraction: 0.3}
+	s := openSetT(t, cfg)
+	ctx := context.Background()
+	unordered, busy := s.Log(5), s.Log(6)
+	for lsn := LSN(1); lsn <= 600; lsn++ {
+		if lsn%10 == 0 {
+			// LSNs 1000, 1, 1001, 2, ...: every batch's range overlaps another's.
+			u := LSN(lsn / 10)
+			if u%2 == 0 {
+				u += 1000
+			}
+			if err := unordered.Append(ctx, u, []byte(lagData(u))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := busy.Append(ctx, lsn, make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		if lsn%20 == 0 {
+			if err := busy.DeleteBefore(lsn - 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var pins []Pin
+	waitFor(t, "the unordered log is not named as not rewritable", func() bool {
+		pins = s.Pins()
+		return len(pins) > 0 && pins[0].NotRewritable != ""
+	})
+	p := pins[0]
+	if p.Log != 5 || p.Segments < 10 || p.SoleSegments < p.Segments-2 || p.LiveEntries < 55 || p.LiveEntries > 60 {
+		t.Fatalf("Pins()[0] = %+v, want log 5 alone in many segments, its sealed entries live", p)
+	}
+	if d := s.DeadFraction(); d < 0.5 {
+		t.Fatalf("dead fraction %.2f, want most of the sealed bytes dead", d)
+	}
+	if s.Stats().Rewrites != 0 {
+		t.Fatalf("%d rewrites of a log that cannot be rewritten", s.Stats().Rewrites)
+	}
+	t.Logf("pins %+v; dead fraction %.2f", pins, s.DeadFraction())
 }
 
 // TestSpaceBoundedWithALaggingLog: one log stops deleting (it only

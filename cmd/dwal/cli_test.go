@@ -216,7 +216,7 @@ func TestInspectCommand(t *testing.T) {
 	if !strings.Contains(out, "5 segments, 13 batches, 39 entries") {
 		t.Errorf("summary missing:\n%s", out)
 	}
-	rows := regexp.MustCompile(`(?m)^(\d{6})\s+(\w+)\s+\d+\s+\d+\s+0\s+(\d+)\s+(\d+)\s+(\S+)\s+(\w+)\s+(\S+)\s+3\s+\d+\s+no\s+[0-9a-f]{16}`).FindAllStringSubmatch(out, -1)
+	rows := regexp.MustCompile(`(?m)^(\d{6})\s+(\w+)\s+\d+\s+\d+\s+0\s+(\d+)\s+(\d+)\s+(\S+)\s+\S+\s+(\w+)\s+(\S+)\s+3\s+\d+\s+no\s+[0-9a-f]{16}`).FindAllStringSubmatch(out, -1)
 	if len(rows) != 5 {
 		t.Fatalf("%d segment rows, want 5:\n%s", len(rows), out)
 	}
@@ -527,5 +527,83 @@ func TestDumpWithRotatedKeys(t *testing.T) {
 	os.WriteFile(lines, []byte("x:00\n"), 0o600)
 	if code, _, errs := runCLI(t, "dump", dir, "--key-file", lines); code != 1 || !strings.Contains(errs, "line 1") {
 		t.Errorf("a bad line: %d %q", code, errs)
+	}
+}
+
+// writeSet writes a set of three logs (IDs 1, 2 and 1<<40) in 16 KiB
+// segments, entry "log L entry N" for N = 1..30 of each, interleaved; log
+// 2 deletes below 11 and truncates after 25; then closes it.
+func writeSet(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := engine.DefaultConfig(dir)
+	cfg.SegmentSize = 16 << 10
+	s, err := engine.OpenSet(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := engine.LSN(1); n <= 30; n++ {
+		for _, id := range []uint64{1, 2, 1 << 40} {
+			data := fmt.Sprintf("log %d entry %d %s", id, n, strings.Repeat("s", 500))
+			if _, err := s.Log(id).Flush([]*engine.PendingEntry{engine.NewAsyncEntry(n, []byte(data))}, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Log(2).DeleteBefore(11); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Log(2).TruncateAfter(25); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestCommandsOnASet: inspect, verify and dump read a set's directory:
+// its logs, their deletions, one log's entries (dump --log).
+func TestCommandsOnASet(t *testing.T) {
+	dir := writeSet(t)
+	code, out, errs := runCLI(t, "verify", dir)
+	if code != 0 || !strings.Contains(out, "clean") {
+		t.Fatalf("verify: %d %s\n%s", code, errs, out)
+	}
+	code, out, errs = runCLI(t, "inspect", dir)
+	if code != 0 {
+		t.Fatalf("inspect: %d %s", code, errs)
+	}
+	t.Logf("\n%s", out)
+	if !strings.Contains(out, "log 2: first LSN 11, above 25 cut before ") {
+		t.Errorf("inspect does not show log 2's deletions:\n%s", out)
+	}
+	rows := regexp.MustCompile(`(?m)^\d{6}\s+sealed\s+\d+\s+\d+\s+0\s+\d+\s+3\s+\S+\s+3\s`).FindAllString(out, -1)
+	if len(rows) != 30 {
+		t.Errorf("%d sealed segments with 3 entries of 3 logs, want 30:\n%s", len(rows), out)
+	}
+	code, out, errs = runCLI(t, "dump", dir, "--log", "2")
+	if code != 0 {
+		t.Fatalf("dump --log 2: %d %s", code, errs)
+	}
+	line := regexp.MustCompile(`^(\d{6})\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\|(.*)\|$`)
+	var lsns []string
+	for _, l := range entryLines(out) {
+		m := line.FindStringSubmatch(l)
+		if m == nil || m[3] != "2" || !strings.HasPrefix(m[6], "log 2 entry "+m[4]+" ") {
+			t.Fatalf("dump --log 2: line %q", l)
+		}
+		lsns = append(lsns, m[4])
+	}
+	if len(lsns) != 15 || lsns[0] != "11" || lsns[14] != "25" {
+		t.Fatalf("dump --log 2 printed LSNs %v, want the live 11..25", lsns)
+	}
+	code, out, _ = runCLI(t, "dump", dir, "--log", "1099511627776", "--from", "30")
+	if lines := entryLines(out); code != 0 || len(lines) != 1 || !strings.Contains(lines[0], "|log 1099511627776 entry 30 ") {
+		t.Fatalf("dump --log 1<<40 --from 30: %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "dump", dir)
+	if lines := entryLines(out); code != 0 || len(lines) != 30+15+30 {
+		t.Fatalf("dump of every log: %d, %d lines, want 75", code, len(lines))
 	}
 }

@@ -67,7 +67,7 @@ func printInspect(w io.Writer, r *inspect.Report) {
 		r.Dir, len(r.Segments), batches, entries, r.Alignment)
 	if len(r.Segments) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "SEG\tSTATE\tSIZE\tUSED\tTORN\tBATCHES\tENTRIES\tLSN\tMETA\tINDEX\tVER\tALIGN\tENC\tSALT\tCREATED (UTC)")
+		fmt.Fprintln(tw, "SEG\tSTATE\tSIZE\tUSED\tTORN\tBATCHES\tENTRIES\tLSN\tLOGS\tMETA\tINDEX\tVER\tALIGN\tENC\tSALT\tCREATED (UTC)")
 		for _, s := range r.Segments {
 			lsn := "-"
 			if s.Entries > 0 {
@@ -82,10 +82,33 @@ func printInspect(w io.Writer, r *inspect.Report) {
 				}
 				created = h.Created.Format(time.DateTime)
 			}
-			fmt.Fprintf(tw, "%06d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-				s.ID, s.State, s.FileSize, s.Used, s.Torn, s.Batches, s.Entries, lsn, s.Meta, s.Index, ver, al, enc, salt, created)
+			logs := "-"
+			if s.Logs > 0 {
+				logs = fmt.Sprint(s.Logs)
+			}
+			fmt.Fprintf(tw, "%06d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+				s.ID, s.State, s.FileSize, s.Used, s.Torn, s.Batches, s.Entries, lsn, logs, s.Meta, s.Index, ver, al, enc, salt, created)
 		}
 		tw.Flush()
+	}
+	if st := r.State; st != nil && len(st.Logs) > 0 {
+		fmt.Fprintf(w, "\nlog state (checkpoint covering segments below %d; new segments from %d):\n", st.Covers, st.Floor)
+		for _, l := range st.Logs {
+			fmt.Fprintf(w, "  log %d: first LSN %d", l.ID, l.First)
+			if l.Base.Segment > 0 {
+				fmt.Fprintf(w, ", nothing before %d/%d", l.Base.Segment, l.Base.Offset)
+			}
+			for _, k := range l.Cuts {
+				fmt.Fprintf(w, ", above %d cut before %d/%d", k.After, k.Below.Segment, k.Below.Offset)
+			}
+			for _, m := range l.Moves {
+				fmt.Fprintf(w, ", through %d moved to %d/%d", m.Through, m.Below.Segment, m.Below.Offset)
+			}
+			if l.UserBytes > 0 {
+				fmt.Fprintf(w, ", user record %d bytes", l.UserBytes)
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	if len(r.Problems) > 0 {
 		fmt.Fprintf(w, "\nproblems (%d errors, %d warnings):\n", r.Errors(), r.Warnings())

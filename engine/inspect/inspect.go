@@ -179,6 +179,9 @@ type Log struct {
 	Base Position `json:"base"`
 	// Cuts: entries with LSN > After of batches before Below are deleted.
 	Cuts []Cut `json:"cuts"`
+	// Moves: entries with LSN <= Through of batches before Below are
+	// deleted (a rewrite copied them to Below and after).
+	Moves []Move `json:"moves"`
 	// UserBytes is the size of the owner's record kept beside it.
 	UserBytes int `json:"user_bytes"`
 }
@@ -193,6 +196,12 @@ type Position struct {
 type Cut struct {
 	After engine.LSN `json:"after"`
 	Below Position   `json:"below"`
+}
+
+// Move is one rewrite of a log's oldest entries forward.
+type Move struct {
+	Through engine.LSN `json:"through"`
+	Below   Position   `json:"below"`
 }
 
 // OtherFile is a file of the directory that is not a segment or its .meta.
@@ -535,9 +544,12 @@ func reportState(st *segment.State) *LogState {
 	ids := slices.Sorted(maps.Keys(st.Logs))
 	for _, id := range ids {
 		l := st.Logs[id]
-		rl := Log{ID: id, First: engine.LSN(l.First), Base: Position{l.Base.Seg, l.Base.Off}, Cuts: []Cut{}, UserBytes: len(l.User)}
+		rl := Log{ID: id, First: engine.LSN(l.First), Base: Position{l.Base.Seg, l.Base.Off}, Cuts: []Cut{}, Moves: []Move{}, UserBytes: len(l.User)}
 		for _, k := range l.Cuts {
 			rl.Cuts = append(rl.Cuts, Cut{After: engine.LSN(k.After), Below: Position{k.Below.Seg, k.Below.Off}})
+		}
+		for _, m := range l.Moves {
+			rl.Moves = append(rl.Moves, Move{Through: engine.LSN(m.Through), Below: Position{m.Below.Seg, m.Below.Off}})
 		}
 		r.Logs = append(r.Logs, rl)
 	}
