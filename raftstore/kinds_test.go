@@ -141,7 +141,7 @@ func runNeighbours(t *testing.T, ss *SetStore, nbs []*neighbour) func() {
 				t.Errorf("neighbour group %d: %v", n.id, err)
 				return
 			}
-			time.Sleep(200 * time.Microsecond)
+			time.Sleep(500 * time.Microsecond)
 		}
 	}()
 	var once sync.Once
@@ -162,7 +162,7 @@ func runNeighbours(t *testing.T, ss *SetStore, nbs []*neighbour) func() {
 // burst runs a few steps of every neighbour, so that even a short test
 // has the group's batches among others'.
 func burst(t *testing.T, ss *SetStore, nbs []*neighbour) {
-	for range 3 {
+	for range 2 {
 		for _, n := range nbs {
 			if err := n.step(ss.Group(n.id)); err != nil {
 				t.Errorf("neighbour group %d: %v", n.id, err)
