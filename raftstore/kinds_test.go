@@ -92,6 +92,9 @@ func openStore(t *testing.T, k storeKind, dir string, opts ...Option) *Store {
 	runs[s] = run
 	runsMu.Unlock()
 	t.Cleanup(func() {
+		runsMu.Lock()
+		delete(runs, s)
+		runsMu.Unlock()
 		run.stop()
 		ss.Close()
 	})

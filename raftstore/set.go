@@ -66,7 +66,8 @@ func (ss *SetStore) open(id uint64) (*Store, error) {
 		}
 		return nil
 	}
-	g, err := newStore(ss.set.Log(id), ss.set.Stats, detach)
+	var err error
+	g, err = newStore(ss.set.Log(id), ss.set.Stats, detach)
 	return g, err
 }
 
