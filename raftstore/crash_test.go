@@ -27,11 +27,15 @@ import (
 // hold exactly the state before the call in flight or after it: no
 // acknowledged entry lost, no deleted suffix back, no gap between
 // FirstIndex and LastIndex (raft panics at start-up on one), every entry
-// as raft wrote it, the stable store old or new.
+// as raft wrote it, the stable store old or new. In a set (TestStoreCrash/set)
+// the workloads of three groups run interleaved on one set, a reopen
+// reopens the set, and every group must hold its state before or after
+// its call in flight: a crash in one group's call leaves the others as
+// they were.
 //
 //	go test ./raftstore -run TestStoreCrash -store.seeds 50 -v
 
-var storeSeeds = flag.Int("store.seeds", 12, "TestStoreCrash: workloads to sweep")
+var storeSeeds = flag.Int("store.seeds", 12, "TestStoreCrash: workloads to sweep (a third as many of three groups in a set)")
 
 // smodel is what the store must hold.
 type smodel struct {
@@ -53,6 +57,7 @@ func (m smodel) bounds() (uint64, uint64) {
 
 // sstep is one call on the store.
 type sstep struct {
+	group    uint64 // the set's group it calls (in a set)
 	kind     string // "store", "delete", "set", "setu64", "reopen"
 	logs     []*raft.Log
 	min, max uint64
@@ -61,6 +66,13 @@ type sstep struct {
 }
 
 func (s sstep) String() string {
+	if s.kind != "reopen" && s.group != 0 {
+		return fmt.Sprintf("group %d: %s", s.group, s.call())
+	}
+	return s.call()
+}
+
+func (s sstep) call() string {
 	switch s.kind {
 	case "store":
 		return fmt.Sprintf("StoreLogs %d..%d term %d", s.logs[0].Index, s.logs[len(s.logs)-1].Index, s.logs[0].Term)
@@ -91,16 +103,35 @@ func (s sstep) apply(m smodel) smodel {
 	return m
 }
 
-func crashLog(idx, term uint64, rng *rand.Rand) *raft.Log {
+// crashLog is entry idx of term in group (its bytes differ by group).
+func crashLog(group, idx, term uint64, rng *rand.Rand) *raft.Log {
 	d := make([]byte, rng.IntN(600))
 	for i := range d {
-		d[i] = byte(idx + term + uint64(i))
+		d[i] = byte(idx + term + uint64(i) + 31*group)
 	}
-	return &raft.Log{Index: idx, Term: term, Type: raft.LogCommand, Data: d, Extensions: []byte{byte(term)}}
+	return &raft.Log{Index: idx, Term: term, Type: raft.LogCommand, Data: d, Extensions: []byte{byte(term), byte(group)}}
 }
 
-// drawStoreWorkload draws calls raft could make, in its order.
-func drawStoreWorkload(rng *rand.Rand, n int) []sstep {
+// drawSetWorkload draws the workloads of groups, n calls each, and
+// interleaves them at random.
+func drawSetWorkload(rng *rand.Rand, groups []uint64, n int) []sstep {
+	var each [][]sstep
+	for _, g := range groups {
+		each = append(each, drawStoreWorkload(rng, g, n))
+	}
+	var steps []sstep
+	for len(each) > 0 {
+		i := rng.IntN(len(each))
+		steps = append(steps, each[i][0])
+		if each[i] = each[i][1:]; len(each[i]) == 0 {
+			each = slices.Delete(each, i, i+1)
+		}
+	}
+	return steps
+}
+
+// drawStoreWorkload draws calls raft could make on group, in its order.
+func drawStoreWorkload(rng *rand.Rand, group uint64, n int) []sstep {
 	m := smodel{logs: map[uint64]*raft.Log{}, kv: map[string]string{}}
 	term := uint64(1)
 	var steps []sstep
@@ -115,7 +146,7 @@ func drawStoreWorkload(rng *rand.Rand, n int) []sstep {
 			}
 			var ls []*raft.Log
 			for i := range 1 + rng.IntN(40) {
-				ls = append(ls, crashLog(lo+uint64(i), term, rng))
+				ls = append(ls, crashLog(group, lo+uint64(i), term, rng))
 			}
 			s = sstep{kind: "store", logs: ls}
 		case r < 7: // compaction after a snapshot
@@ -134,6 +165,7 @@ func drawStoreWorkload(rng *rand.Rand, n int) []sstep {
 		default:
 			s = sstep{kind: "reopen"}
 		}
+		s.group = group
 		steps = append(steps, s)
 		m = s.apply(m)
 	}
@@ -155,21 +187,34 @@ func (p *storeCut) MaybeError(op errorfs.Op) error {
 type storeCrashStats struct {
 	seeds, points, states, entries, oldState, newState int
 	byKind                                             map[string]int
+	untouched                                          int // the set's groups beside the call in flight, as they were
 	lost, resurrected, gaps, wrong                     int
 }
 
-func TestStoreCrash(t *testing.T) {
+func TestStoreCrash(t *testing.T) { forKinds(t, testStoreCrash) }
+
+// crashGroups are the groups of TestStoreCrash/set.
+var crashGroups = []uint64{testGroup, 0, 1 << 40}
+
+func testStoreCrash(t *testing.T, sk storeKind) {
 	st := storeCrashStats{byKind: map[string]int{}}
-	seeds := *storeSeeds
+	seeds, n := *storeSeeds, 16
+	if sk.set {
+		seeds, n = max(1, seeds/3), 8 // three groups: 24 calls a workload
+	}
 	if testing.Short() {
 		seeds = min(seeds, 2)
 	}
 	for seed := range seeds {
 		st.seeds++
-		steps := drawStoreWorkload(rand.New(rand.NewPCG(uint64(seed), 91)), 16)
+		rng := rand.New(rand.NewPCG(uint64(seed), 91))
+		steps := drawStoreWorkload(rng, 0, n)
+		if sk.set {
+			steps = drawSetWorkload(rng, crashGroups, n)
+		}
 		for k := int64(0); ; k++ {
 			st.points++
-			if runStoreCrash(t, seed, steps, k, &st) || t.Failed() {
+			if runStoreCrash(t, sk, seed, steps, k, &st) || t.Failed() {
 				break
 			}
 		}
@@ -177,8 +222,8 @@ func TestStoreCrash(t *testing.T) {
 			return
 		}
 	}
-	t.Logf("store crashes: %d seeds, %d crash points, %d crash states reopened (in flight: %v), %d entries checked; old state %d, new state %d; lost %d, resurrected %d, gaps %d, wrong %d",
-		st.seeds, st.points, st.states, st.byKind, st.entries, st.oldState, st.newState, st.lost, st.resurrected, st.gaps, st.wrong)
+	t.Logf("store crashes: %d seeds, %d crash points, %d crash states reopened (in flight: %v), %d entries checked; old state %d, new state %d, other groups untouched %d; lost %d, resurrected %d, gaps %d, wrong %d",
+		st.seeds, st.points, st.states, st.byKind, st.entries, st.oldState, st.newState, st.untouched, st.lost, st.resurrected, st.gaps, st.wrong)
 	if st.lost+st.resurrected+st.gaps+st.wrong > 0 {
 		t.Fatal("a crash lost, resurrected or misplaced entries")
 	}
@@ -192,40 +237,74 @@ func storeOpts(fs *memfs.FS, wrap *errorfs.FS) []Option {
 	return append(o, WithFS(fs))
 }
 
+// crashStore is the store of a crash run: one from Open, or a set.
+type crashStore struct {
+	one *Store
+	ss  *SetStore
+}
+
+func openCrashStore(sk storeKind, opts []Option) (crashStore, error) {
+	if sk.set {
+		ss, err := OpenSet("crash", opts...)
+		return crashStore{ss: ss}, err
+	}
+	s, err := Open("crash", opts...)
+	return crashStore{one: s}, err
+}
+
+// group is the store a step of group calls.
+func (c crashStore) group(id uint64) *Store {
+	if c.ss != nil {
+		return c.ss.Group(id)
+	}
+	return c.one
+}
+
+func (c crashStore) close() error {
+	if c.ss != nil {
+		return c.ss.Close()
+	}
+	return c.one.Close()
+}
+
 // runStoreCrash runs steps with the power cut at operation k and checks
 // the crash states; it reports whether the workload ended before k.
-func runStoreCrash(t *testing.T, seed int, steps []sstep, k int64, st *storeCrashStats) bool {
+func runStoreCrash(t *testing.T, sk storeKind, seed int, steps []sstep, k int64, st *storeCrashStats) bool {
 	mem := memfs.New(4096)
 	cut := &storeCut{at: k}
 	efs := errorfs.New(mem, cut)
-	m := smodel{logs: map[uint64]*raft.Log{}, kv: map[string]string{}}
+	m := map[uint64]smodel{}
+	for _, s := range steps {
+		m[s.group] = smodel{logs: map[uint64]*raft.Log{}, kv: map[string]string{}}
+	}
 	var log strings.Builder
-	s, err := Open("crash", storeOpts(mem, efs)...)
+	s, err := openCrashStore(sk, storeOpts(mem, efs))
 	failed := err != nil
+	open := !failed
 	var pending sstep
 	for i := 0; !failed && i < len(steps); i++ {
 		fmt.Fprintf(&log, "  step %d: %v\n", i, steps[i])
 		pending = steps[i]
-		if err := runStoreStep(&s, steps[i], mem, efs); err != nil {
+		if err := runStoreStep(sk, &s, &open, steps[i], mem, efs); err != nil {
 			fmt.Fprintf(&log, "    -> %v\n", err)
 			failed = true
 			break
 		}
-		m = steps[i].apply(m)
+		m[steps[i].group] = steps[i].apply(m[steps[i].group])
 	}
-	if s != nil {
-		s.Close()
+	if open {
+		s.close()
 	}
 	if !failed {
 		return true
 	}
-	old, next := m, m
+	old, next := m, maps.Clone(m)
 	if pending.kind != "" && pending.kind != "reopen" {
-		next = pending.apply(m)
+		next[pending.group] = pending.apply(m[pending.group])
 	}
 	kind := pending.kind
 	if kind == "delete" {
-		first, last := m.bounds()
+		first, last := m[pending.group].bounds()
 		switch {
 		case pending.min <= first && pending.max >= last:
 			kind = "delete-all"
@@ -241,7 +320,7 @@ func runStoreCrash(t *testing.T, seed int, steps []sstep, k int64, st *storeCras
 	for ci, opt := range []memfs.CrashOption{memfs.DropUnsynced(), memfs.KeepUnsynced(), memfs.Probabilities(0.5, 0.25)} {
 		clone := mem.CrashClone(int64(seed)*100000+k*10+int64(ci), opt)
 		st.states++
-		if why := checkStoreState(clone, old, next, st); why != "" {
+		if why := checkCrashState(sk, clone, old, next, pending.group, st); why != "" {
 			t.Errorf("seed %d, power cut at op %d, clone %d: %s\nworkload:\n%s", seed, k, ci, why, log.String())
 			return true
 		}
@@ -249,8 +328,8 @@ func runStoreCrash(t *testing.T, seed int, steps []sstep, k int64, st *storeCras
 	return false
 }
 
-func runStoreStep(sp **Store, s sstep, mem *memfs.FS, efs *errorfs.FS) error {
-	st := *sp
+func runStoreStep(sk storeKind, cs *crashStore, open *bool, s sstep, mem *memfs.FS, efs *errorfs.FS) error {
+	st := cs.group(s.group)
 	switch s.kind {
 	case "store":
 		return st.StoreLogs(s.logs)
@@ -263,25 +342,40 @@ func runStoreStep(sp **Store, s sstep, mem *memfs.FS, efs *errorfs.FS) error {
 		fmt.Sscan(s.val, &v)
 		return st.SetUint64([]byte(s.key), v)
 	case "reopen":
-		err := st.Close()
-		*sp = nil
+		err := cs.close()
+		*open = false
 		if err != nil {
 			return err
 		}
-		*sp, err = Open("crash", storeOpts(mem, efs)...)
+		*cs, err = openCrashStore(sk, storeOpts(mem, efs))
+		*open = err == nil
 		return err
 	}
 	return fmt.Errorf("unknown step %q", s.kind)
 }
 
-// checkStoreState opens a crash clone and checks that it holds old or next
-// exactly ("" when it does).
-func checkStoreState(clone *memfs.FS, old, next smodel, st *storeCrashStats) string {
-	s, err := Open("crash", storeOpts(clone, nil)...)
+// checkCrashState opens a crash clone and checks that every group holds
+// its state of old or of next ("" when they do).
+func checkCrashState(sk storeKind, clone *memfs.FS, old, next map[uint64]smodel, pending uint64, st *storeCrashStats) string {
+	cs, err := openCrashStore(sk, storeOpts(clone, nil))
 	if err != nil {
 		return fmt.Sprintf("Open of the crash state: %v", err)
 	}
-	defer s.Close()
+	defer cs.close()
+	for _, g := range slices.Sorted(maps.Keys(old)) {
+		if why := checkStoreState(cs.group(g), old[g], next[g], g == pending, st); why != "" {
+			if sk.set {
+				return fmt.Sprintf("group %d: %s", g, why)
+			}
+			return why
+		}
+	}
+	return ""
+}
+
+// checkStoreState checks that s holds old or next exactly ("" when it
+// does); next is old but for the group of the call in flight.
+func checkStoreState(s *Store, old, next smodel, inFlight bool, st *storeCrashStats) string {
 	first, _ := s.FirstIndex()
 	last, _ := s.LastIndex()
 	got := map[uint64]*raft.Log{}
@@ -322,6 +416,9 @@ func checkStoreState(clone *memfs.FS, old, next smodel, st *storeCrashStats) str
 		return true
 	}
 	switch {
+	case !inFlight && match(old):
+		st.untouched++
+		return ""
 	case match(next):
 		st.newState++
 		return ""

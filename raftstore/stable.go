@@ -18,6 +18,9 @@ import (
 func (s *Store) Set(key, val []byte) error {
 	s.kvMu.Lock()
 	defer s.kvMu.Unlock()
+	if err := s.failed(); err != nil {
+		return err
+	}
 	next := maps.Clone(s.kv)
 	next[string(key)] = slices.Clone(val)
 	if err := s.c.SetUserRecord(encodeKV(next)); err != nil {
@@ -35,6 +38,9 @@ func (s *Store) Set(key, val []byte) error {
 func (s *Store) Get(key []byte) ([]byte, error) {
 	s.kvMu.Lock()
 	defer s.kvMu.Unlock()
+	if err := s.failed(); err != nil {
+		return nil, err
+	}
 	v, ok := s.kv[string(key)]
 	if !ok {
 		return nil, nil

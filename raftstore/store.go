@@ -3,6 +3,11 @@
 // as dwal entries whose LSN is the raft index, and the stable store's keys
 // in the log's durable user record.
 //
+// Many raft groups in one process (multi-raft) share one directory with
+// OpenSet: each group is one log of an engine.Set, and a Store of its
+// own (SetStore.Group) with all of the guarantees below; the groups'
+// StoreLogs share the set's syncs, so N groups commit at the rate of one.
+//
 // What raft gets (the contracts are raft v1.8.0's; each is cited where it
 // is kept):
 //
@@ -56,10 +61,34 @@ var (
 // batches (Option WithCacheSize).
 const DefaultCacheBytes = 4 << 20
 
-// Store is raft's LogStore and StableStore over one dwal directory. Its
-// methods are safe for concurrent use.
+// wal is the log a Store keeps: a Coordinator's (Open) or one log of a
+// Set (OpenSet's groups), whose methods keep the same contract.
+type wal interface {
+	Flush(entries []*engine.PendingEntry, sync bool) (engine.FlushStats, error)
+	Read(lsn engine.LSN, dst []byte) ([]byte, error)
+	Bounds() (first, last engine.LSN, ok bool, err error)
+	DeleteBefore(lsn engine.LSN) error
+	TruncateAfter(lsn engine.LSN) error
+	SetUserRecord(b []byte) error
+	UserRecord() []byte
+}
+
+var (
+	_ wal = (*engine.Coordinator)(nil)
+	_ wal = (*engine.Log)(nil)
+)
+
+// Store is raft's LogStore and StableStore over one dwal directory (Open)
+// or over one group of a SetStore. Its methods are safe for concurrent
+// use.
 type Store struct {
-	c *engine.Coordinator
+	c       wal
+	stats   func() engine.Stats
+	release func() error // Close's last step: close the Coordinator, or detach the group
+
+	// down is the error of every call once the store is closed (or, for a
+	// group, could not be read).
+	down atomic.Pointer[error]
 
 	// wmu orders the writers of the log: StoreLogs, DeleteRange. A prefix
 	// deletion (raft's snapshot goroutine) drops it while its record is
@@ -79,7 +108,7 @@ type Store struct {
 	kv   map[string][]byte
 }
 
-// Option configures Open.
+// Option configures Open and OpenSet.
 type Option func(*engine.Config)
 
 // WithBackend picks the storage backend (default engine.BackendAuto:
@@ -114,6 +143,20 @@ func WithConfig(f func(*engine.Config)) Option { return f }
 // once (a corrupt segment fails it with engine.ErrCorrupt naming the file
 // and offset).
 func Open(dir string, opts ...Option) (*Store, error) {
+	c, err := engine.Open(config(dir, opts))
+	if err != nil {
+		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)
+	}
+	s, err := newStore(c, c.Stats, c.Close)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// config is the engine's Config of a store in dir.
+func config(dir string, opts []Option) engine.Config {
 	cfg := engine.DefaultConfig(dir)
 	// Raft deletes its log itself, once a snapshot covers it: retention
 	// would drop entries raft still needs.
@@ -123,24 +166,60 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	c, err := engine.Open(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)
-	}
-	s := &Store{c: c}
+	return cfg
+}
+
+// newStore is the Store of log c: it reads the log's bounds and the
+// stable store.
+func newStore(c wal, stats func() engine.Stats, release func() error) (*Store, error) {
+	s := &Store{c: c, stats: stats, release: release}
 	if err := s.refresh(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)
+		return nil, err
 	}
+	var err error
 	if s.kv, err = decodeKV(c.UserRecord()); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("raftstore: open %s: %w", dir, err)
+		return nil, err
 	}
 	return s, nil
 }
 
-// Close closes the log and releases the directory.
-func (s *Store) Close() error { return s.c.Close() }
+// errClosed is the error of a call on a closed Store.
+var errClosed = fmt.Errorf("raftstore: store closed: %w", engine.ErrClosed)
+
+// Close closes the store: it waits for the writes in flight (StoreLogs,
+// DeleteRange, Set), and every later call fails wrapping engine.ErrClosed.
+// A store from Open then closes its log and releases the directory. A
+// group's store (SetStore.Group) is detached from its set, which stays
+// open with its other groups: the group's next Group call returns a new
+// Store over the same log, as a reopen of the directory would, so one
+// group can restart while the others run. A second Close returns the
+// error.
+func (s *Store) Close() error {
+	if !s.shut(errClosed) {
+		return errClosed
+	}
+	return s.release()
+}
+
+// shut makes err the error of every later call, once the writes in
+// flight are done; it reports false when the store was down already.
+func (s *Store) shut(err error) bool {
+	s.dmu.Lock()
+	s.wmu.Lock()
+	s.kvMu.Lock()
+	defer s.dmu.Unlock()
+	defer s.wmu.Unlock()
+	defer s.kvMu.Unlock()
+	return s.down.CompareAndSwap(nil, &err)
+}
+
+// failed is nil while the store is open, else the error of its calls.
+func (s *Store) failed() error {
+	if p := s.down.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // refresh reads the log's bounds.
 func (s *Store) refresh() error {
@@ -158,16 +237,29 @@ func (s *Store) refresh() error {
 
 // FirstIndex returns the first index in the log, 0 when it is empty
 // (raft's LogStore contract, log.go).
-func (s *Store) FirstIndex() (uint64, error) { return s.first.Load(), nil }
+func (s *Store) FirstIndex() (uint64, error) {
+	if err := s.failed(); err != nil {
+		return 0, err
+	}
+	return s.first.Load(), nil
+}
 
 // LastIndex returns the last index in the log, 0 when it is empty.
-func (s *Store) LastIndex() (uint64, error) { return s.last.Load(), nil }
+func (s *Store) LastIndex() (uint64, error) {
+	if err := s.failed(); err != nil {
+		return 0, err
+	}
+	return s.last.Load(), nil
+}
 
 // GetLog reads the entry at index into log. An index the log does not
 // hold gives raft.ErrLogNotFound itself: raft compares with == (for
 // instance replication.go, replicateTo: setupAppendEntries(...) ==
 // ErrLogNotFound sends a snapshot instead).
 func (s *Store) GetLog(index uint64, log *raft.Log) error {
+	if err := s.failed(); err != nil {
+		return err
+	}
 	if first := s.first.Load(); first == 0 || index < first || index > s.last.Load() {
 		return raft.ErrLogNotFound
 	}
@@ -226,6 +318,9 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if err := s.failed(); err != nil {
+		return err
+	}
 	for i := 1; i < len(logs); i++ {
 		if logs[i].Index != logs[i-1].Index+1 {
 			return fmt.Errorf("%w: index %d follows %d in one StoreLogs", ErrNonContiguous, logs[i].Index, logs[i-1].Index)
@@ -283,6 +378,9 @@ var ErrMiddleRange = errors.New("raftstore: only a prefix or a suffix of the log
 func (s *Store) DeleteRange(min, max uint64) error {
 	s.dmu.Lock()
 	defer s.dmu.Unlock()
+	if err := s.failed(); err != nil {
+		return err
+	}
 	s.wmu.Lock()
 	locked := true
 	defer func() {
@@ -338,6 +436,9 @@ func (s *Store) IsMonotonic() bool { return true }
 // entries of the next StoreLogs, in the same batch (log.go,
 // CommitTrackingLogStore: never persisted apart from the entries).
 func (s *Store) StageCommitIndex(idx uint64) error {
+	if err := s.failed(); err != nil {
+		return err
+	}
 	s.staged.Store(idx)
 	return nil
 }
@@ -346,6 +447,9 @@ func (s *Store) StageCommitIndex(idx uint64) error {
 // the log, never above LastIndex (0 for an empty log or one written
 // without a staged index).
 func (s *Store) GetCommitIndex() (uint64, error) {
+	if err := s.failed(); err != nil {
+		return 0, err
+	}
 	last := s.last.Load()
 	if last == 0 {
 		return 0, nil

@@ -17,7 +17,8 @@ import (
 // The behaviour table raft's users rely on, re-implemented from what
 // raft-boltdb v2's store tests and raft-wal's StoreLogs and DeleteRange
 // tables check; every case is checked again after a reopen of the
-// directory.
+// directory. Each test runs on a store from Open and on a group of a set
+// whose other groups write beside it (storeKinds, kinds_test.go).
 
 // testLog is entry idx with fields that all depend on idx.
 func testLog(idx uint64) *raft.Log {
@@ -40,24 +41,6 @@ func logs(lo, hi uint64) []*raft.Log {
 		out = append(out, testLog(i))
 	}
 	return out
-}
-
-func openStore(t *testing.T, dir string, opts ...Option) *Store {
-	t.Helper()
-	s, err := Open(dir, append([]Option{WithBackend(engine.BackendFallback)}, opts...)...)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func reopen(t *testing.T, s *Store, dir string, opts ...Option) *Store {
-	t.Helper()
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	return openStore(t, dir, opts...)
 }
 
 // sameLog compares every field raft writes.
@@ -104,9 +87,11 @@ func checkLog(t *testing.T, s *Store, lo, hi uint64, want func(uint64) *raft.Log
 
 // raft-boltdb: FirstIndex, LastIndex, GetLog, StoreLog, StoreLogs,
 // DeleteRange on a fresh store.
-func TestBoltStoreCases(t *testing.T) {
+func TestBoltStoreCases(t *testing.T) { forKinds(t, testBoltStoreCases) }
+
+func testBoltStoreCases(t *testing.T, k storeKind) {
 	dir := t.TempDir()
-	s := openStore(t, dir)
+	s := openStore(t, k, dir)
 	checkLog(t, s, 0, 0, nil) // FirstIndex/LastIndex 0 on an empty store
 	var l raft.Log
 	if err := s.GetLog(1, &l); err != raft.ErrLogNotFound {
@@ -120,13 +105,13 @@ func TestBoltStoreCases(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkLog(t, s, 1, 3, nil)
-	s = reopen(t, s, dir)
+	s = reopen(t, k, s, dir)
 	checkLog(t, s, 1, 3, nil)
 	if err := s.DeleteRange(1, 2); err != nil { // DeleteRange
 		t.Fatal(err)
 	}
 	checkLog(t, s, 3, 3, nil)
-	s = reopen(t, s, dir)
+	s = reopen(t, k, s, dir)
 	checkLog(t, s, 3, 3, nil)
 }
 
@@ -134,9 +119,11 @@ func TestBoltStoreCases(t *testing.T) {
 // missing key is nil (0) and a nil error, as raft's StableStore contract
 // says; raft-boltdb returns an error "not found", which raft also
 // tolerates. Keys and values are any bytes.
-func TestStableStore(t *testing.T) {
+func TestStableStore(t *testing.T) { forKinds(t, testStableStore) }
+
+func testStableStore(t *testing.T, k storeKind) {
 	dir := t.TempDir()
-	s := openStore(t, dir)
+	s := openStore(t, k, dir)
 	if v, err := s.Get([]byte("missing")); v != nil || err != nil {
 		t.Fatalf("Get(missing) = %q, %v; want nil, nil", v, err)
 	}
@@ -181,7 +168,7 @@ func TestStableStore(t *testing.T) {
 		}
 	}
 	check(s)
-	s = reopen(t, s, dir)
+	s = reopen(t, k, s, dir)
 	check(s)
 	// The stable store and the log live side by side.
 	if err := s.StoreLogs(logs(1, 10)); err != nil {
@@ -190,7 +177,7 @@ func TestStableStore(t *testing.T) {
 	if err := s.DeleteRange(1, 4); err != nil {
 		t.Fatal(err)
 	}
-	s = reopen(t, s, dir)
+	s = reopen(t, k, s, dir)
 	check(s)
 	checkLog(t, s, 5, 10, nil)
 }
@@ -198,7 +185,9 @@ func TestStableStore(t *testing.T) {
 // raft-wal's StoreLogs table: appends to an empty and an existing log,
 // across segments, out of order and out of sequence (refused, nothing
 // written), each checked again after a reopen.
-func TestStoreLogsTable(t *testing.T) {
+func TestStoreLogsTable(t *testing.T) { forKinds(t, testStoreLogsTable) }
+
+func testStoreLogsTable(t *testing.T, k storeKind) {
 	for _, tc := range []struct {
 		name     string
 		segSize  int64
@@ -229,7 +218,7 @@ func TestStoreLogsTable(t *testing.T) {
 			if tc.segSize > 0 {
 				opts = append(opts, WithSegmentSize(tc.segSize))
 			}
-			s := openStore(t, dir, opts...)
+			s := openStore(t, k, dir, opts...)
 			for _, r := range tc.store {
 				if err := s.StoreLogs(logs(r[0], r[1])); err != nil {
 					t.Fatalf("StoreLogs(%d..%d): %v", r[0], r[1], err)
@@ -254,7 +243,7 @@ func TestStoreLogsTable(t *testing.T) {
 				}
 			}
 			checkLog(t, s, tc.lo, tc.hi, nil)
-			s = reopen(t, s, dir, opts...)
+			s = reopen(t, k, s, dir, opts...)
 			checkLog(t, s, tc.lo, tc.hi, nil)
 			if tc.segments > 0 {
 				if n := countSegments(t, dir); n < tc.segments {
@@ -283,7 +272,9 @@ func countSegments(t *testing.T, dir string) int {
 // segment, across segments and of everything, tail truncations within and
 // across segments, and everything; after each the log is checked, again
 // after a reopen, and an append continues it (at any index once empty).
-func TestDeleteRangeTable(t *testing.T) {
+func TestDeleteRangeTable(t *testing.T) { forKinds(t, testDeleteRangeTable) }
+
+func testDeleteRangeTable(t *testing.T, k storeKind) {
 	const lo, hi = 1000, 1209
 	for _, tc := range []struct {
 		name        string
@@ -307,7 +298,7 @@ func TestDeleteRangeTable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			opts := []Option{WithSegmentSize(8 << 10)}
-			s := openStore(t, dir, opts...)
+			s := openStore(t, k, dir, opts...)
 			for i := uint64(lo); i <= hi; i += 10 {
 				if err := s.StoreLogs(logs(i, min(i+9, hi))); err != nil {
 					t.Fatal(err)
@@ -318,7 +309,7 @@ func TestDeleteRangeTable(t *testing.T) {
 				t.Fatalf("DeleteRange(%d, %d) = %v, want %v", tc.min, tc.max, err, tc.err)
 			}
 			checkLog(t, s, tc.first, tc.last, nil)
-			s = reopen(t, s, dir, opts...)
+			s = reopen(t, k, s, dir, opts...)
 			checkLog(t, s, tc.first, tc.last, nil)
 			// The next append continues the log; into an empty one, at any
 			// index (here below where the old log began).
@@ -334,7 +325,7 @@ func TestDeleteRangeTable(t *testing.T) {
 				wantFirst = next
 			}
 			checkLog(t, s, wantFirst, next+4, nil)
-			s = reopen(t, s, dir, opts...)
+			s = reopen(t, k, s, dir, opts...)
 			checkLog(t, s, wantFirst, next+4, nil)
 		})
 	}
@@ -342,9 +333,11 @@ func TestDeleteRangeTable(t *testing.T) {
 
 // A suffix deleted on a conflict never comes back: the new entries at the
 // same indexes read as themselves, after reopens too.
-func TestConflictSuffixNeverReturns(t *testing.T) {
+func TestConflictSuffixNeverReturns(t *testing.T) { forKinds(t, testConflictSuffixNeverReturns) }
+
+func testConflictSuffixNeverReturns(t *testing.T, k storeKind) {
 	dir := t.TempDir()
-	s := openStore(t, dir, WithSegmentSize(8<<10))
+	s := openStore(t, k, dir, WithSegmentSize(8<<10))
 	if err := s.StoreLogs(logs(1, 300)); err != nil {
 		t.Fatal(err)
 	}
@@ -370,15 +363,17 @@ func TestConflictSuffixNeverReturns(t *testing.T) {
 		}
 	}
 	checkLog(t, s, 1, 200, newer)
-	s = reopen(t, s, dir, WithSegmentSize(8<<10))
+	s = reopen(t, k, s, dir, WithSegmentSize(8<<10))
 	checkLog(t, s, 1, 200, newer)
 }
 
 // Every field of raft.Log round-trips: nil and empty Data and Extensions,
 // a zero AppendedAt, every type, large terms and big entries.
-func TestLogEncodingRoundTrip(t *testing.T) {
+func TestLogEncodingRoundTrip(t *testing.T) { forKinds(t, testLogEncodingRoundTrip) }
+
+func testLogEncodingRoundTrip(t *testing.T, k storeKind) {
 	dir := t.TempDir()
-	s := openStore(t, dir)
+	s := openStore(t, k, dir)
 	ls := []*raft.Log{
 		{Index: 1, Term: 1, Type: raft.LogConfiguration, Data: []byte{1, 2}},
 		{Index: 2, Term: 1 << 62, Type: raft.LogNoop},
@@ -401,15 +396,17 @@ func TestLogEncodingRoundTrip(t *testing.T) {
 		}
 	}
 	check(s)
-	s = reopen(t, s, dir)
+	s = reopen(t, k, s, dir)
 	check(s)
 }
 
 // The staged commit index rides in the next StoreLogs and is read back
 // from the last entry, never above LastIndex.
-func TestCommitTracking(t *testing.T) {
+func TestCommitTracking(t *testing.T) { forKinds(t, testCommitTracking) }
+
+func testCommitTracking(t *testing.T, k storeKind) {
 	dir := t.TempDir()
-	s := openStore(t, dir)
+	s := openStore(t, k, dir)
 	if c, err := s.GetCommitIndex(); c != 0 || err != nil {
 		t.Fatalf("empty store: GetCommitIndex = %d, %v", c, err)
 	}
@@ -424,7 +421,7 @@ func TestCommitTracking(t *testing.T) {
 	if err := s.StoreLogs(logs(6, 7)); err != nil {
 		t.Fatal(err)
 	}
-	s = reopen(t, s, dir)
+	s = reopen(t, k, s, dir)
 	if c, err := s.GetCommitIndex(); c != 7 || err != nil {
 		t.Fatalf("GetCommitIndex = %d, %v; want 7 (the staged 9, capped at the last index)", c, err)
 	}
@@ -444,47 +441,80 @@ func TestCommitTracking(t *testing.T) {
 
 // Bad input gets a clear error and loses nothing: a second Open of the
 // directory, a corrupt sealed segment (found when it is read).
-func TestBadInput(t *testing.T) {
+func TestBadInput(t *testing.T) { forKinds(t, testBadInput) }
+
+func testBadInput(t *testing.T, k storeKind) {
 	dir := t.TempDir()
 	opts := []Option{WithSegmentSize(8 << 10)}
-	s := openStore(t, dir, opts...)
+	s := openStore(t, k, dir, opts...)
 	if err := s.StoreLogs(logs(1, 200)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Open(dir, WithBackend(engine.BackendFallback)); !errors.Is(err, engine.ErrLocked) {
 		t.Fatalf("second Open: %v, want ErrLocked", err)
 	}
+	if _, err := OpenSet(dir, WithBackend(engine.BackendFallback)); !errors.Is(err, engine.ErrLocked) {
+		t.Fatalf("OpenSet of an open directory: %v, want ErrLocked", err)
+	}
 	checkLog(t, s, 1, 200, nil)
-	if err := s.Close(); err != nil {
+	if err := closeStore(t, k, s); err != nil {
 		t.Fatal(err)
 	}
-	// Flip a byte inside the first (sealed) segment's batch, at 4096.
-	name := filepath.Join(dir, "000001.log")
+	// Flip a byte of entry 1 inside its (sealed) segment's batch: alone in
+	// the directory, the first segment's first batch, at 4096.
+	name, off := findBytes(t, dir, testLog(1).Data)
+	if !k.set && (filepath.Base(name) != "000001.log" || off/4096*4096 != 4096) {
+		t.Fatalf("entry 1 is at %s offset %d, not in the first batch of 000001.log", name, off)
+	}
 	b, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	off := 4096 + 48 + 20
 	b[off] ^= 0xff
 	if err := os.WriteFile(name, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// Open reads no sealed segment's body: the damage is found by the
 	// first read of it, which says where it is.
-	s = openStore(t, dir, append(opts, WithBackend(engine.BackendFallback))...)
+	s = openStore(t, k, dir, append(opts, WithBackend(engine.BackendFallback))...)
 	var l raft.Log
 	err = s.GetLog(1, &l)
-	if !errors.Is(err, engine.ErrCorrupt) || !strings.Contains(err.Error(), "000001.log") || !strings.Contains(err.Error(), "offset 4096") {
-		t.Fatalf("GetLog of an entry in a corrupt sealed segment: %v; want ErrCorrupt naming %s and offset 4096", err, "000001.log")
+	at := fmt.Sprintf("offset %d", off/4096*4096) // the batch begins in the block of its first entry
+	if !errors.Is(err, engine.ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(name)) || !strings.Contains(err.Error(), at) {
+		t.Fatalf("GetLog of an entry in a corrupt sealed segment: %v; want ErrCorrupt naming %s and %s", err, filepath.Base(name), at)
 	}
+}
+
+// findBytes returns the segment of dir, and the offset in it, where b is.
+func findBytes(t *testing.T, dir string, b []byte) (string, int) {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(data, b); i >= 0 {
+			return name, i
+		}
+	}
+	t.Fatalf("no segment of %s holds %q", dir, b)
+	return "", 0
 }
 
 // Prefix deletions from another goroutine (raft compacts from its snapshot
 // goroutine while the main loop appends) neither lose an appended entry
 // nor let a deleted one back.
 func TestCompactionConcurrentWithStoreLogs(t *testing.T) {
+	forKinds(t, testCompactionConcurrentWithStoreLogs)
+}
+
+func testCompactionConcurrentWithStoreLogs(t *testing.T, k storeKind) {
 	dir := t.TempDir()
-	s := openStore(t, dir, WithSegmentSize(16<<10))
+	s := openStore(t, k, dir, WithSegmentSize(16<<10))
 	if err := s.StoreLogs(logs(1, 64)); err != nil {
 		t.Fatal(err)
 	}
@@ -519,6 +549,6 @@ func TestCompactionConcurrentWithStoreLogs(t *testing.T) {
 		t.Fatalf("FirstIndex %d after deleting up to %d", first, cut)
 	}
 	checkLog(t, s, first, 3008, nil)
-	s = reopen(t, s, dir, WithSegmentSize(16<<10))
+	s = reopen(t, k, s, dir, WithSegmentSize(16<<10))
 	checkLog(t, s, first, 3008, nil)
 }
