@@ -99,6 +99,26 @@ func raftTargets(rep *Report) []Target {
 			e.add(name, peer.goal, x, x >= peer.x, true, fmt.Sprintf("%.0f vs %.0f commands/s", r.EntriesPerS, p.EntriesPerS))
 		}
 	}
+	// Multi-raft: 16 groups per node on one set >= 4x the same on 16
+	// raft-wal stores per node.
+	set := slices.IndexFunc(rep.Results, func(p Result) bool {
+		return p.Workload == wlRaft && p.System == "raft-dwal-set" && strings.HasPrefix(p.Phase, "multi-raft") && p.Error == "" && p.EntriesPerS > 0
+	})
+	if set >= 0 {
+		s := rep.Results[set]
+		w := slices.IndexFunc(rep.Results, func(p Result) bool {
+			return p.Workload == wlRaft && p.System == "raft-wal" && p.Phase == s.Phase && p.Error == "" && p.EntriesPerS > 0
+		})
+		es := &targetEval{rep: rep, rs: rep.Results, sys: "raft-dwal-set"}
+		name := "raft " + s.Phase + " vs raft-wal per group"
+		if w < 0 {
+			es.add(name, ">= 4x", 0, false, false, "raft-wal did not run it")
+		} else {
+			x := s.EntriesPerS / rep.Results[w].EntriesPerS
+			es.add(name, ">= 4x", x, x >= 4, true, fmt.Sprintf("%.0f vs %.0f commands/s", s.EntriesPerS, rep.Results[w].EntriesPerS))
+		}
+		e.ts = append(e.ts, es.ts...)
+	}
 	return e.ts
 }
 

@@ -106,6 +106,10 @@ func RaftBench(p bench.RaftParams) []bench.Result {
 			out = append(out, clusterCell(st, dir(st.name), p.Duration, tcp))
 		}
 	}
+	for _, ms := range []multiStore{multiSet, multiDirs, multiWAL} {
+		p.Step("raft: %s %s", ms.name, MultiRaftPhase())
+		out = append(out, multiRaftCell(ms, dir(ms.name), p.Duration))
+	}
 	return out
 }
 
