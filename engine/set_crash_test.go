@@ -59,7 +59,9 @@ var setCrashLogs = []uint64{0, 1, 2, 9, 1 << 40, math.MaxUint64}
 const setCrashSegment = 16 << 10
 
 func setCrashConfig(fs *memfs.FS) Config {
-	return Config{FS: fs, SegmentSize: setCrashSegment}
+	// NB: the background rewriter off (RewriteDeadFraction 1): the rewrite
+	// steps run it, so that every run of a workload does the same ops.
+	return Config{FS: fs, SegmentSize: setCrashSegment, RewriteDeadFraction: 1}
 }
 
 // setStepKind is what a step of the workload does.
@@ -72,7 +74,7 @@ const (
 	setTruncateAfter                    // TruncateAfter of one log
 	setUser                             // SetUserRecord of one log
 	setReopen                           // Close, then OpenSet
-	setRewrite                          // the rewriter of lagging logs, run now (not drawn yet)
+	setRewrite                          // a rewrite of a lagging log forward, run now
 	numSetStepKinds
 )
 
@@ -84,16 +86,14 @@ var setStepNames = [numSetStepKinds]string{
 // setStepWeights is how often the draw picks each kind; a kind of weight 0
 // is never drawn.
 //
-// The rewrite hook: a rewrite copies the live entries of the logs that pin
-// the oldest segments forward into the stream and records the move. It
-// changes no log's contents, so sstep.apply leaves the models as they are
-// and every crash point inside it must leave every log exactly as it was
-// (the check needs nothing more). To add it once the engine has it: give it
-// a weight here and run it in setRunner.runStep (through a Set method
-// that runs the rewriter now, on the logs it picks or on sstep.log).
+// A rewrite copies a lagging log's live entries in sealed segments forward
+// into the stream and records the move. It changes no log's contents, so
+// sstep.apply leaves the models as they are and every crash point inside
+// it must leave every log exactly as it was (the check needs nothing
+// more).
 var setStepWeights = [numSetStepKinds]int{
 	setFlush: 30, setAppends: 20, setDeleteBefore: 20, setTruncateAfter: 14, setUser: 7, setReopen: 9,
-	setRewrite: 0,
+	setRewrite: 10,
 }
 
 // appendRun is one log's part of an appends step: n Appends from LSN lo,
@@ -273,6 +273,14 @@ func drawSetWorkload(rng *rand.Rand, n int) setPlan {
 				id = pick(live)
 			}
 		}
+		if kind == setRewrite {
+			// a lagging log: the least busy of those holding entries
+			for _, l := range setCrashLogs {
+				if len(ms[l].ents) > 0 && (len(ms[id].ents) == 0 || busy[l] < busy[id]) {
+					id = l
+				}
+			}
+		}
 		m := ms[id]
 		var first, last LSN
 		live := len(m.ents) > 0
@@ -361,6 +369,7 @@ type setCrashStats struct {
 	// in the runs that finished (one a seed)
 	seals, checkpoints, removals int
 	appendSteps, sharedSteps     int // appends steps; of them, ones with fewer segment writes than Appends
+	rewrites, copied             int // rewrite steps, and the entries they copied
 }
 
 func TestSetCrash(t *testing.T) {
@@ -395,9 +404,9 @@ func TestSetCrash(t *testing.T) {
 			return
 		}
 	}
-	t.Logf("set crashes: %d seeds, %d crash points, %d crash states reopened, %d entries checked, %d reads; the logs of the step in flight: old state %d, new state %d; lost %d, resurrected %d, misplaced %d, other mismatches %d; finished runs: %d seals, %d checkpoints, %d segments removed, %d of %d appends steps shared a batch",
+	t.Logf("set crashes: %d seeds, %d crash points, %d crash states reopened, %d entries checked, %d reads; the logs of the step in flight: old state %d, new state %d; lost %d, resurrected %d, misplaced %d, other mismatches %d; finished runs: %d seals, %d checkpoints, %d segments removed, %d of %d appends steps shared a batch, %d rewrites copied %d entries",
 		st.seeds, st.runs, st.states, st.entries, st.reads, st.oldState, st.newState, st.lost, st.resurrected, st.misplaced, st.other,
-		st.seals, st.checkpoints, st.removals, st.sharedSteps, st.appendSteps)
+		st.seals, st.checkpoints, st.removals, st.sharedSteps, st.appendSteps, st.rewrites, st.copied)
 	if st.lost+st.resurrected+st.misplaced+st.other > 0 {
 		t.Fatal("a crash lost, resurrected or misplaced entries")
 	}
@@ -412,6 +421,9 @@ func TestSetCrash(t *testing.T) {
 	}
 	if st.appendSteps > 0 && st.sharedSteps == 0 {
 		t.Error("no appends step shared a batch between logs")
+	}
+	if st.copied == 0 {
+		t.Error("no rewrite copied an entry: the rewrite crash points went untested")
 	}
 }
 
@@ -432,6 +444,8 @@ type setRunner struct {
 	inflight setModels // a log's model if the step in flight lands: only the logs it changes
 	seals    uint64
 	shared   int // appends steps that shared a batch between logs
+	rewrites int // rewrite steps run
+	copied   int // entries they copied
 }
 
 // runSetCrash runs plan with the power cut at operation k and checks the
@@ -486,6 +500,8 @@ func runSetCrash(t *testing.T, seed int, plan setPlan, k int64, st *setCrashStat
 		st.removals += int(r.cut.removals.Load())
 		st.appendSteps += appendSteps
 		st.sharedSteps += r.shared
+		st.rewrites += r.rewrites
+		st.copied += r.copied
 		return true
 	}
 	for ci, opt := range []memfs.CrashOption{memfs.DropUnsynced(), memfs.KeepUnsynced(), memfs.Probabilities(0.5, 0.25)} {
@@ -554,7 +570,13 @@ func (r *setRunner) runStep(s sstep) error {
 		r.s, err = OpenSet(r.cfg)
 		return err
 	case setRewrite:
-		return errors.New("rewrite steps are not drawn: the engine has no rewriter to run yet")
+		r.rewrites++
+		n, err := r.s.c.rewriteLog(s.log)
+		if errors.Is(err, errNotRewritable) {
+			return nil
+		}
+		r.copied += n
+		return err
 	}
 	return fmt.Errorf("unknown step kind %d", s.kind)
 }

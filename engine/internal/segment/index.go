@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -149,7 +150,20 @@ type Record struct {
 }
 
 // BatchLogs sums one batch's data entries up by log, for its refs.
-type BatchLogs struct{ logs []LogRange }
+type BatchLogs struct {
+	logs []LogRange
+	pos  map[uint64]int // logs' positions, once a batch holds many
+}
+
+// batchLogsScan: up to this many logs a batch's logs are found by a scan.
+const batchLogsScan = 16
+
+// add counts data entry e of r's log.
+func (r *LogRange) add(e Entry) {
+	r.MinLSN, r.MaxLSN = min(r.MinLSN, e.LSN), max(r.MaxLSN, e.LSN)
+	r.Count++
+	r.Bytes += uint64(EntryHeaderLen2 + len(e.Data))
+}
 
 // LogRange is one log's data entries in a batch.
 type LogRange struct {
@@ -160,10 +174,34 @@ type LogRange struct {
 }
 
 // Reset empties b for the next batch.
-func (b *BatchLogs) Reset() { b.logs = b.logs[:0] }
+func (b *BatchLogs) Reset() {
+	b.logs = b.logs[:0]
+	clear(b.pos)
+}
 
 // Add counts data entry e.
 func (b *BatchLogs) Add(e Entry) {
+	if n := len(b.logs); n > 0 && b.logs[n-1].Log == e.Log {
+		b.logs[n-1].add(e)
+		return
+	}
+	if len(b.logs) >= batchLogsScan {
+		if b.pos == nil {
+			b.pos = map[uint64]int{}
+		}
+		if len(b.pos) == 0 {
+			for i, r := range b.logs {
+				b.pos[r.Log] = i
+			}
+		}
+		if i, ok := b.pos[e.Log]; ok {
+			b.logs[i].add(e)
+			return
+		}
+		b.pos[e.Log] = len(b.logs)
+		b.logs = append(b.logs, LogRange{Log: e.Log, MinLSN: e.LSN, MaxLSN: e.LSN, Count: 1, Bytes: uint64(EntryHeaderLen2 + len(e.Data))})
+		return
+	}
 	for i := range b.logs {
 		if r := &b.logs[i]; r.Log == e.Log {
 			r.MinLSN, r.MaxLSN = min(r.MinLSN, e.LSN), max(r.MaxLSN, e.LSN)
@@ -185,6 +223,7 @@ type Index struct {
 	End         int64  // where the segment's log ends
 	Batches     uint64 // batches in the segment
 	Logs        []IndexLog
+	pos         map[uint64]int // Logs' positions by log ID (built at first lookup)
 }
 
 // NewIndex starts the index of segment h, empty.
@@ -222,23 +261,38 @@ func (x *Index) AddRecord(log uint64, off int64, e Entry) {
 
 // logOf returns log's part, added in ID order when missing.
 func (x *Index) logOf(log uint64) *IndexLog {
-	i, ok := slices.BinarySearchFunc(x.Logs, log, func(l IndexLog, id uint64) int {
-		switch {
-		case l.Log < id:
-			return -1
-		case l.Log > id:
-			return 1
-		}
-		return 0
-	})
-	if !ok {
-		x.Logs = slices.Insert(x.Logs, i, IndexLog{Log: log, Refs: NewRefs(x.Align)})
+	x.indexLogs()
+	if l, ok := x.Log(log); ok {
+		return l
+	}
+	i, _ := slices.BinarySearchFunc(x.Logs, log, func(l IndexLog, id uint64) int { return cmp.Compare(l.Log, id) })
+	x.Logs = slices.Insert(x.Logs, i, IndexLog{Log: log, Refs: NewRefs(x.Align)})
+	for k := i; k < len(x.Logs); k++ {
+		x.pos[x.Logs[k].Log] = k
 	}
 	return &x.Logs[i]
 }
 
+// indexLogs builds pos when it does not match Logs.
+func (x *Index) indexLogs() {
+	if x.pos != nil && len(x.pos) == len(x.Logs) {
+		return
+	}
+	x.pos = make(map[uint64]int, len(x.Logs))
+	for i := range x.Logs {
+		x.pos[x.Logs[i].Log] = i
+	}
+}
+
 // Log returns log's part; ok is false when the segment holds none of it.
+// It changes nothing (readers share a sealed segment's index).
 func (x *Index) Log(log uint64) (*IndexLog, bool) {
+	if x.pos != nil && len(x.pos) == len(x.Logs) {
+		if i, ok := x.pos[log]; ok {
+			return &x.Logs[i], true
+		}
+		return nil, false
+	}
 	for i := range x.Logs {
 		if x.Logs[i].Log == log {
 			return &x.Logs[i], true
@@ -370,6 +424,7 @@ func DecodeIndex(b []byte) (*Index, error) {
 	if len(body) != 0 {
 		return nil, errIndex("%d bytes after the last record", len(body))
 	}
+	x.indexLogs()
 	return x, nil
 }
 
