@@ -14,9 +14,11 @@ import (
 // StoreLogs of groups running at once ride in one group commit and one
 // sync, and one segment holds batches of any groups. A segment goes once
 // no group has a live entry in it: raft deletes a group's log up to its
-// trailing logs after each snapshot, and a group that stops taking
-// snapshots (an idle one: SnapshotThreshold counts new entries) keeps the
-// segments its trailing logs lie in until it takes one.
+// trailing logs after each snapshot, and the trailing logs of a group that
+// stops taking snapshots (an idle one: SnapshotThreshold counts new
+// entries) are rewritten forward by the set once the old segments are
+// mostly dead (engine.Config.RewriteDeadFraction; WithConfig sets it), so
+// an idle group does not keep the disk.
 //
 // A SetStore's methods, and its groups', are safe for concurrent use.
 type SetStore struct {
