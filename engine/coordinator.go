@@ -167,11 +167,6 @@ func (c *Coordinator) flush(log uint64, entries []*PendingEntry, sync bool) (Flu
 		return FlushStats{}, nil
 	}
 	start := time.Now()
-	if !c.oneLog {
-		v := c.state.view(log)
-		v.gate.RLock() // a rewrite of the log waits for this batch, or it for the rewrite
-		defer v.gate.RUnlock()
-	}
 	st, err := c.writeBatch(len(entries), func(i int) segment.Entry {
 		return segment.Entry{Log: log, LSN: uint64(entries[i].LSN), Data: entries[i].Data}
 	}, sync)

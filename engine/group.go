@@ -84,12 +84,15 @@ func (c *Coordinator) Append(ctx context.Context, lsn LSN, data []byte) error {
 
 // appendData is Append of log.
 func (c *Coordinator) appendData(ctx context.Context, log uint64, lsn LSN, data []byte) error {
-	if !c.oneLog {
-		v := c.state.view(log)
-		v.gate.RLock() // a rewrite of the log waits for this entry, or it for the rewrite
-		defer v.gate.RUnlock()
-	}
 	return c.appendEntry(ctx, segment.Entry{Log: log, LSN: uint64(lsn), Data: data})
+}
+
+// appendTo is appendData of a set's log v, through its gate: a rewrite of
+// the log waits for this entry, or it for the rewrite.
+func (c *Coordinator) appendTo(ctx context.Context, v *logView, lsn LSN, data []byte) error {
+	v.gate.RLock()
+	defer v.gate.RUnlock()
+	return c.appendEntry(ctx, segment.Entry{Log: v.id, LSN: uint64(lsn), Data: data})
 }
 
 // appendEntry writes entry e (data or a record) through group commit and

@@ -35,6 +35,7 @@ type Set struct {
 type Log struct {
 	c  *Coordinator
 	id uint64
+	v  *logView // its state (views are never dropped)
 }
 
 // OpenSet opens (or creates) the set of logs in cfg.Dir. It takes the
@@ -50,7 +51,7 @@ func OpenSet(cfg Config) (*Set, error) {
 }
 
 // Log returns log id (created by its first write).
-func (s *Set) Log(id uint64) *Log { return &Log{c: s.c, id: id} }
+func (s *Set) Log(id uint64) *Log { return &Log{c: s.c, id: id, v: s.c.state.view(id)} }
 
 // Logs returns the IDs of the logs that hold a live entry or a user
 // record, ascending.
@@ -97,13 +98,15 @@ func (l *Log) ID() uint64 { return l.id }
 // every log of the set) and returns once it is durable, as
 // Coordinator.Append does.
 func (l *Log) Append(ctx context.Context, lsn LSN, data []byte) error {
-	return l.c.appendData(ctx, l.id, lsn, data)
+	return l.c.appendTo(ctx, l.v, lsn, data)
 }
 
 // Flush writes entries as one batch of this log, all or none after a
 // crash, as Coordinator.Flush does; batches of every log of the set share
 // the syncs.
 func (l *Log) Flush(entries []*PendingEntry, sync bool) (FlushStats, error) {
+	l.v.gate.RLock() // a rewrite of the log waits for this batch, or it for the rewrite
+	defer l.v.gate.RUnlock()
 	return l.c.flush(l.id, entries, sync)
 }
 
