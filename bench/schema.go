@@ -69,12 +69,12 @@ type Result struct {
 	// The partitions workload's: bytes allocated on disk at the end of
 	// the cell, and the goroutines and open files of the process beyond
 	// the writers and what it had before Open.
-	DiskBytes  int64 `json:"disk_bytes,omitempty"`
+	DiskBytes int64 `json:"disk_bytes,omitempty"`
 	// DiskWritten: of them, the bytes the log wrote (a log's files hold
 	// what it wrote plus what it preallocated).
 	DiskWritten int64 `json:"disk_written,omitempty"`
-	Goroutines int   `json:"goroutines,omitempty"`
-	OpenFiles  int   `json:"open_files,omitempty"`
+	Goroutines  int   `json:"goroutines,omitempty"`
+	OpenFiles   int   `json:"open_files,omitempty"`
 
 	DurationS      float64 `json:"duration_s"`
 	Ops            int64   `json:"ops"`
