@@ -134,7 +134,7 @@ func (l *dwalLog) Syncs() uint64 { return l.c.TotalFlushes() }
 // Rotations counts the segments started after the first.
 func (l *dwalLog) Rotations() int { return max(int(l.c.CurrentSegmentID()-l.startSeg)-1, 0) }
 
-func (l *dwalLog) Describe() string {
-	b := l.c.Backend()
-	return fmt.Sprintf("%s (%s)", b.Name, b.Reason)
-}
+func (l *dwalLog) Describe() string { return describe(l.c.Backend()) }
+
+// describe is a dwal log's backend as a result names it.
+func describe(b engine.BackendInfo) string { return fmt.Sprintf("%s (%s)", b.Name, b.Reason) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -117,7 +118,7 @@ func (l *measuredLog) Describe() string {
 
 func (l *measuredLog) measure(r *Result) {
 	now := useNow()
-	r.DiskBytes = allocated(l.dir)
+	r.DiskBytes = DiskBytes(l.dir)
 	if dw, ok := l.Log.(interface{ diskWritten() int64 }); ok {
 		r.DiskWritten = dw.diskWritten()
 	}
@@ -142,22 +143,42 @@ func baseline() procUse {
 }
 
 func useNow() procUse {
-	u := procUse{goroutines: runtime.NumGoroutine()}
+	u := procUse{goroutines: runtime.NumGoroutine(), peakRSS: MaxRSS()}
 	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
 		u.files = len(ents)
 	}
-	if b, err := os.ReadFile("/proc/self/status"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				f := strings.Fields(v)
-				if len(f) > 0 {
-					kb, _ := strconv.ParseInt(f[0], 10, 64)
-					u.peakRSS = kb << 10
-				}
-			}
+	return u
+}
+
+// MaxRSS is this process's peak resident set (VmHWM), in bytes (0 where
+// /proc does not say).
+func MaxRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
 		}
 	}
-	return u
+	return 0
+}
+
+// DiskBytes sums what the files under dir have allocated on disk.
+func DiskBytes(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil {
+			n += allocatedBytes(fi)
+		}
+		return nil
+	})
+	return n
 }
 
 // partSystem is one of dwal's ways of holding N logs.
@@ -210,20 +231,22 @@ func (l *setLog) CommitAs(w int, lsn uint64, data []byte) error {
 func (l *setLog) Commit(lsn uint64, data []byte) error { return l.CommitAs(0, lsn, data) }
 
 func (l *setLog) Flush(lsn uint64, entries [][]byte) error {
+	_, err := l.logs[0].Flush(asyncEntries(lsn, entries), true)
+	return err
+}
+
+// asyncEntries are entries as a batch from LSN lsn.
+func asyncEntries(lsn uint64, entries [][]byte) []*engine.PendingEntry {
 	es := make([]*engine.PendingEntry, len(entries))
 	for i, e := range entries {
 		es[i] = engine.NewAsyncEntry(engine.LSN(lsn+uint64(i)), e)
 	}
-	_, err := l.logs[0].Flush(es, true)
-	return err
+	return es
 }
 
 func (l *setLog) Syncs() uint64 { return l.s.Stats().Batches }
 
-func (l *setLog) Describe() string {
-	b := l.s.Backend()
-	return fmt.Sprintf("%s (%s)", b.Name, b.Reason)
-}
+func (l *setLog) Describe() string { return describe(l.s.Backend()) }
 
 func (l *setLog) Close() error { return l.s.Close() }
 
@@ -240,11 +263,7 @@ func (l *coordLogs) CommitAs(w int, lsn uint64, data []byte) error {
 func (l *coordLogs) Commit(lsn uint64, data []byte) error { return l.CommitAs(0, lsn, data) }
 
 func (l *coordLogs) Flush(lsn uint64, entries [][]byte) error {
-	es := make([]*engine.PendingEntry, len(entries))
-	for i, e := range entries {
-		es[i] = engine.NewAsyncEntry(engine.LSN(lsn+uint64(i)), e)
-	}
-	_, err := l.cs[0].Flush(es, true)
+	_, err := l.cs[0].Flush(asyncEntries(lsn, entries), true)
 	return err
 }
 
@@ -256,10 +275,7 @@ func (l *coordLogs) Syncs() uint64 {
 	return n
 }
 
-func (l *coordLogs) Describe() string {
-	b := l.cs[0].Backend()
-	return fmt.Sprintf("%s (%s)", b.Name, b.Reason)
-}
+func (l *coordLogs) Describe() string { return describe(l.cs[0].Backend()) }
 
 func (l *coordLogs) diskWritten() int64 {
 	var n int64

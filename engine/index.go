@@ -343,17 +343,35 @@ func (ix *lsnIndex) dead(id uint64, states *logStates) bool {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	for _, s := range ix.segs {
-		if s.id != id {
-			continue
+		if s.id == id {
+			return s.dead(states)
 		}
-		for _, ls := range s.logs {
-			if states.of(ls.log).Covers(segment.Whole(id), ls.meta, true) != segment.DeletesAll {
-				return false
-			}
-		}
-		return true
 	}
 	return false
+}
+
+// deadIDs returns the segments but except in which no log has a live
+// entry, ascending (one pass; dead asks of one segment).
+func (ix *lsnIndex) deadIDs(states *logStates, except uint64) []uint64 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	var out []uint64
+	for _, s := range ix.segs {
+		if s.id != except && s.dead(states) {
+			out = append(out, s.id)
+		}
+	}
+	return out
+}
+
+// dead reports whether no log has a live entry in s (under ix.mu).
+func (s *segIndex) dead(states *logStates) bool {
+	for _, ls := range s.logs {
+		if states.of(ls.log).Covers(segment.Whole(s.id), ls.meta, true) != segment.DeletesAll {
+			return false
+		}
+	}
+	return true
 }
 
 // liveLogs returns the logs with a live segment, sorted.
@@ -667,16 +685,11 @@ func (c *Coordinator) bounds(log uint64) (first, last LSN, ok bool, err error) {
 	if c.rd.shut.Load() {
 		return 0, 0, false, ErrClosed
 	}
-	for {
-		st := c.state.of(log) // NB: before the index, and again if it changed (see readLog)
-		err = c.trustingIndexes(func() (err error) {
-			first, last, ok, err = c.boundsOnce(log, st)
-			return err
-		})
-		if err != nil || c.state.of(log) == st {
-			return first, last, ok, err
-		}
-	}
+	err = c.underState(log, func(err error) bool { return err == nil }, func(st *segment.LogState) (err error) {
+		first, last, ok, err = c.boundsOnce(log, st)
+		return err
+	})
+	return first, last, ok, err
 }
 
 // boundsOnce is one try of bounds under the log's state st.
@@ -713,14 +726,21 @@ func (ix *lsnIndex) liveViews(log uint64) ([]segView, bool) {
 // views. While their ranges are ordered the first segment from that end
 // with a live entry has it; else every segment is asked.
 func (c *Coordinator) edge(views []segView, ordered bool, st *segment.LogState, low bool) (uint64, bool, error) {
+	return edgeOf(len(views), ordered, low, func(i int) (uint64, bool, error) { return c.segmentEdge(views[i], st, low) })
+}
+
+// edgeOf is the smallest (low) or largest of the edges of n parts, in
+// order, asked from that end (at(i) is part i's edge, ok false when it has
+// no live entry): while the parts are ordered the first with one has it.
+func edgeOf(n int, ordered, low bool, at func(i int) (uint64, bool, error)) (uint64, bool, error) {
 	var best uint64
 	found := false
-	for k := range views {
-		v := views[k]
+	for k := range n {
+		i := k
 		if !low {
-			v = views[len(views)-1-k]
+			i = n - 1 - k
 		}
-		l, ok, err := c.segmentEdge(v, st, low)
+		l, ok, err := at(i)
 		if err != nil {
 			return 0, false, err
 		}
@@ -753,26 +773,7 @@ func (c *Coordinator) segmentEdge(v segView, st *segment.LogState, low bool) (ui
 	if err != nil {
 		return 0, false, err
 	}
-	var best uint64
-	found := false
-	n := refs.Len()
-	for k := range n {
-		i := k
-		if !low {
-			i = n - 1 - k
-		}
-		l, ok, err := c.refEdge(v, refs.At(i), st, low)
-		if err != nil {
-			return 0, false, err
-		}
-		if ok && (!found || low && l < best || !low && l > best) {
-			best, found = l, true
-		}
-		if found && ordered {
-			break
-		}
-	}
-	return best, found, nil
+	return edgeOf(refs.Len(), ordered, low, func(i int) (uint64, bool, error) { return c.refEdge(v, refs.At(i), st, low) })
 }
 
 // refEdge finds the smallest (low) or largest live LSN of the log's

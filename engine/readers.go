@@ -78,20 +78,27 @@ func (c *Coordinator) readLog(log uint64, lsn LSN, dst []byte) ([]byte, error) {
 	if c.rd.shut.Load() {
 		return dst, ErrClosed
 	}
+	var out []byte
+	err := c.underState(log, func(err error) bool { return errors.Is(err, ErrNotFound) }, func(st *segment.LogState) (err error) {
+		out, err = c.read(log, st, lsn, dst)
+		return err
+	})
+	return out, err
+}
+
+// underState runs lookup under log's state, taken before lookup reads the
+// index: a state at most as new as the index's batches never deletes an
+// entry whose newer copy (a rewrite's) the lookup cannot see yet. When
+// again says of its outcome that it may be stale and the log's state
+// changed meanwhile, it looks again: a batch it found may have gone with
+// its segment, its entries moved. An index that lied is rebuilt
+// (trustingIndexes).
+func (c *Coordinator) underState(log uint64, again func(error) bool, lookup func(*segment.LogState) error) error {
 	for {
-		// NB: the state before the index: a state at most as new as the
-		// index's batches never deletes an entry whose newer copy (a
-		// rewrite's) the lookup cannot see yet. And a lookup that found
-		// nothing while the log's state changed looks again: the batch it
-		// found may have gone with its segment, its entries moved.
 		st := c.state.of(log)
-		var out []byte
-		err := c.trustingIndexes(func() (err error) {
-			out, err = c.read(log, st, lsn, dst)
+		err := c.trustingIndexes(func() error { return lookup(st) })
+		if !again(err) || c.state.of(log) == st {
 			return err
-		})
-		if !errors.Is(err, ErrNotFound) || c.state.of(log) == st {
-			return out, err
 		}
 	}
 }
@@ -101,15 +108,23 @@ func (c *Coordinator) readLog(log uint64, lsn LSN, dst []byte) ([]byte, error) {
 // segment and runs lookup once more.
 func (c *Coordinator) trustingIndexes(lookup func() error) error {
 	err := lookup()
-	var lie *indexLie
-	if !errors.As(err, &lie) {
-		return err
-	}
-	c.idx.cache.drop(lie.v.id)
-	if _, err := c.idx.cache.get(lie.v.id, func() (*segment.Index, error) { return c.loadIndex(lie.v, lie.why) }); err != nil {
-		return err
+	if lied, rerr := c.repairLie(err); !lied || rerr != nil {
+		return rerr
 	}
 	return lookup()
+}
+
+// repairLie rebuilds, when err is an *indexLie, the index of the segment
+// it names from the segment; it reports whether err was one (else it
+// returns err as it is).
+func (c *Coordinator) repairLie(err error) (bool, error) {
+	var lie *indexLie
+	if !errors.As(err, &lie) {
+		return false, err
+	}
+	c.idx.cache.drop(lie.v.id)
+	_, err = c.idx.cache.get(lie.v.id, func() (*segment.Index, error) { return c.loadIndex(lie.v, lie.why) })
+	return true, err
 }
 
 // read is one lookup of readLog.

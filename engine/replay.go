@@ -120,15 +120,10 @@ func (c *Coordinator) replayLog(log uint64, from LSN, fn func(LSN, []byte) error
 			p.mu.Unlock()
 			continue
 		}
-		var lie *indexLie
-		if !errors.As(err, &lie) {
-			return err
-		}
 		// A sealed segment's index file led to a batch it does not
 		// describe: rebuilt from the segment, and the replay goes on after
 		// the last batch replayed.
-		c.idx.cache.drop(lie.v.id)
-		if _, err := c.idx.cache.get(lie.v.id, func() (*segment.Index, error) { return c.loadIndex(lie.v, lie.why) }); err != nil {
+		if lied, err := c.repairLie(err); !lied || err != nil {
 			return err
 		}
 	}
@@ -190,11 +185,7 @@ func (r *logReplay) run(views []segView) error {
 	// oldest entries first. Any other log goes in stream order, as written.
 	// A run that finds a rewrite since the last one resumes above the
 	// largest LSN replayed: the log wrote ascending LSNs up to it.
-	byLSN := len(r.st.Moves) > 0
-	if byLSN && !r.byLSN && r.done {
-		r.above, r.rerun = r.lastLSN, true
-	}
-	r.byLSN = byLSN
+	r.byLSN = len(r.st.Moves) > 0
 	slices.SortFunc(refs, func(a, b replayRef) int { return r.less(&a, &b) })
 	for i := range refs {
 		x := &refs[i]

@@ -321,9 +321,8 @@ type chunkWriter struct {
 	ents   []segment.Entry
 	bytes  int
 	maxLSN uint64
-	first  segment.Pos // the first chunk's position, once written
-	wrote  bool
-	copied int
+	first  segment.Pos // the first chunk's position, once one is written
+	copied int         // the entries of the chunks written
 }
 
 // add queues a copy of e (its data copied: e's bytes are a read buffer's).
@@ -341,7 +340,7 @@ func (w *chunkWriter) flush() error {
 		return nil
 	}
 	rec := segment.Entry{Kind: segment.KindRewrite, Log: w.log, LSN: w.maxLSN}
-	if w.wrote {
+	if w.copied > 0 {
 		rec.Data = segment.EncodePos(w.first)
 	}
 	ents := append(w.ents, rec)
@@ -349,8 +348,8 @@ func (w *chunkWriter) flush() error {
 	if err != nil {
 		return fmt.Errorf("dwal: log %d: rewrite through LSN %d: %w", w.log, w.maxLSN, err)
 	}
-	if !w.wrote {
-		w.first, w.wrote = pos, true
+	if w.copied == 0 {
+		w.first = pos
 	}
 	w.copied += len(w.ents)
 	clear(w.ents)

@@ -273,8 +273,8 @@ func (c *Coordinator) removeDeadLocked() {
 		act = a.id
 	}
 	removed := false
-	for _, id := range c.idx.ids() {
-		if id == act || !c.segmentDead(id) || !c.removable(id) {
+	for _, id := range c.idx.deadIDs(&c.state, act) {
+		if !c.removable(id) {
 			continue
 		}
 		if err := c.retire(id); err != nil && !errors.Is(err, fs.ErrNotExist) {

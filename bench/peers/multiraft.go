@@ -6,13 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 
 	"github.com/dwal-project/dwal/bench"
 	"github.com/dwal-project/dwal/raftstore"
@@ -55,28 +51,14 @@ var (
 		}
 		return out, s.Close, nil
 	}}
-	multiDirs = multiStore{name: "raft-dwal", open: func(dir string, groups int) ([]raftPair, func() error, error) {
-		var out []raftPair
-		var closers []func() error
-		closeAll := func() error {
-			var err error
-			for _, c := range closers {
-				err = errors.Join(err, c())
-			}
-			return err
-		}
-		for g := range groups {
-			s, err := raftstore.Open(filepath.Join(dir, fmt.Sprintf("g%02d", g)))
-			if err != nil {
-				closeAll()
-				return nil, nil, err
-			}
-			closers = append(closers, s.Close)
-			out = append(out, raftPair{s, s})
-		}
-		return out, closeAll, nil
-	}}
-	multiWAL = multiStore{name: "raft-wal", open: func(dir string, groups int) ([]raftPair, func() error, error) {
+	multiDirs = multiStore{name: "raft-dwal", open: perGroup(storeDwal)}
+	multiWAL  = multiStore{name: "raft-wal", open: perGroup(storeWAL)}
+)
+
+// perGroup opens a store of kind st per group, each in a directory of its
+// own under dir.
+func perGroup(st raftStore) func(dir string, groups int) ([]raftPair, func() error, error) {
+	return func(dir string, groups int) ([]raftPair, func() error, error) {
 		var out []raftPair
 		var closers []func() error
 		closeAll := func() error {
@@ -92,19 +74,17 @@ var (
 				closeAll()
 				return nil, nil, err
 			}
-			meta := &metadb.BoltMetaDB{}
-			w, err := wal.Open(gdir, wal.WithMetaStore(meta))
+			ls, ss, closeFn, err := st.open(gdir)
 			if err != nil {
-				meta.Close()
 				closeAll()
 				return nil, nil, err
 			}
-			closers = append(closers, func() error { return errors.Join(w.Close(), meta.Close()) })
-			out = append(out, raftPair{w, w})
+			closers = append(closers, closeFn)
+			out = append(out, raftPair{ls, ss})
 		}
 		return out, closeAll, nil
-	}}
-)
+	}
+}
 
 // MultiRaftPhase names the multi-raft cell.
 func MultiRaftPhase() string {
@@ -204,32 +184,5 @@ func multiRaftCell(ms multiStore, dir string, d time.Duration) bench.Result {
 			return fail(fmt.Errorf("%d of %d groups without a leader after 20s", missing, multiGroups))
 		}
 	}
-	rec := bench.NewRecorder()
-	var ops atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	start := time.Now()
-	for c := range multiClients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			leader := leaders[c%multiGroups]
-			cmd := make([]byte, size)
-			for time.Since(start) < d {
-				t0 := time.Now()
-				if err := leader.Apply(cmd, 10*time.Second).Error(); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				rec.Record(c, time.Since(t0))
-				ops.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	res := bench.RaftResult(ms.name, phase, multiClients, size, 1, ops.Load(), time.Since(start), rec)
-	if err, _ := firstErr.Load().(error); err != nil {
-		res.Error = err.Error()
-	}
-	return res
+	return applyLoad(ms.name, phase, multiClients, size, d, func(c int) *raft.Raft { return leaders[c%multiGroups] })
 }

@@ -325,6 +325,13 @@ func clusterCell(st raftStore, dir string, d time.Duration, tcp bool) bench.Resu
 	if leader == nil {
 		return failed(st, phase, errors.New("no leader elected within 10s"))
 	}
+	return applyLoad(st.name, phase, clients, size, d, func(int) *raft.Raft { return leader })
+}
+
+// applyLoad has clients apply commands of size bytes for d, client c on
+// leaderOf(c), and returns the cell's result: commands/s, their latency,
+// the first error.
+func applyLoad(system, phase string, clients, size int, d time.Duration, leaderOf func(c int) *raft.Raft) bench.Result {
 	rec := bench.NewRecorder()
 	var ops atomic.Int64
 	var firstErr atomic.Value
@@ -334,6 +341,7 @@ func clusterCell(st raftStore, dir string, d time.Duration, tcp bool) bench.Resu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			leader := leaderOf(c)
 			cmd := make([]byte, size)
 			for time.Since(start) < d {
 				t0 := time.Now()
@@ -347,7 +355,7 @@ func clusterCell(st raftStore, dir string, d time.Duration, tcp bool) bench.Resu
 		}()
 	}
 	wg.Wait()
-	res := bench.RaftResult(st.name, phase, clients, size, 1, ops.Load(), time.Since(start), rec)
+	res := bench.RaftResult(system, phase, clients, size, 1, ops.Load(), time.Since(start), rec)
 	if err, _ := firstErr.Load().(error); err != nil {
 		res.Error = err.Error()
 	}

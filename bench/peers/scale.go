@@ -9,11 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -102,7 +100,7 @@ func (s *scaleRun) run() []bench.Result {
 	mid := s.last / 2
 	w := s.result("dwal", bench.PhaseWrite)
 	w.Entries, w.Bytes = int64(s.last), s.payload
-	w.DiskPerPayload = float64(diskBytes(dwalDir)) / float64(s.payload)
+	w.DiskPerPayload = float64(bench.DiskBytes(dwalDir)) / float64(s.payload)
 	s.out = append(s.out, w)
 	s.probe("dwal", bench.PhaseOpenRead, probeSpec{Kind: "dwal", Dir: dwalDir, Mid: mid, Last: s.last})
 	s.probe("dwal", bench.PhaseRandom, probeSpec{Kind: "dwal", Dir: dwalDir, Mid: mid, Last: s.last, Readers: scaleReaders, Duration: s.p.Duration})
@@ -130,7 +128,7 @@ func (s *scaleRun) run() []bench.Result {
 	}
 	rw := s.result("raft-wal", bench.PhaseWrite)
 	rw.Entries, rw.Bytes = int64(s.last), s.payload
-	rw.DiskPerPayload = float64(diskBytes(walDir)) / float64(s.payload)
+	rw.DiskPerPayload = float64(bench.DiskBytes(walDir)) / float64(s.payload)
 	s.out = append(s.out, rw)
 	s.probe("raft-wal", bench.PhaseOpenRead, probeSpec{Kind: "raft-wal", Dir: walDir, Mid: mid, Last: s.last})
 	s.probe("raft-wal", bench.PhaseRandom, probeSpec{Kind: "raft-wal", Dir: walDir, Mid: mid, Last: s.last, Readers: scaleReaders, Duration: s.p.Duration})
@@ -289,7 +287,7 @@ func ScaleProbe(args []string) int {
 	if err != nil {
 		res.Err = err.Error()
 	}
-	res.MaxRSS = maxRSS()
+	res.MaxRSS = bench.MaxRSS()
 	json.NewEncoder(os.Stdout).Encode(res)
 	return 0
 }
@@ -490,38 +488,4 @@ func segBytes(dir string) int64 {
 		}
 	}
 	return n
-}
-
-// diskBytes sums the blocks allocated to every file under dir.
-func diskBytes(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
-		}
-		if info, err := d.Info(); err == nil {
-			if st, ok := info.Sys().(*syscall.Stat_t); ok {
-				n += st.Blocks * 512
-			} else {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
-}
-
-// maxRSS is this process's peak resident set (VmHWM), in bytes.
-func maxRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

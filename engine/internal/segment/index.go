@@ -179,38 +179,46 @@ func (b *BatchLogs) Reset() {
 	clear(b.pos)
 }
 
-// Add counts data entry e.
+// Add counts data entry e: a scan finds its log's sum while the batch
+// holds few logs, a map once it holds more.
 func (b *BatchLogs) Add(e Entry) {
-	if n := len(b.logs); n > 0 && b.logs[n-1].Log == e.Log {
-		b.logs[n-1].add(e)
-		return
+	i := b.find(e.Log)
+	if i < 0 {
+		i = len(b.logs)
+		b.logs = append(b.logs, LogRange{Log: e.Log, MinLSN: e.LSN, MaxLSN: e.LSN})
+		if len(b.pos) > 0 {
+			b.pos[e.Log] = i
+		}
 	}
-	if len(b.logs) >= batchLogsScan {
+	b.logs[i].add(e)
+}
+
+// find returns the position of log's sum, or -1.
+func (b *BatchLogs) find(log uint64) int {
+	n := len(b.logs)
+	if n > 0 && b.logs[n-1].Log == log {
+		return n - 1
+	}
+	if n < batchLogsScan {
+		for i := range b.logs {
+			if b.logs[i].Log == log {
+				return i
+			}
+		}
+		return -1
+	}
+	if len(b.pos) == 0 {
 		if b.pos == nil {
 			b.pos = map[uint64]int{}
 		}
-		if len(b.pos) == 0 {
-			for i, r := range b.logs {
-				b.pos[r.Log] = i
-			}
-		}
-		if i, ok := b.pos[e.Log]; ok {
-			b.logs[i].add(e)
-			return
-		}
-		b.pos[e.Log] = len(b.logs)
-		b.logs = append(b.logs, LogRange{Log: e.Log, MinLSN: e.LSN, MaxLSN: e.LSN, Count: 1, Bytes: uint64(EntryHeaderLen2 + len(e.Data))})
-		return
-	}
-	for i := range b.logs {
-		if r := &b.logs[i]; r.Log == e.Log {
-			r.MinLSN, r.MaxLSN = min(r.MinLSN, e.LSN), max(r.MaxLSN, e.LSN)
-			r.Count++
-			r.Bytes += uint64(EntryHeaderLen2 + len(e.Data))
-			return
+		for i, r := range b.logs {
+			b.pos[r.Log] = i
 		}
 	}
-	b.logs = append(b.logs, LogRange{Log: e.Log, MinLSN: e.LSN, MaxLSN: e.LSN, Count: 1, Bytes: uint64(EntryHeaderLen2 + len(e.Data))})
+	if i, ok := b.pos[log]; ok {
+		return i
+	}
+	return -1
 }
 
 // Logs returns the logs counted, in the order first seen.

@@ -118,3 +118,34 @@ func TestRefsFind(t *testing.T) {
 		t.Fatalf("Find(3) = %v, want [100 0] (newest first)", got)
 	}
 }
+
+// TestBatchLogsManyLogs: a batch's per-log sums are the same whether its
+// logs are found by a scan (few) or by the map (many), across Resets.
+func TestBatchLogsManyLogs(t *testing.T) {
+	var b BatchLogs
+	for round, logs := range []int{3, 40, 16, 17, 2} {
+		b.Reset()
+		want := map[uint64]LogRange{}
+		for i := range 200 {
+			e := Entry{Log: uint64((i * 7) % logs), LSN: uint64(1000 - i), Data: make([]byte, i%5)}
+			b.Add(e)
+			r, ok := want[e.Log]
+			if !ok {
+				r = LogRange{Log: e.Log, MinLSN: e.LSN, MaxLSN: e.LSN}
+			}
+			r.MinLSN, r.MaxLSN = min(r.MinLSN, e.LSN), max(r.MaxLSN, e.LSN)
+			r.Count++
+			r.Bytes += uint64(EntryHeaderLen2 + len(e.Data))
+			want[e.Log] = r
+		}
+		got := b.Logs()
+		if len(got) != len(want) {
+			t.Fatalf("round %d: %d logs, want %d", round, len(got), len(want))
+		}
+		for _, r := range got {
+			if r != want[r.Log] {
+				t.Fatalf("round %d: log %d summed %+v, want %+v", round, r.Log, r, want[r.Log])
+			}
+		}
+	}
+}
