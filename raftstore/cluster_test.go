@@ -350,7 +350,7 @@ func newCluster(t *testing.T, wrap func(*Store) raft.LogStore) (*cluster, *node)
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
 			if n.trans != nil {
-				n.r.Shutdown()
+				n.r.Shutdown().Error() // waits for raft's goroutines: they use the store until then
 				n.store.Close()
 			}
 		}

@@ -12,12 +12,15 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// failNextSync fails the next linked sync of a batch write (past a
-// segment's header block) once armed.
-type failNextSync struct{ armed atomic.Bool }
+// failSyncs fails every linked sync of a write past a segment's header
+// block while armed: the batch's, and any zeroing ahead of the write
+// cursor that runs beside it (which the engine survives by leaving the
+// rest of the segment fallocated), so that the batch's sync is sure to
+// fail whichever runs first.
+type failSyncs struct{ armed atomic.Bool }
 
-func (f *failNextSync) MaybeError(op errorfs.Op) error {
-	if op.Kind == errorfs.OpWriteSync && op.Offset > 0 && f.armed.CompareAndSwap(true, false) {
+func (f *failSyncs) MaybeError(op errorfs.Op) error {
+	if op.Kind == errorfs.OpWriteSync && op.Offset > 0 && f.armed.Load() {
 		return &errorfs.Error{Op: op}
 	}
 	return nil
@@ -99,7 +102,7 @@ func (d diskStore) close() error {
 
 func testStoreLogsDiskError(t *testing.T, k storeKind, direct bool) {
 	mem := memfs.New(4096)
-	inj := &failNextSync{}
+	inj := &failSyncs{}
 	var fsys vfs.FS = errorfs.New(mem, inj)
 	if !direct {
 		fsys = buffered{fsys}
@@ -115,6 +118,7 @@ func testStoreLogsDiskError(t *testing.T, k storeKind, direct bool) {
 	if err := s.StoreLogs(logs(11, 20)); err == nil {
 		t.Fatal("StoreLogs succeeded through a failed sync")
 	}
+	inj.armed.Store(false)
 	checkLog(t, s.Store, 1, 10, nil)
 	err := s.StoreLogs(logs(11, 20))
 	if direct {

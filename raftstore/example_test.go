@@ -43,7 +43,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	defer r.Shutdown()
+	defer func() { r.Shutdown().Error() }() // Error waits until raft has stopped using the store
 	if err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: conf.LocalID, Address: addr}}}).Error(); err != nil {
 		panic(err)
 	}
@@ -90,7 +90,7 @@ func ExampleOpenSet() {
 		if err != nil {
 			panic(err)
 		}
-		defer r.Shutdown()
+		defer func() { r.Shutdown().Error() }()
 		if err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: conf.LocalID, Address: addr}}}).Error(); err != nil {
 			panic(err)
 		}

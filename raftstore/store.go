@@ -193,7 +193,9 @@ var errClosed = fmt.Errorf("raftstore: store closed: %w", engine.ErrClosed)
 // open with its other groups: the group's next Group call returns a new
 // Store over the same log, as a reopen of the directory would, so one
 // group can restart while the others run. A second Close returns the
-// error.
+// error. Close it only once raft has stopped: r.Shutdown().Error(), not
+// r.Shutdown() alone, which returns before raft's goroutines end; raft
+// panics when its stable store fails, as it does after Close.
 func (s *Store) Close() error {
 	if !s.shut(errClosed) {
 		return errClosed
